@@ -1,0 +1,41 @@
+"""is2grid: ICESat-2 ATL10 sea ice freeboard as xarray, gridded onto EASE-Grid 2.0.
+
+>>> import xarray as xr
+>>> import is2grid
+>>> "atl10" in xr.backends.list_engines()
+True
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from is2grid.errors import (
+    CorruptGranuleError,
+    GranuleError,
+    GranuleNotFoundError,
+    GridError,
+    Is2gridError,
+    Is2gridWarning,
+    NotATL10Error,
+    NotHDF5Error,
+    UnsupportedVersionError,
+)
+from is2grid.gpstime import delta_time_to_utc
+
+try:
+    __version__ = version("is2grid")
+except PackageNotFoundError:  # pragma: no cover
+    __version__ = "0+unknown"
+
+__all__ = [
+    "CorruptGranuleError",
+    "GranuleError",
+    "GranuleNotFoundError",
+    "GridError",
+    "Is2gridError",
+    "Is2gridWarning",
+    "NotATL10Error",
+    "NotHDF5Error",
+    "UnsupportedVersionError",
+    "__version__",
+    "delta_time_to_utc",
+]

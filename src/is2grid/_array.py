@@ -1,0 +1,200 @@
+"""Lazy arrays over one or more HDF5 datasets laid end to end (the ragged ``segment`` dimension).
+
+Each array holds only a picklable :class:`GranuleReader` and the list of (dataset path, rows)
+pieces it spans; data is read on indexing, only the rows asked for.
+"""
+
+from __future__ import annotations
+
+import ast
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from xarray.backends import BackendArray
+from xarray.backends.file_manager import CachingFileManager
+from xarray.backends.locks import SerializableLock
+from xarray.core import indexing
+
+from is2grid._io import open_h5coro
+from is2grid.errors import CorruptGranuleError, GranuleError
+
+#: h5coro keeps every 4 MB line it reads; past this many lines a granule's cache is dropped.
+MAX_CACHED_LINES = 16
+_LOCKS: dict[str, SerializableLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _granule_lock(url: str) -> SerializableLock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(url, SerializableLock(token=f"is2grid:{url}"))
+
+
+@dataclass(frozen=True)
+class Piece:
+    """``rows`` rows of dataset ``path``; ``contiguous`` datasets are read whole (h5coro bug)."""
+
+    path: str
+    rows: int
+    contiguous: bool = False
+
+
+def as_text(value: Any) -> str:
+    """Decode a string dataset element as h5coro returns it (bytes, or the repr of a bytearray)."""
+    if isinstance(value, np.ndarray):
+        value = value.ravel()[0] if value.size else ""
+    if isinstance(value, str) and value.startswith(("bytearray(b", "b'", 'b"')):
+        value = ast.literal_eval(value[len("bytearray(") : -1] if value.startswith("bytearray(") else value)
+    if isinstance(value, bytes | bytearray | np.bytes_):
+        value = bytes(value).decode("utf-8", "replace")
+    return str(value).strip().strip("\x00").strip()
+
+
+class GranuleReader:
+    """Reads datasets of one granule through a shared, picklable h5coro handle."""
+
+    def __init__(self, url: str, credentials: Any = None):
+        self.url = url
+        self.credentials = credentials
+        self.lock = _granule_lock(url)
+        self.manager = CachingFileManager(open_h5coro, url, kwargs={"credentials": credentials}, lock=self.lock)
+
+    def __getstate__(self):
+        return {"url": self.url, "credentials": self.credentials, "manager": self.manager}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.lock = _granule_lock(self.url)
+
+    def close(self) -> None:
+        self.manager.close()
+
+    def _handle(self):
+        return self.manager.acquire(needs_lock=False)
+
+    def listing(self, group: str) -> tuple[dict[str, Any], set[str]]:
+        """Datasets (name -> h5coro metadata) and subgroup names of ``group``; empty if it is missing."""
+        with self.lock:
+            try:
+                variables, _, groups = self._handle().list(group, w_attr=False)
+            except GranuleError:
+                raise
+            except Exception as err:
+                raise CorruptGranuleError(
+                    f"{self.url}: cannot read the structure of group {group!r} ({type(err).__name__}: {err}). "
+                    "The file is probably truncated or damaged: download it again."
+                ) from err
+        return {k: v["__metadata__"] for k, v in variables.items()}, set(groups)
+
+    def read(self, requests: list[tuple[str, int, int] | tuple[str, None, None]]) -> list[np.ndarray]:
+        """Read ``(path, start, stop)`` row ranges (``None`` bounds: the whole dataset), in one h5coro call."""
+        if not requests:
+            return []
+        specs = []
+        for path, start, stop in requests:
+            spec: dict[str, Any] = {"dataset": path, "hyperslice": []}
+            if start is not None:
+                spec["hyperslice"] = [(int(start), int(stop))]
+            specs.append(spec)
+        with self.lock:
+            handle = self._handle()
+            try:
+                promise = handle.readDatasets(specs, block=True)
+                values = [promise[path] for path, _, _ in requests]
+            except GranuleError:
+                raise
+            except Exception as err:
+                raise CorruptGranuleError(
+                    f"{self.url}: reading {[r[0] for r in requests]} failed ({type(err).__name__}: {err}). "
+                    "The file is probably truncated or damaged: download it again."
+                ) from err
+            finally:
+                if len(handle.cache) > MAX_CACHED_LINES:
+                    handle.cache.clear()
+        for (path, _, _), value in zip(requests, values, strict=True):
+            if value is None:
+                raise CorruptGranuleError(
+                    f"{self.url}: dataset {path!r} could not be read (missing, truncated or damaged). "
+                    "Download the granule again; if it persists, report it with the granule name."
+                )
+        return values
+
+
+class RaggedArray(BackendArray):
+    """Rows of several same-typed datasets concatenated along the first axis."""
+
+    def __init__(
+        self,
+        reader: GranuleReader,
+        pieces: list[Piece],
+        dtype: np.dtype,
+        trailing_shape: tuple[int, ...] = (),
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+        stored_dtype: np.dtype | None = None,
+    ):
+        self.reader = reader
+        self.pieces = [p for p in pieces if p.rows > 0]
+        self.stored_dtype = np.dtype(stored_dtype if stored_dtype is not None else dtype)
+        self.dtype = np.dtype(dtype)
+        self.shape = (sum(p.rows for p in self.pieces), *trailing_shape)
+        self.transform = transform
+        self._offsets = np.cumsum([0] + [p.rows for p in self.pieces])
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._getitem)
+
+    def _getitem(self, key: tuple) -> np.ndarray:
+        first, rest = key[0], key[1:]
+        n = self.shape[0]
+        rows = range(*first.indices(n)) if isinstance(first, slice) else range(first % n, first % n + 1)
+        if len(rows) == 0:
+            block = np.empty((0, *self.shape[1:]), dtype=self.stored_dtype)
+            lo = 0
+        else:
+            lo, hi = min(rows[0], rows[-1]), max(rows[0], rows[-1]) + 1
+            block = self._read_rows(lo, hi)
+            if rows.step != 1 or len(rows) != hi - lo:
+                block = block[np.asarray(rows) - lo]
+        if not isinstance(first, slice):
+            block = block[0]
+            out = block[tuple(rest)] if rest else block
+        else:
+            out = block[(slice(None), *rest)] if rest else block
+        out = np.asarray(out, dtype=self.stored_dtype)
+        return self.transform(out) if self.transform is not None else out
+
+    def _read_rows(self, lo: int, hi: int) -> np.ndarray:
+        requests, trims = [], []
+        for piece, start in zip(self.pieces, self._offsets[:-1], strict=True):
+            a, b = max(lo, start), min(hi, start + piece.rows)
+            if a >= b:
+                continue
+            if piece.contiguous:
+                requests.append((piece.path, None, None))
+                trims.append(slice(a - start, b - start))
+            else:
+                requests.append((piece.path, a - start, b - start))
+                trims.append(slice(None))
+        values = self.reader.read(requests)
+        parts = [np.asarray(v).reshape((-1, *self.shape[1:]))[t] for v, t in zip(values, trims, strict=True)]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+class RepeatedLabelArray(BackendArray):
+    """A per-row label (e.g. the beam name) from run lengths, computed on access with no I/O."""
+
+    def __init__(self, labels: list[str], counts: list[int]):
+        self.labels = np.asarray(labels, dtype=f"<U{max((len(x) for x in labels), default=1)}")
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.dtype = self.labels.dtype
+        self.shape = (int(self.counts.sum()),)
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._getitem)
+
+    def _getitem(self, key: tuple) -> np.ndarray:
+        rows = np.arange(self.shape[0])[key[0]]
+        which = np.searchsorted(np.cumsum(self.counts), rows, side="right")
+        return self.labels[which]

@@ -1,0 +1,75 @@
+"""Opening granules: the engine's work, as plain functions (the entry point only forwards here)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import xarray as xr
+from xarray.backends.store import StoreBackendEntrypoint
+
+from is2grid import atl10
+from is2grid._store import BeamGroupStore, Granule, SegmentStore
+
+
+def _decode(store, mask_and_scale: bool, drop_variables=None) -> xr.Dataset:
+    # delta_time is decoded by the store itself (GPS -> UTC with leap seconds), never by CF rules
+    ds = StoreBackendEntrypoint().open_dataset(
+        store,
+        mask_and_scale=mask_and_scale,
+        decode_times=False,
+        decode_timedelta=False,
+        concat_characters=True,
+        decode_coords=False,
+        drop_variables=drop_variables,
+    )
+    coords = [c for c in (*atl10.COORDINATES, "beam", "trajectory") if c in ds.variables]
+    return ds.set_coords(coords)
+
+
+def open_segments(
+    filename_or_obj: str | os.PathLike,
+    *,
+    beams="strong",
+    group: str | None = None,
+    variables=None,
+    drop_variables=None,
+    mask_and_scale: bool = True,
+    decode_times: bool = True,
+    credentials: Any = None,
+) -> xr.Dataset:
+    """Open the freeboard segments of the chosen beams as one ragged Dataset (see the engine docs)."""
+    if group is not None and group not in atl10.BEAMS:
+        raise ValueError(
+            f"group={group!r}: the atl10 engine opens one beam with group=, one of {list(atl10.BEAMS)}. "
+            "For leads or reference_surface_section use xr.open_datatree(path, engine='atl10')."
+        )
+    granule = Granule(filename_or_obj, credentials)
+    try:
+        store = SegmentStore(granule, beams, variables, drop_variables, decode_times)
+        return _decode(store, mask_and_scale)
+    except BaseException:
+        granule.reader.close()
+        raise
+
+
+def open_groups(
+    filename_or_obj: str | os.PathLike,
+    *,
+    mask_and_scale: bool = True,
+    decode_times: bool = True,
+    drop_variables=None,
+    credentials: Any = None,
+) -> dict[str, xr.Dataset]:
+    """Every beam group of a granule at its own length: ``{"/": root, "/gt1l/leads": ..., ...}``."""
+    granule = Granule(filename_or_obj, credentials)
+    groups: dict[str, xr.Dataset] = {"/": xr.Dataset(attrs=granule.attrs)}
+    for beam in granule.beams:
+        groups[f"/{beam}"] = xr.Dataset(attrs={"beam": beam, **atl10.group_attrs("{beam}")})
+        for group in atl10.BEAM_GROUPS:
+            if not granule.listing(f"{beam}/{group}")[0]:
+                continue
+            store = BeamGroupStore(granule, beam, group, decode_times, drop_variables)
+            groups[f"/{beam}/{group}"] = _decode(store, mask_and_scale)
+    groups["/"].set_close(granule.reader.close)
+    return groups

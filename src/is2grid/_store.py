@@ -1,0 +1,275 @@
+"""The ATL10 data store: granule structure -> lazily read xarray Variables.
+
+Product rules (beams, names, schema, time) come from :mod:`is2grid.atl10` and
+:mod:`is2grid.gpstime`; reading goes through :class:`is2grid._array.GranuleReader`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from xarray.backends.common import AbstractDataStore
+from xarray.core.utils import FrozenDict
+
+from is2grid import atl10
+from is2grid._array import GranuleReader, Piece, RaggedArray, RepeatedLabelArray, as_text
+from is2grid.errors import CorruptGranuleError, Is2gridWarning, NotATL10Error, UnsupportedVersionError
+from is2grid.gpstime import delta_time_to_utc
+
+CHUNKED = 2
+TIME_ENCODING = {"units": "seconds since 2018-01-01T00:00:00", "calendar": "standard", "dtype": "float64"}
+ROOT_SCALARS = {
+    "sc_orient": "orbit_info/sc_orient",
+    "rgt": "orbit_info/rgt",
+    "cycle_number": "orbit_info/cycle_number",
+    "orbit_number": "orbit_info/orbit_number",
+    "release": "ancillary_data/release",
+    "revision": "ancillary_data/version",
+}
+
+
+class Granule:
+    """What is known about a granule after reading its structure and orbit_info (no segment data)."""
+
+    def __init__(self, url: str | os.PathLike, credentials: Any = None):
+        self.url = os.fspath(url)
+        self.name = self.url.rstrip("/").rsplit("/", 1)[-1]
+        self.reader = GranuleReader(self.url, credentials)
+        self._groups: dict[str, tuple[dict[str, Any], set[str]]] = {}
+        _, root_groups = self.reader.listing("/")
+        self.beams = [b for b in atl10.BEAMS if b in root_groups]
+        self._check_product(root_groups)
+        values = self.reader.read([(path, None, None) for path in ROOT_SCALARS.values()])
+        raw = dict(zip(ROOT_SCALARS, values, strict=True))
+        self.sc_orient = int(np.asarray(raw["sc_orient"]).ravel()[0])
+        self.release = as_text(raw["release"])
+        self.attrs = {
+            "granule": self.name.removeprefix("processed_") if self.name.startswith("processed_") else self.name,
+            "source_file": self.name,
+            "hemisphere": atl10.hemisphere_from_name(self.name) or "unknown",
+            "rgt": int(np.asarray(raw["rgt"]).ravel()[0]),
+            "cycle": int(np.asarray(raw["cycle_number"]).ravel()[0]),
+            "orbit_number": int(np.asarray(raw["orbit_number"]).ravel()[0]),
+            "sc_orient": self.sc_orient,
+            "sc_orient_meaning": atl10.ORIENTATIONS.get(self.sc_orient, "unknown"),
+            "product": "ATL10",
+            "product_version": self.release,
+            "product_revision": as_text(raw["revision"]),
+        }
+
+    def _check_product(self, root_groups: set[str]) -> None:
+        missing = {"orbit_info", "ancillary_data"} - root_groups
+        if missing or not self.beams:
+            raise NotATL10Error(
+                f"{self.url}: not an ATL10 granule (no {sorted(missing) or 'beam groups gt1l..gt3r'} at the root; "
+                f"found {sorted(root_groups)}). Open ATL10 granules only (ATL10-01_* Arctic, ATL10-02_* Antarctic)."
+            )
+        kinds: set[str] = set()
+        for beam in self.beams:
+            kinds |= self.listing(beam)[1]
+        if atl10.LEGACY_SEGMENT_GROUP in kinds:
+            release = as_text(self.reader.read([("ancillary_data/release", None, None)])[0])
+            raise UnsupportedVersionError(
+                f"{self.url}: ATL10 release {release} layout ({atl10.LEGACY_SEGMENT_GROUP}/); is2grid reads "
+                "release 006 and later. Download the current release of this granule from NSIDC."
+            )
+        if not kinds & set(atl10.BEAM_GROUPS):
+            found = "sea_ice_segments (an ATL07 granule?)" if "sea_ice_segments" in kinds else sorted(kinds)
+            raise NotATL10Error(
+                f"{self.url}: beam groups hold {found}, not ATL10's freeboard_segment/leads. Open ATL10 granules only."
+            )
+
+    def listing(self, group: str) -> tuple[dict[str, Any], set[str]]:
+        if group not in self._groups:
+            self._groups[group] = self.reader.listing(group)
+        return self._groups[group]
+
+    def segment_rows(self, beam: str) -> dict[str, tuple[str, Any]]:
+        """Flat name -> (path, h5coro metadata) of every per-segment dataset of one beam (empty if absent)."""
+        found: dict[str, tuple[str, Any]] = {}
+        for sub in ("", *atl10.SEGMENT_SUBGROUPS):
+            group = "/".join(filter(None, (beam, atl10.SEGMENT_GROUP, sub)))
+            for name, meta in sorted(self.listing(group)[0].items()):
+                found.setdefault(name, (f"{group}/{name}", meta))
+        return found
+
+
+def _ragged_variable(reader, dims, pieces, dtype, schema_path, decode_times, trailing=()) -> xr.Variable:
+    attrs = atl10.variable_attrs(schema_path)
+    encoding: dict[str, Any] = {}
+    name = schema_path.rsplit("/", 1)[-1]
+    if name == "delta_time" and decode_times:
+        array = RaggedArray(reader, pieces, np.dtype("datetime64[ns]"), trailing, delta_time_to_utc, dtype)
+        attrs = {k: v for k, v in attrs.items() if k not in ("units", "_FillValue")}
+        attrs["long_name"] = "UTC time of the segment (decoded from GPS delta_time, leap seconds applied)"
+        encoding.update(TIME_ENCODING)
+    else:
+        array = RaggedArray(reader, pieces, dtype, trailing)
+    chunks = tuple(size for p in array.pieces for size in _chunk_sizes(p.rows))
+    if chunks:
+        encoding["preferred_chunks"] = {dims[0]: chunks}
+    from xarray.core import indexing
+
+    return xr.Variable(dims, indexing.LazilyIndexedArray(array), attrs, encoding)
+
+
+def _chunk_sizes(rows: int, chunk: int = 10000) -> list[int]:
+    return [min(chunk, rows - start) for start in range(0, rows, chunk)]
+
+
+class SegmentStore(AbstractDataStore):
+    """The chosen beams' freeboard segments as one ragged ``segment`` dimension."""
+
+    def __init__(self, granule: Granule, beams, variables, drop_variables, decode_times: bool):
+        self.granule = granule
+        self.decode_times = decode_times
+        chosen, undefined = atl10.beams_for(granule.sc_orient, beams)
+        if undefined:
+            warnings.warn(
+                f"{granule.url}: spacecraft orientation is 'transition' (sc_orient=2), so beams={beams!r} is "
+                "undefined; returning an empty dataset. Pass an explicit list such as beams=['gt1l', 'gt2l'] "
+                "to read it anyway (science quality is degraded during transitions).",
+                Is2gridWarning,
+                stacklevel=5,
+            )
+        self.beams = chosen
+        self.names = _select_names(variables, drop_variables)
+        self.rows = {beam: granule.segment_rows(beam) if beam in granule.beams else {} for beam in chosen}
+
+    def get_dimensions(self):
+        return FrozenDict(segment=sum(self._beam_rows(b) for b in self.beams), trajectory=len(self.beams))
+
+    def _beam_rows(self, beam: str) -> int:
+        found = self.rows[beam]
+        if "latitude" not in found:
+            return 0
+        return int(found["latitude"][1].dimensions[0])
+
+    def get_attrs(self):
+        attrs = dict(self.granule.attrs)
+        attrs.update(
+            beams=" ".join(self.beams),
+            featureType="trajectory",
+            Conventions="CF-1.8",
+            title="ICESat-2 ATL10 sea ice freeboard segments",
+            source="ICESat-2 ATL10 (NSIDC), read by is2grid",
+        )
+        return FrozenDict(attrs)
+
+    def get_variables(self):
+        counts = [self._beam_rows(b) for b in self.beams]
+        variables: dict[str, xr.Variable] = {}
+        for name in self.names:
+            relpath = atl10.segment_variable_paths()[name]
+            schema_path = "{beam}/" + relpath
+            pieces, dtype = [], atl10.variable_dtype(schema_path)
+            for beam, count in zip(self.beams, counts, strict=True):
+                if count == 0:
+                    continue
+                entry = self.rows[beam].get(name)
+                if entry is None:
+                    raise CorruptGranuleError(
+                        f"{self.granule.url}: {beam}/{relpath} is missing although {beam} has "
+                        f"{count} segments. The granule is incomplete; download it again."
+                    )
+                path, meta = entry
+                if int(meta.dimensions[0]) != count:
+                    raise CorruptGranuleError(
+                        f"{self.granule.url}: {path} has {meta.dimensions[0]} rows, latitude has {count}."
+                    )
+                dtype = meta.getNumpyType()
+                pieces.append(Piece(path, count, meta.layout != CHUNKED))
+            variables[name] = _ragged_variable(
+                self.granule.reader, ("segment",), pieces, dtype, schema_path, self.decode_times
+            )
+        variables["beam"] = xr.Variable(
+            ("segment",),
+            _lazy(RepeatedLabelArray(self.beams, counts)),
+            {"long_name": "ground track (beam) of the segment", "comment": "gt1l..gt3r"},
+        )
+        variables["trajectory"] = xr.Variable(
+            ("trajectory",),
+            np.asarray(self.beams, dtype="<U4"),
+            {"cf_role": "trajectory_id", "long_name": "ground track (beam)"},
+        )
+        variables["row_size"] = xr.Variable(
+            ("trajectory",),
+            np.asarray(counts, dtype=np.int64),
+            {"long_name": "number of segments of each beam", "sample_dimension": "segment"},
+        )
+        return FrozenDict(variables)
+
+    def close(self):
+        self.granule.reader.close()
+
+
+def _lazy(array):
+    from xarray.core import indexing
+
+    return indexing.LazilyIndexedArray(array)
+
+
+def _select_names(variables, drop_variables) -> list[str]:
+    valid = atl10.segment_variable_paths()
+    if variables is None:
+        names = list(atl10.DEFAULT_VARIABLES)
+    else:
+        names = [variables] if isinstance(variables, str) else list(variables)
+        unknown = [n for n in names if n not in valid]
+        if unknown:
+            raise ValueError(
+                f"variables={names!r}: unknown per-segment variable(s) {unknown}. Valid names: {sorted(valid)}"
+            )
+    names = [n for n in dict.fromkeys(names) if n not in atl10.COORDINATES] + list(atl10.COORDINATES)
+    drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
+    return [n for n in names if n not in drop]
+
+
+class BeamGroupStore(AbstractDataStore):
+    """One group of one beam (freeboard_segment, leads or reference_surface_section) at its own length."""
+
+    def __init__(self, granule: Granule, beam: str, group: str, decode_times: bool, drop_variables=None):
+        self.granule = granule
+        self.beam, self.group = beam, group
+        self.decode_times = decode_times
+        self.dim = atl10.BEAM_GROUPS[group]
+        drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
+        if group == atl10.SEGMENT_GROUP:
+            self.entries = granule.segment_rows(beam)
+        else:
+            found = granule.listing(f"{beam}/{group}")[0]
+            self.entries = {name: (f"{beam}/{group}/{name}", meta) for name, meta in sorted(found.items())}
+        self.entries = {k: v for k, v in self.entries.items() if k not in drop}
+
+    def get_attrs(self):
+        return FrozenDict({"beam": self.beam, "group": self.group, **atl10.group_attrs("{beam}/" + self.group)})
+
+    def get_variables(self):
+        rows = {int(meta.dimensions[0]) for name, (_, meta) in self.entries.items() if name == "latitude"}
+        n = rows.pop() if rows else None
+        variables = {}
+        for name, (path, meta) in self.entries.items():
+            shape = tuple(int(d) for d in meta.dimensions)
+            dims: tuple[str, ...]
+            if n is not None and shape[0] == n:
+                dims = (self.dim, *(f"{name}_dim{i}" if name != "beam_fb_hist_refsurf" else "hist_bin" for i in range(1, len(shape))))
+            else:
+                dims = ("hist_bin",) if name == "ds_si_hist_bins" else tuple(f"{name}_dim{i}" for i in range(len(shape)))
+            piece = Piece(path, shape[0], meta.layout != CHUNKED)
+            variables[name] = _ragged_variable(
+                self.granule.reader,
+                dims,
+                [piece],
+                meta.getNumpyType(),
+                "{beam}/" + path.split("/", 1)[1],
+                self.decode_times,
+                trailing=shape[1:],
+            )
+        return FrozenDict(variables)
+
+    def close(self):
+        self.granule.reader.close()

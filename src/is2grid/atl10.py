@@ -1,0 +1,177 @@
+"""ATL10 product knowledge: beams, variable names, the carried schema, granule names.
+
+Nothing here does I/O on granules; the schema table is a JSON file shipped with the package,
+extracted from a real v006 granule by ``tools/extract_schema.py`` because h5coro cannot read the
+attributes of real granules.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BEAMS",
+    "DEFAULT_VARIABLES",
+    "GRANULE_NAME",
+    "beams_for",
+    "hemisphere_from_name",
+    "segment_variable_paths",
+    "variable_attrs",
+    "variable_dtype",
+]
+
+BEAMS = ("gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r")
+STRONG_BEAMS = {0: ("gt1l", "gt2l", "gt3l"), 1: ("gt1r", "gt2r", "gt3r")}
+WEAK_BEAMS = {0: ("gt1r", "gt2r", "gt3r"), 1: ("gt1l", "gt2l", "gt3l")}
+ORIENTATIONS = {0: "backward", 1: "forward", 2: "transition"}
+
+SEGMENT_GROUP = "freeboard_segment"
+SEGMENT_SUBGROUPS = ("heights", "geophysical")
+BEAM_GROUPS = {"freeboard_segment": "segment", "leads": "lead", "reference_surface_section": "section"}
+COORDINATES = ("latitude", "longitude", "delta_time")
+DEFAULT_VARIABLES = (
+    "beam_fb_height",
+    "beam_fb_unc",
+    "beam_fb_quality_flag",
+    "beam_fb_confidence",
+    "height_segment_id",
+    "seg_dist_x",
+    "height_segment_length_seg",
+    "height_segment_type",
+    "height_segment_ssh_flag",
+)
+#: The layout of ATL10 release 005 and older, recognised only to reject it clearly.
+LEGACY_SEGMENT_GROUP = "freeboard_beam_segment"
+
+#: ``ATL10-HH_yyyymmddhhmmss_ttttccss_vvv_rr.h5``, HH 01 Arctic / 02 Antarctic, optional subsetter prefix.
+GRANULE_NAME = re.compile(
+    r"^(?:processed_)?ATL10-(?P<hemi>0[12])_(?P<time>\d{14})_(?P<rgt>\d{4})(?P<cycle>\d{2})(?P<region>\d{2})"
+    r"_(?P<version>\d{3})_(?P<revision>\d{2})\.h5$"
+)
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    text = resources.files("is2grid").joinpath("atl10_schema.json").read_text()
+    return json.loads(text)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict) and "dtype" in value:
+        if "values" in value:
+            return np.array(value["values"], dtype=value["dtype"])
+        return np.array(value["value"], dtype=value["dtype"])[()]
+    return value
+
+
+def schema_entry(path: str) -> dict[str, Any] | None:
+    """The schema record of a dataset, ``path`` relative to the file root, beams as ``{beam}``."""
+    return _schema()["datasets"].get(path)
+
+
+def dataset_paths() -> list[str]:
+    """Every dataset path the schema knows, beams written as ``{beam}``."""
+    return sorted(_schema()["datasets"])
+
+
+def group_attrs(path: str) -> dict[str, Any]:
+    """Attributes of a group as stored in real granules (``{beam}`` for beam groups)."""
+    return {k: _decode(v) for k, v in _schema()["groups"].get(path, {}).items()}
+
+
+def root_attrs() -> dict[str, Any]:
+    """Root attributes of the granule the schema was extracted from."""
+    return {k: _decode(v) for k, v in _schema()["root_attrs"].items()}
+
+
+def variable_attrs(path: str) -> dict[str, Any]:
+    """CF attributes (units, long_name, _FillValue, flags, valid range...) of a dataset.
+
+    Examples
+    --------
+    >>> variable_attrs("{beam}/freeboard_segment/beam_fb_height")["units"]
+    'meters'
+    """
+    entry = schema_entry(path)
+    if entry is None:
+        return {}
+    return {k: _decode(v) for k, v in entry["attrs"].items()}
+
+
+def variable_dtype(path: str) -> np.dtype:
+    """The stored dtype of a dataset."""
+    entry = schema_entry(path)
+    if entry is None:
+        raise KeyError(path)
+    return np.dtype(entry["dtype"])
+
+
+@functools.cache
+def segment_variable_paths() -> dict[str, str]:
+    """Flat variable name -> path below the beam group, for every per-segment variable.
+
+    ``freeboard_segment`` itself wins over its ``heights/`` and ``geophysical/`` subgroups for the
+    names they repeat (latitude, longitude, delta_time).
+
+    Examples
+    --------
+    >>> segment_variable_paths()["height_segment_length_seg"]
+    'freeboard_segment/heights/height_segment_length_seg'
+    """
+    names: dict[str, str] = {}
+    prefix = "{beam}/" + SEGMENT_GROUP + "/"
+    for sub in ("", *(s + "/" for s in SEGMENT_SUBGROUPS)):
+        for path in dataset_paths():
+            rest = path[len(prefix + sub) :] if path.startswith(prefix + sub) else None
+            if rest and "/" not in rest and rest not in names:
+                names[rest] = path[len("{beam}/") :]
+    return names
+
+
+def beams_for(sc_orient: int, beams: str | list[str] | tuple[str, ...]) -> tuple[list[str], bool]:
+    """Resolve a ``beams=`` request against the spacecraft orientation.
+
+    Returns the beam names and whether the request was undefined for this orientation
+    (strong or weak beams of a transition granule), in which case the list is empty.
+
+    Examples
+    --------
+    >>> beams_for(0, "strong")
+    (['gt1l', 'gt2l', 'gt3l'], False)
+    >>> beams_for(2, "strong")
+    ([], True)
+    """
+    if isinstance(beams, str) and beams in ("strong", "weak", "all"):
+        if beams == "all":
+            return list(BEAMS), False
+        table = STRONG_BEAMS if beams == "strong" else WEAK_BEAMS
+        if sc_orient not in table:
+            return [], True
+        return list(table[sc_orient]), False
+    requested = [beams] if isinstance(beams, str) else list(beams)
+    unknown = [b for b in requested if b not in BEAMS]
+    if unknown or not requested:
+        raise ValueError(
+            f"beams={beams!r}: unknown beam name(s) {unknown}. Use 'strong', 'weak', 'all' or a list of {list(BEAMS)}."
+        )
+    return list(dict.fromkeys(requested)), False
+
+
+def hemisphere_from_name(name: str) -> str | None:
+    """'north' or 'south' from an ATL10 file name, None if the name is not an ATL10 name.
+
+    Examples
+    --------
+    >>> hemisphere_from_name("processed_ATL10-02_20190915000000_12340501_006_01.h5")
+    'south'
+    """
+    match = GRANULE_NAME.match(name.rsplit("/", 1)[-1])
+    if match is None:
+        return None
+    return "north" if match["hemi"] == "01" else "south"

@@ -1,0 +1,63 @@
+"""The exceptions and warnings is2grid raises.
+
+Every error names the input, says what is wrong with it and, where there is one, what to do.
+
+    Is2gridError
+    ├── GranuleError               a granule cannot be opened or read
+    │   ├── GranuleNotFoundError   (also a FileNotFoundError)
+    │   ├── NotHDF5Error           the bytes are not HDF5 at all
+    │   ├── NotATL10Error          HDF5, but not an ATL10 granule
+    │   ├── UnsupportedVersionError ATL10 release 005 or older
+    │   └── CorruptGranuleError    truncated or damaged file, or a failed remote read
+    └── GridError                  gridding input or parameters are not usable (also a ValueError)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorruptGranuleError",
+    "GranuleError",
+    "GranuleNotFoundError",
+    "GridError",
+    "Is2gridError",
+    "Is2gridWarning",
+    "NotATL10Error",
+    "NotHDF5Error",
+    "UnsupportedVersionError",
+]
+
+
+class Is2gridError(Exception):
+    """Base class of every is2grid error."""
+
+
+class GranuleError(Is2gridError):
+    """A granule cannot be opened or read."""
+
+
+class GranuleNotFoundError(GranuleError, FileNotFoundError):
+    """The path or URL does not point to an existing object."""
+
+
+class NotHDF5Error(GranuleError):
+    """The file does not start with an HDF5 signature."""
+
+
+class NotATL10Error(GranuleError):
+    """The file is HDF5 but lacks the groups every ATL10 granule has."""
+
+
+class UnsupportedVersionError(GranuleError):
+    """The granule uses the layout of ATL10 release 005 or older."""
+
+
+class CorruptGranuleError(GranuleError):
+    """The file is truncated or damaged, or a remote read failed."""
+
+
+class GridError(Is2gridError, ValueError):
+    """Segments or gridding parameters that cannot be gridded as asked."""
+
+
+class Is2gridWarning(UserWarning):
+    """Something the user should know about the data, e.g. a transition-orientation granule."""

@@ -1,0 +1,107 @@
+"""The ``atl10`` xarray backend entry point. Product logic lives in :mod:`is2grid._store`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from xarray.backends import BackendEntrypoint
+
+DEFAULT_BEAMS = "strong"
+
+
+class ATL10BackendEntrypoint(BackendEntrypoint):
+    """Open ICESat-2 ATL10 granules with ``xr.open_dataset(path, engine="atl10")``.
+
+    The strong beams' ``freeboard_segment`` rows become one ragged ``segment`` dimension (a CF
+    contiguous ragged array, featureType trajectory) read lazily through h5coro.
+    """
+
+    description = "ICESat-2 ATL10 sea ice freeboard granules (local, s3://, https://) through h5coro"
+    url = "https://github.com/is2grid/is2grid"
+    open_dataset_parameters = (
+        "filename_or_obj",
+        "mask_and_scale",
+        "decode_times",
+        "drop_variables",
+        "group",
+        "beams",
+        "variables",
+        "credentials",
+    )
+
+    def open_dataset(  # type: ignore[override]
+        self,
+        filename_or_obj: str | os.PathLike[Any],
+        *,
+        mask_and_scale: bool = True,
+        decode_times: bool = True,
+        drop_variables: str | Iterable[str] | None = None,
+        group: str | None = None,
+        beams: str | list[str] = DEFAULT_BEAMS,
+        variables: str | list[str] | None = None,
+        credentials: Any = None,
+    ):
+        from is2grid._open import open_segments
+
+        return open_segments(
+            filename_or_obj,
+            beams=[group] if group is not None else beams,
+            group=group,
+            variables=variables,
+            drop_variables=drop_variables,
+            mask_and_scale=mask_and_scale,
+            decode_times=decode_times,
+            credentials=credentials,
+        )
+
+    def open_groups_as_dict(  # type: ignore[override]
+        self,
+        filename_or_obj: str | os.PathLike[Any],
+        *,
+        mask_and_scale: bool = True,
+        decode_times: bool = True,
+        drop_variables: str | Iterable[str] | None = None,
+        credentials: Any = None,
+    ):
+        from is2grid._open import open_groups
+
+        return open_groups(
+            filename_or_obj,
+            mask_and_scale=mask_and_scale,
+            decode_times=decode_times,
+            drop_variables=drop_variables,
+            credentials=credentials,
+        )
+
+    def open_datatree(  # type: ignore[override]
+        self,
+        filename_or_obj: str | os.PathLike[Any],
+        *,
+        mask_and_scale: bool = True,
+        decode_times: bool = True,
+        drop_variables: str | Iterable[str] | None = None,
+        credentials: Any = None,
+    ):
+        from xarray import DataTree
+
+        groups = self.open_groups_as_dict(
+            filename_or_obj,
+            mask_and_scale=mask_and_scale,
+            decode_times=decode_times,
+            drop_variables=drop_variables,
+            credentials=credentials,
+        )
+        return DataTree.from_dict(groups)
+
+    def guess_can_open(self, filename_or_obj: Any) -> bool:
+        from is2grid.atl10 import GRANULE_NAME
+
+        try:
+            name = os.fspath(filename_or_obj)
+        except TypeError:
+            return False
+        if not isinstance(name, str):
+            return False
+        return GRANULE_NAME.match(name.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]) is not None
