@@ -186,7 +186,7 @@ class RepeatedLabelArray(BackendArray):
     """A per-row label (e.g. the beam name) from run lengths, computed on access with no I/O."""
 
     def __init__(self, labels: list[str], counts: list[int]):
-        self.labels = np.asarray(labels, dtype=f"<U{max((len(x) for x in labels), default=1)}")
+        self.labels = np.asarray(labels, dtype=f"<U{max((len(x) for x in labels), default=4)}")
         self.counts = np.asarray(counts, dtype=np.int64)
         self.dtype = self.labels.dtype
         self.shape = (int(self.counts.sum()),)

@@ -43,7 +43,7 @@ def resolve(path_or_url: str | os.PathLike) -> tuple[str, str]:
     raise ValueError(f"{text!r}: unsupported URL scheme {scheme!r}. Supported: {', '.join(SUPPORTED_SCHEMES)}.")
 
 
-def open_h5coro(path_or_url: str, credentials: Any = None):
+def open_h5coro(path_or_url: str, credentials: Any = None, mode: Any = "r"):
     """Open a granule with h5coro, checking that it exists and is HDF5.
 
     ``credentials``: for ``s3://`` a dict as h5coro takes it (``aws_access_key_id``,
@@ -52,6 +52,9 @@ def open_h5coro(path_or_url: str, credentials: Any = None):
     """
     from h5coro import h5coro
 
+    # xarray's file manager may pass its "no mode" sentinel, which is not identical after unpickling
+    if isinstance(mode, str) and mode not in ("r", "rb"):
+        raise ValueError(f"{path_or_url}: h5coro reads only; mode={mode!r} is not supported.")
     kind, resource = resolve(path_or_url)
     if kind == "file":
         if not os.path.exists(resource):

@@ -1,0 +1,513 @@
+"""Synthetic ATL10 v006 granules that code cannot tell from real ones by structure.
+
+Same groups, names, dtypes, 10000-element chunks, deflate 6 (shuffle first on integers),
+attributes stored as real granules store them (fixed-length strings, object header v2 through
+``libver=("v108", "latest")``, so h5coro 1.0.7 fails on them exactly as on real data), beam
+attributes, orbit_info and ancillary_data. The values follow a 92 degree inclination orbit at
+about 7 km/s with three beam pairs 3.3 km apart and 90 m within a pair; strong beams have short
+segments, weak beams about four times longer. Freeboard is a smooth field plus noise, with leads
+(low freeboard), cloud segments and about 2 % fill. Every file says ``synthetic`` in its
+attributes and is fully determined by its arguments and ``seed``.
+
+Examples
+--------
+>>> import tempfile, xarray as xr
+>>> path = write_granule(tempfile.mkdtemp(), n_segments=2000, seed=1)
+>>> ds = xr.open_dataset(path, engine="atl10")
+>>> ds.sizes["segment"] > 0, ds.attrs["hemisphere"]
+(True, 'south')
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from is2grid import atl10
+from is2grid.gpstime import utc_to_delta_time
+
+__all__ = ["granule_name", "sample_month", "write_granule", "write_month"]
+
+EARTH_RADIUS = 6_371_000.0
+INCLINATION = np.deg2rad(92.0)
+GROUND_SPEED = 6_900.0  # m/s
+PAIR_SPACING = 3_300.0
+BEAM_SPACING = 90.0
+EARTH_ROTATION = 7.2921159e-5  # rad/s
+CHUNK = 10_000
+FILL_F4 = np.float32(3.4028235e38)
+ICE_LATITUDES = {"south": (-79.0, -55.0), "north": (60.0, 88.0)}
+SYNTHETIC_NOTE = "SYNTHETIC granule written by is2grid.tutorial: not ICESat-2 data"
+
+
+def granule_name(hemisphere: str, start: str | np.datetime64, rgt: int, cycle: int, region: int | None = None) -> str:
+    """The NSIDC file name of a granule, e.g. ``ATL10-02_20190915101500_12340401_006_01.h5``.
+
+    Examples
+    --------
+    >>> granule_name("south", "2019-09-15T10:15:00", rgt=1234, cycle=4)
+    'ATL10-02_20190915101500_12340401_006_01.h5'
+    """
+    hh = "01" if hemisphere == "north" else "02"
+    region = region if region is not None else int(hh)
+    stamp = pd.Timestamp(start).strftime("%Y%m%d%H%M%S")
+    return f"ATL10-{hh}_{stamp}_{rgt:04d}{cycle:02d}{region:02d}_006_01.h5"
+
+
+def write_granule(
+    path: str | os.PathLike,
+    *,
+    hemisphere: str = "south",
+    sc_orient: int = 0,
+    start: str | np.datetime64 = "2019-09-15T00:00:00",
+    rgt: int = 1234,
+    cycle: int = 4,
+    n_segments: int = 20_000,
+    lan: float | None = None,
+    missing_beams: Iterable[str] = (),
+    all_fill_beams: Iterable[str] = (),
+    day_of_season: float = 0.0,
+    seed: int = 0,
+) -> Path:
+    """Write one synthetic ATL10 v006 granule.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A directory (the NSIDC file name is used) or a full file name.
+    hemisphere : {"south", "north"}
+    sc_orient : {0, 1, 2}
+        Spacecraft orientation: 0 backward (strong beams gt*l), 1 forward (gt*r), 2 transition.
+    start : datetime-like
+        UTC start of the granule; segment times follow at the ground speed.
+    rgt, cycle : int
+        Reference ground track and cycle, written to orbit_info and the file name.
+    n_segments : int
+        Approximate number of segments per strong beam (weak beams get about a quarter).
+        About 250 000 gives a full-size 60-120 MB granule.
+    lan : float, optional
+        Longitude of the track's polar crossing, degrees; derived from ``rgt`` by default.
+    missing_beams : iterable of str
+        Beams written without ``freeboard_segment`` (like spatially subset granules).
+    all_fill_beams : iterable of str
+        Beams whose every freeboard is the fill value (like fast-ice granules).
+    day_of_season : float
+        Shifts the freeboard field in time, so a month of granules shows growth.
+    seed : int
+        Random seed; the same arguments give the same file, byte for byte in its values.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    import h5py
+
+    if hemisphere not in ICE_LATITUDES:
+        raise ValueError(f"hemisphere={hemisphere!r}: use 'south' or 'north'.")
+    if sc_orient not in atl10.ORIENTATIONS:
+        raise ValueError(f"sc_orient={sc_orient!r}: use 0 (backward), 1 (forward) or 2 (transition).")
+    if n_segments < 1:
+        raise ValueError(f"n_segments={n_segments!r}: must be a positive number of segments per strong beam.")
+    path = Path(path)
+    if path.is_dir():
+        path = path / granule_name(hemisphere, start, rgt, cycle)
+    rng = np.random.default_rng([seed, rgt, cycle])
+    lan = float(lan) if lan is not None else (rgt * 360.0 / 1387.0 * 7.0) % 360.0 - 180.0
+    t0 = float(utc_to_delta_time(np.datetime64(pd.Timestamp(start).to_datetime64(), "ns")))
+    strong = set(atl10.STRONG_BEAMS.get(sc_orient, ("gt1l", "gt2l", "gt3l")))
+    missing, all_fill = set(missing_beams), set(all_fill_beams)
+
+    tmp = path.with_name(path.name + ".part")
+    with h5py.File(tmp, "w", libver=("v108", "latest")) as f:
+        _write_root_attrs(f, hemisphere, start, rgt, cycle)
+        _write_small_groups(f, sc_orient, rgt, cycle, t0, lan, start)
+        for beam in atl10.BEAMS:
+            is_strong = beam in strong
+            group = f.create_group(beam)
+            _write_group_attrs(group, "{beam}", beam=beam, strong=is_strong, sc_orient=sc_orient)
+            track = _beam_track(beam, hemisphere, lan, t0, n_segments, is_strong, rng)
+            if beam not in missing:
+                _write_segments(group, track, rng, all_fill=beam in all_fill, day=day_of_season, hemisphere=hemisphere)
+            _write_leads(group, track, rng)
+            _write_sections(group, track, rng)
+    os.replace(tmp, path)
+    return path
+
+
+def write_month(
+    directory: str | os.PathLike,
+    *,
+    year: int = 2019,
+    month: int = 9,
+    hemisphere: str = "south",
+    granules_per_day: int = 2,
+    n_segments: int = 20_000,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[Path]:
+    """Write a month of synthetic granules (``granules_per_day`` each day, tracks spread in longitude).
+
+    Returns the paths in time order.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    days = pd.date_range(f"{year}-{month:02d}-01", periods=pd.Period(f"{year}-{month:02d}").days_in_month, freq="D")
+    jobs = []
+    for d, day in enumerate(days):
+        for k in range(granules_per_day):
+            start = day + pd.Timedelta(hours=24 * k / granules_per_day + 1.5)
+            rgt = (d * 14 + k * 7) % 1387 + 1
+            jobs.append((start, rgt, (d * granules_per_day + k) % 2, float(d)))
+    iterator = jobs
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(jobs, desc="writing synthetic granules", unit="granule")
+    paths = []
+    for start, rgt, orient, day in iterator:
+        name = directory / granule_name(hemisphere, start, rgt, cycle=4)
+        if not name.exists():
+            write_granule(
+                name,
+                hemisphere=hemisphere,
+                sc_orient=orient,
+                start=start,
+                rgt=rgt,
+                cycle=4,
+                n_segments=n_segments,
+                lan=((rgt * 37.3) % 360.0) - 180.0,
+                day_of_season=day,
+                seed=seed,
+            )
+        paths.append(name)
+    return paths
+
+
+def sample_month(cache_dir: str | os.PathLike | None = None, **kwargs) -> list[Path]:
+    """The bundled sample: a month of reduced-size Antarctic granules, cached in the user cache directory."""
+    import platformdirs
+
+    root = Path(cache_dir) if cache_dir is not None else Path(platformdirs.user_cache_dir("is2grid"))
+    options = {"year": 2019, "month": 9, "hemisphere": "south", "granules_per_day": 2, "n_segments": 20_000}
+    options.update(kwargs)
+    tag = "-".join(f"{k}{v}" for k, v in sorted(options.items()))
+    return write_month(root / f"synthetic-atl10-{tag}", **options)
+
+
+# --- geometry -------------------------------------------------------------------------------
+
+
+def _unit(lat, lon):
+    lat, lon = np.deg2rad(lat), np.deg2rad(lon)
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
+
+
+def _latlon(v):
+    v = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    return np.rad2deg(np.arcsin(np.clip(v[..., 2], -1, 1))), np.rad2deg(np.arctan2(v[..., 1], v[..., 0]))
+
+
+def _cross_offset(beam: str) -> float:
+    pair = int(beam[2]) - 2
+    side = -0.5 if beam[3] == "l" else 0.5
+    return pair * PAIR_SPACING + side * BEAM_SPACING
+
+
+def _beam_track(beam, hemisphere, lan, t0, n_strong, strong, rng):
+    """Segment centres of one beam inside the ice zone: along-track distance, lat, lon, time, length."""
+    mean_len = 22.0 if strong else 88.0
+    n_target = n_strong if strong else max(1, n_strong // 4)
+    lo, hi = ICE_LATITUDES[hemisphere]
+    # arc of the orbit (argument of latitude u) through the ice zone, around the polar turn
+    u_pole = 1.5 * np.pi if hemisphere == "south" else 0.5 * np.pi
+    span = np.deg2rad(90.0 - min(abs(lo), abs(hi)))  # from the ice edge latitude to the turn
+    arc = 2 * (span + np.deg2rad(2.0)) * EARTH_RADIUS
+    lengths = rng.gamma(3.0, mean_len / 3.0, size=int(arc / mean_len) + 10).clip(5.0, 560.0)
+    s = np.cumsum(lengths) - lengths / 2
+    keep = s < arc
+    s, lengths = s[keep], lengths[keep]
+    u = u_pole - arc / (2 * EARTH_RADIUS) + s / EARTH_RADIUS
+    t = t0 + s / GROUND_SPEED
+    lat_c = np.rad2deg(np.arcsin(np.sin(INCLINATION) * np.sin(u)))
+    lon_c = lan + np.rad2deg(np.arctan2(np.cos(INCLINATION) * np.sin(u), np.cos(u))) - np.rad2deg(
+        EARTH_ROTATION * (t - t0)
+    )
+    p = _unit(lat_c, lon_c)
+    ahead = _unit(
+        np.rad2deg(np.arcsin(np.sin(INCLINATION) * np.sin(u + 1e-4))),
+        lan + np.rad2deg(np.arctan2(np.cos(INCLINATION) * np.sin(u + 1e-4), np.cos(u + 1e-4)))
+        - np.rad2deg(EARTH_ROTATION * (t - t0)),
+    )
+    normal = np.cross(p, ahead - p)
+    normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
+    lat, lon = _latlon(p + normal * (_cross_offset(beam) / EARTH_RADIUS))
+    inside = (lat > lo) & (lat < hi)
+    # reduced sizes sample the whole track sparsely rather than a short stretch of it
+    step = int(np.ceil(inside.sum() / n_target)) if inside.sum() > n_target else 1
+    if step > 1:
+        keep = np.zeros_like(inside)
+        keep[np.flatnonzero(inside)[::step]] = True
+        inside = keep
+    seg_dist_x = 10_000_000.0 + s
+    return {
+        "seg_dist_x": seg_dist_x[inside],
+        "latitude": lat[inside],
+        "longitude": lon[inside],
+        "delta_time": t[inside],
+        "length": lengths[inside].astype(np.float32),
+    }
+
+
+def _freeboard_field(lat, lon, day, hemisphere):
+    """A smooth freeboard field in metres: thicker towards the coast, slow waves, growth in time."""
+    colat = 90.0 - np.abs(lat)
+    x = colat * np.cos(np.deg2rad(lon))
+    y = colat * np.sin(np.deg2rad(lon))
+    base = 0.45 if hemisphere == "north" else 0.3
+    waves = 0.12 * np.sin(x / 4.0) * np.cos(y / 5.0) + 0.05 * np.cos((x + y) / 2.5)
+    return base + waves + 0.004 * day - 0.01 * (colat - 20.0).clip(0)
+
+
+# --- writers ----------------------------------------------------------------------------------
+
+
+def _attr_value(value):
+    if isinstance(value, str):
+        return np.bytes_(value.encode())
+    return value
+
+
+def _set_attrs(obj, attrs: dict) -> None:
+    for key, value in attrs.items():
+        obj.attrs[key] = _attr_value(value)
+
+
+def _write_group_attrs(group, schema_path, *, beam=None, strong=None, sc_orient=None):
+    attrs = atl10.group_attrs(schema_path)
+    if beam is not None:
+        spot = {"gt1l": 1, "gt1r": 2, "gt2l": 3, "gt2r": 4, "gt3l": 5, "gt3r": 6}[beam]
+        if sc_orient == 1:
+            spot = 7 - spot
+        attrs.update(
+            atlas_beam_type="strong" if strong else "weak",
+            atlas_spot_number=str(spot),
+            groundtrack_id=beam,
+            sc_orientation={0: "Backward", 1: "Forward"}.get(sc_orient, "Transition"),
+            atlas_pce=f"pce{(int(beam[2]) + 1) // 2 if beam[2] != '2' else 2}",
+        )
+    _set_attrs(group, attrs)
+
+
+def _write_root_attrs(f, hemisphere, start, rgt, cycle):
+    attrs = atl10.root_attrs()
+    attrs.update(
+        title=f"SYNTHETIC ATL10 ({hemisphere}) - {SYNTHETIC_NOTE}",
+        comment=SYNTHETIC_NOTE,
+        is2grid_synthetic="true",
+        time_coverage_start=pd.Timestamp(start).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+        granule_type="ATL10",
+        short_name="ATL10",
+        history=f"{SYNTHETIC_NOTE}; rgt {rgt} cycle {cycle}",
+        identifier_file_uuid="00000000-0000-0000-0000-000000000000",
+        **{"Processing Parameters": SYNTHETIC_NOTE},
+    )
+    _set_attrs(f, attrs)
+
+
+def _create(group, name, data, schema_path):
+    entry = atl10.schema_entry(schema_path)
+    dtype = np.dtype(entry["dtype"]) if entry else np.asarray(data).dtype
+    data = np.asarray(data).astype(dtype, copy=False)
+    kwargs = {}
+    if entry and entry["chunks"]:
+        kwargs["chunks"] = tuple(entry["chunks"])
+        kwargs["maxshape"] = tuple(None if m == -1 else m for m in entry["maxshape"])
+        if entry["shuffle"]:
+            kwargs["shuffle"] = True
+        if entry["deflate"] is not None:
+            kwargs.update(compression="gzip", compression_opts=entry["deflate"])
+    fill = entry["attrs"].get("_FillValue") if entry else None
+    if fill is not None:
+        kwargs["fillvalue"] = atl10._decode(fill)
+    dset = group.create_dataset(name, data=data, **kwargs)
+    attrs = atl10.variable_attrs(schema_path) if entry else {}
+    if dset.ndim and name not in ("latitude", "longitude", "delta_time") and entry and entry["chunks"] == [CHUNK]:
+        attrs["coordinates"] = "delta_time latitude longitude"
+    _set_attrs(dset, attrs)
+    return dset
+
+
+def _write_small_groups(f, sc_orient, rgt, cycle, t0, lan, start):
+    stamp = pd.Timestamp(start).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    known = {
+        "orbit_info/sc_orient": [sc_orient],
+        "orbit_info/rgt": [rgt],
+        "orbit_info/cycle_number": [cycle],
+        "orbit_info/orbit_number": [(cycle - 1) * 1387 + rgt],
+        "orbit_info/lan": [lan],
+        "orbit_info/crossing_time": [t0 + 2000.0],
+        "orbit_info/sc_orient_time": [t0 - 86400.0 * 10],
+        "ancillary_data/atlas_sdp_gps_epoch": [1198800018.0],
+        "ancillary_data/release": [b"006"],
+        "ancillary_data/version": [b"01"],
+        "ancillary_data/data_start_utc": [stamp.encode()],
+        "ancillary_data/granule_start_utc": [stamp.encode()],
+        "ancillary_data/start_delta_time": [t0],
+        "ancillary_data/end_delta_time": [t0 + 5658.0],
+        "ancillary_data/start_rgt": [rgt],
+        "ancillary_data/end_rgt": [rgt],
+        "ancillary_data/start_cycle": [cycle],
+        "ancillary_data/end_cycle": [cycle],
+        "ancillary_data/control": [SYNTHETIC_NOTE.encode()],
+    }
+    for schema_path in atl10.dataset_paths():
+        if schema_path.startswith("{beam}"):
+            continue
+        group_path, name = schema_path.rsplit("/", 1)
+        group = f.require_group(group_path)
+        if not group.attrs:
+            _write_group_attrs(group, group_path)
+        entry = atl10.schema_entry(schema_path)
+        shape = (1, *entry["trailing_shape"])
+        data = known.get(schema_path, np.zeros(shape, dtype=entry["dtype"]))
+        _create(group, name, data, schema_path)
+
+
+def _write_segments(group, track, rng, *, all_fill, day, hemisphere):
+    n = len(track["latitude"])
+    fs = group.create_group("freeboard_segment")
+    _write_group_attrs(fs, "{beam}/freeboard_segment")
+    heights = fs.create_group("heights")
+    _write_group_attrs(heights, "{beam}/freeboard_segment/heights")
+    geo = fs.create_group("geophysical")
+    _write_group_attrs(geo, "{beam}/freeboard_segment/geophysical")
+
+    lat, lon, dt = track["latitude"], track["longitude"], track["delta_time"]
+    kind = rng.random(n)
+    seg_type = np.ones(n, dtype=np.int8)
+    is_lead = kind < 0.06
+    seg_type[is_lead] = rng.integers(2, 10, size=int(is_lead.sum()))
+    is_cloud = (kind >= 0.06) & (kind < 0.08)
+    seg_type[is_cloud] = 0
+    fb = _freeboard_field(lat, lon, day, hemisphere) + rng.normal(0.0, 0.08, n)
+    fb = np.where(is_lead, np.abs(rng.normal(0.0, 0.02, n)), fb).clip(0.0).astype(np.float32)
+    unc = (0.02 + 0.01 * rng.random(n)).astype(np.float32)
+    quality = rng.integers(1, 6, size=n).astype(np.int8)
+    is_fill = (rng.random(n) < 0.02) | all_fill
+    fb[is_fill] = FILL_F4
+    unc[is_fill] = FILL_F4
+    quality[is_fill] = 1  # real granules: fill freeboards carry flag 1, the fill value is the mask
+    confidence = (0.01 + 0.14 * rng.random(n)).astype(np.float32)
+    ssh = rng.normal(0.0, 0.05, n).astype(np.float32)
+    first_id = int(rng.integers(100_000, 300_000))
+    geoseg = 500_000 + (track["seg_dist_x"] - 10_000_000.0) // 20.0
+
+    top = {
+        "beam_fb_height": fb,
+        "beam_fb_unc": unc,
+        "beam_fb_quality_flag": quality,
+        "beam_fb_confidence": confidence,
+        "beam_refsurf_ndx": 1 + ((track["seg_dist_x"] - track["seg_dist_x"][:1].min(initial=0)) // 10_000),
+        "delta_time": dt,
+        "geoseg_beg": geoseg,
+        "geoseg_end": geoseg + (track["length"] // 20.0),
+        "height_segment_id": first_id + np.arange(n),
+        "latitude": lat,
+        "longitude": lon,
+        "seg_dist_x": track["seg_dist_x"],
+    }
+    sub = {
+        "height_segment_length_seg": track["length"],
+        "height_segment_type": seg_type,
+        "height_segment_ssh_flag": np.where(is_lead, 1, 0),
+        "height_segment_height": np.where(is_fill, FILL_F4, fb + ssh),
+        "height_segment_confidence": confidence,
+        "height_segment_sigma": unc,
+        "ice_conc_amsr2": (85.0 + 15.0 * rng.random(n)),
+        "ice_conc_ssmi": (80.0 + 20.0 * rng.random(n)),
+        "layer_flag": np.where(is_cloud, 1, 0),
+        "latitude": lat,
+        "longitude": lon,
+        "delta_time": dt,
+    }
+    _write_rows(fs, "{beam}/freeboard_segment", top, n, rng)
+    _write_rows(heights, "{beam}/freeboard_segment/heights", sub, n, rng)
+    _write_rows(geo, "{beam}/freeboard_segment/geophysical", {"latitude": lat, "longitude": lon, "delta_time": dt}, n, rng)
+
+
+def _plausible(entry, n, rng):
+    """Values for a dataset is2grid has no special model for: flags from their flag_values, small floats."""
+    dtype = np.dtype(entry["dtype"])
+    attrs = entry["attrs"]
+    if "flag_values" in attrs:
+        values = np.asarray(attrs["flag_values"]["values"], dtype=dtype)
+        return rng.choice(values[values >= 0] if (values >= 0).any() else values, size=n)
+    if dtype.kind == "f":
+        # slowly varying and quantised, so it compresses like real geophysical fields
+        walk = np.cumsum(rng.normal(0.0, 0.001, n)) + rng.normal(0.0, 0.1)
+        return np.round(walk, 3).astype(dtype)
+    return np.sort(rng.integers(0, 5, size=n)).astype(dtype)
+
+
+def _write_rows(group, prefix, given, n, rng):
+    for schema_path in atl10.dataset_paths():
+        if not schema_path.startswith(prefix + "/") or "/" in schema_path[len(prefix) + 1 :]:
+            continue
+        name = schema_path.rsplit("/", 1)[-1]
+        entry = atl10.schema_entry(schema_path)
+        data = given.get(name)
+        if data is None:
+            data = _plausible(entry, n, rng)
+        _create(group, name, data, schema_path)
+
+
+def _write_leads(group, track, rng):
+    n_all = len(track["latitude"])
+    idx = np.sort(rng.choice(n_all, size=min(n_all, max(1, n_all // 50)), replace=False)) if n_all else np.arange(0)
+    leads = group.create_group("leads")
+    _write_group_attrs(leads, "{beam}/leads")
+    given = {
+        "latitude": track["latitude"][idx],
+        "longitude": track["longitude"][idx],
+        "delta_time": track["delta_time"][idx],
+        "lead_dist_x": track["seg_dist_x"][idx],
+        "lead_height": rng.normal(0.0, 0.05, len(idx)),
+        "lead_length": track["length"][idx] * 3,
+        "lead_sigma": 0.01 + 0.01 * rng.random(len(idx)),
+        "ssh_n": rng.integers(1, 6, size=len(idx)),
+        "ssh_ndx": np.arange(1, len(idx) + 1),
+    }
+    _write_rows(leads, "{beam}/leads", given, len(idx), rng)
+
+
+def _write_sections(group, track, rng):
+    x = track["seg_dist_x"]
+    edges = np.arange(x.min(), x.max() + 10_000.0, 10_000.0) if len(x) else np.arange(0)
+    centre = np.searchsorted(x, edges[:-1] + 5_000.0).clip(0, max(len(x) - 1, 0)) if len(x) else np.arange(0)
+    n = len(centre)
+    sections = group.create_group("reference_surface_section")
+    _write_group_attrs(sections, "{beam}/reference_surface_section")
+    prefix = "{beam}/reference_surface_section"
+    for schema_path in atl10.dataset_paths():
+        if not schema_path.startswith(prefix + "/"):
+            continue
+        name = schema_path.rsplit("/", 1)[-1]
+        entry = atl10.schema_entry(schema_path)
+        if name == "ds_si_hist_bins":
+            data = np.arange(161, dtype=np.int32)
+        elif name == "beam_fb_hist_refsurf":
+            data = rng.integers(0, 50, size=(n, 161)).astype(np.int16)
+        elif name in ("latitude", "longitude", "delta_time"):
+            data = track[name][centre]
+        elif name == "beam_refsurf_dist_x":
+            data = x[centre]
+        elif name == "fbswath_ndx":
+            data = np.arange(1, n + 1)
+        else:
+            data = _plausible(entry, n, rng)
+        _create(sections, name, data, schema_path)

@@ -1,0 +1,122 @@
+"""Values read by the engine equal h5py's, variable by variable, on real and synthetic granules."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+
+from is2grid import atl10
+
+ALL_SEGMENT_VARIABLES = sorted(set(atl10.segment_variable_paths()) - set(atl10.COORDINATES))
+EPOCH = np.datetime64("2018-01-01T00:00:00", "ns")
+
+
+def h5py_rows(path, beams, relpath):
+    """Independent reference: the beams' rows of one dataset, concatenated, straight from h5py."""
+    with h5py.File(path) as f:
+        parts = [f[f"{b}/{relpath}"][:] for b in beams if f"{b}/freeboard_segment" in f]
+    return np.concatenate(parts) if parts else np.array([])
+
+
+def expected_beams(path, kind="strong"):
+    with h5py.File(path) as f:
+        orient = int(f["orbit_info/sc_orient"][0])
+    return atl10.beams_for(orient, kind)[0]
+
+
+def masked(path, relpath, raw):
+    with h5py.File(path) as f:
+        # the schema's fill, cross-checked against the one h5py sees in the file
+        for b in atl10.BEAMS:
+            if f"{b}/{relpath}" in f:
+                fill = f[f"{b}/{relpath}"].attrs.get("_FillValue")
+                break
+        else:
+            fill = None
+    if fill is None:
+        return raw
+    return np.where(raw == fill, np.nan, raw)
+
+
+@pytest.mark.parametrize("kind", ["strong", "weak", "all"])
+def test_every_variable_equals_h5py(any_granule, kind):
+    beams = expected_beams(any_granule, kind)
+    if not beams:  # transition granule: strong/weak undefined, so ask for the beams by name
+        kind = beams = expected_beams(any_granule, "all")[:3]
+    ds = xr.open_dataset(any_granule, engine="atl10", beams=kind, variables=ALL_SEGMENT_VARIABLES)
+    paths = atl10.segment_variable_paths()
+    for name in ALL_SEGMENT_VARIABLES:
+        raw = h5py_rows(any_granule, beams, paths[name])
+        got = ds[name].values
+        assert got.shape == raw.shape, name
+        np.testing.assert_array_equal(got, masked(any_granule, paths[name], raw), err_msg=name)
+    for name in ("latitude", "longitude"):
+        np.testing.assert_array_equal(ds[name].values, h5py_rows(any_granule, beams, f"freeboard_segment/{name}"))
+    seconds = h5py_rows(any_granule, beams, "freeboard_segment/delta_time")
+    reference = EPOCH + np.round(seconds * 1e9).astype("timedelta64[ns]")
+    assert np.all(np.abs(ds.delta_time.values - reference) <= np.timedelta64(1, "us"))
+
+
+def test_default_variables_raw_values(any_granule):
+    beams = expected_beams(any_granule, "all")
+    ds = xr.open_dataset(any_granule, engine="atl10", beams="all", mask_and_scale=False, decode_times=False)
+    paths = atl10.segment_variable_paths()
+    for name in (*atl10.DEFAULT_VARIABLES, *atl10.COORDINATES):
+        np.testing.assert_array_equal(ds[name].values, h5py_rows(any_granule, beams, paths[name]), err_msg=name)
+        assert ds[name].dtype == h5py_rows(any_granule, beams, paths[name]).dtype or ds.sizes["segment"] == 0
+
+
+def test_beam_coordinate_and_ragged_counts(any_granule):
+    beams = expected_beams(any_granule, "all")
+    ds = xr.open_dataset(any_granule, engine="atl10", beams="all")
+    counts = []
+    with h5py.File(any_granule) as f:
+        for b in beams:
+            key = f"{b}/freeboard_segment/latitude"
+            counts.append(f[key].shape[0] if key in f else 0)
+    assert list(ds.trajectory.values) == beams
+    assert list(ds.row_size.values) == counts
+    assert ds.row_size.attrs["sample_dimension"] == "segment"
+    assert ds.attrs["featureType"] == "trajectory"
+    np.testing.assert_array_equal(ds.beam.values, np.repeat(beams, counts))
+    if ds.sizes["segment"]:
+        sizes = ds.latitude.groupby(ds.beam).count()
+        for b, c in zip(beams, counts, strict=True):
+            if c:
+                assert int(sizes.sel(beam=b)) == c
+
+
+def test_datatree_every_group_equals_h5py(any_granule):
+    tree = xr.open_datatree(any_granule, engine="atl10", mask_and_scale=False, decode_times=False)
+    with h5py.File(any_granule) as f:
+        for beam in atl10.BEAMS:
+            for group in atl10.BEAM_GROUPS:
+                key = f"{beam}/{group}"
+                if key not in f or not len(f[key]):
+                    assert f"/{key}" not in tree.groups
+                    continue
+                node = tree[key].to_dataset()
+                stored = {}
+                f[key].visititems(lambda n, o, s=stored: s.setdefault(n.rsplit("/", 1)[-1], o[:]) if isinstance(o, h5py.Dataset) else None)
+                for name, values in stored.items():
+                    np.testing.assert_array_equal(node[name].values, values, err_msg=f"{key}/{name}")
+
+
+def test_datatree_groups_keep_their_own_lengths(south):
+    tree = xr.open_datatree(south, engine="atl10")
+    seg = tree["gt1l/freeboard_segment"].sizes["segment"]
+    leads = tree["gt1l/leads"].sizes["lead"]
+    sections = tree["gt1l/reference_surface_section"].sizes["section"]
+    assert len({seg, leads, sections}) == 3
+    assert tree["gt1l/reference_surface_section"]["beam_fb_hist_refsurf"].dims == ("section", "hist_bin")
+    assert tree.attrs["hemisphere"] == "south"
+
+
+def test_group_opens_one_beam(south):
+    ds = xr.open_dataset(south, engine="atl10", group="gt1r")
+    assert list(ds.trajectory.values) == ["gt1r"]
+    np.testing.assert_array_equal(ds.latitude.values, h5py_rows(south, ["gt1r"], "freeboard_segment/latitude"))
+    with pytest.raises(ValueError, match="gt1l"):
+        xr.open_dataset(south, engine="atl10", group="leads")
