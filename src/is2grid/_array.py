@@ -59,7 +59,9 @@ class GranuleReader:
         self.url = url
         self.credentials = credentials
         self.lock = _granule_lock(url)
-        self.manager = CachingFileManager(open_h5coro, url, kwargs={"credentials": credentials}, lock=self.lock)
+        # the file manager hashes its arguments: a credentials dict travels as sorted items
+        frozen = tuple(sorted(credentials.items())) if isinstance(credentials, dict) else credentials
+        self.manager = CachingFileManager(open_h5coro, url, kwargs={"credentials": frozen}, lock=self.lock)
 
     def __getstate__(self):
         return {"url": self.url, "credentials": self.credentials, "manager": self.manager}
@@ -77,8 +79,9 @@ class GranuleReader:
     def listing(self, group: str) -> tuple[dict[str, Any], set[str]]:
         """Datasets (name -> h5coro metadata) and subgroup names of ``group``; empty if it is missing."""
         with self.lock:
+            handle = self._handle()
             try:
-                variables, _, groups = self._handle().list(group, w_attr=False)
+                variables, _, groups = handle.list(group, w_attr=False)
             except GranuleError:
                 raise
             except Exception as err:

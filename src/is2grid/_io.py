@@ -55,6 +55,8 @@ def open_h5coro(path_or_url: str, credentials: Any = None, mode: Any = "r"):
     # xarray's file manager may pass its "no mode" sentinel, which is not identical after unpickling
     if isinstance(mode, str) and mode not in ("r", "rb"):
         raise ValueError(f"{path_or_url}: h5coro reads only; mode={mode!r} is not supported.")
+    if isinstance(credentials, tuple):
+        credentials = dict(credentials)
     kind, resource = resolve(path_or_url)
     if kind == "file":
         if not os.path.exists(resource):

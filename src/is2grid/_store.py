@@ -16,6 +16,7 @@ from xarray.backends.common import AbstractDataStore
 from xarray.core.utils import FrozenDict
 
 from is2grid import atl10
+from is2grid._io import resolve
 from is2grid._array import GranuleReader, Piece, RaggedArray, RepeatedLabelArray, as_text
 from is2grid.errors import CorruptGranuleError, Is2gridWarning, NotATL10Error, UnsupportedVersionError
 from is2grid.gpstime import delta_time_to_utc
@@ -37,6 +38,7 @@ class Granule:
 
     def __init__(self, url: str | os.PathLike, credentials: Any = None):
         self.url = os.fspath(url)
+        resolve(self.url)  # an unsupported scheme fails here, before any I/O
         self.name = self.url.rstrip("/").rsplit("/", 1)[-1]
         self.reader = GranuleReader(self.url, credentials)
         self._groups: dict[str, tuple[dict[str, Any], set[str]]] = {}

@@ -1,0 +1,119 @@
+"""Real servers on loopback for the remote-read tests: HTTP(S) with Range support, and moto's S3."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import re
+import ssl
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class RangeHandler(SimpleHTTPRequestHandler):
+    """Serves files with ``Range: bytes=a-b`` (206), and a few failure modes keyed by path prefix."""
+
+    ignore_range = False
+    requests_seen: list[str] = []
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def do_GET(self):  # noqa: N802
+        type(self).requests_seen.append(self.path)
+        if self.path.startswith("/private/") and self.headers.get("Authorization") != "Bearer good-token":
+            self.send_error(401, "Earthdata Login required")
+            return
+        if self.path.startswith("/broken/"):
+            self.send_error(500, "server fault")
+            return
+        path = Path(self.translate_path(self.path.replace("/private/", "/", 1)))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        match = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
+        if match and not self.ignore_range:
+            start, stop = int(match[1]), min(int(match[2]), len(data) - 1)
+            if start >= len(data):
+                self.send_error(416)
+                return
+            body = data[start : stop + 1]
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{stop}/{len(data)}")
+        else:
+            body = data
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class NoRangeHandler(RangeHandler):
+    ignore_range = True
+
+
+def serve_http(directory: Path, handler=RangeHandler, certfile: Path | None = None):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(directory)))
+    if certfile is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    scheme = "https" if certfile else "http"
+    return server, f"{scheme}://127.0.0.1:{server.server_address[1]}"
+
+
+def self_signed_cert(directory: Path) -> Path:
+    """A certificate for 127.0.0.1 made on the spot (no network, no openssl binary)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path = directory / "loopback.pem"
+    path.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return path
+
+
+def start_moto():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    return server, f"http://{host}:{port}"
+
+
+def fake_aws_env(monkeypatch):
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-west-2",
+    }.items():
+        monkeypatch.setenv(key, value)
+    os.environ.pop("AWS_PROFILE", None)

@@ -1,0 +1,111 @@
+"""Bad input gets a clear is2grid error naming the file, the problem and the fix."""
+
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+
+import is2grid
+
+
+def open_atl10(path, **kwargs):
+    return xr.open_dataset(path, engine="atl10", **kwargs)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "ATL10-02_20190915101500_12340401_006_01.h5"
+    with pytest.raises(is2grid.GranuleNotFoundError, match="no such file") as info:
+        open_atl10(path)
+    assert str(path) in str(info.value)
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def test_not_hdf5(tmp_path):
+    path = tmp_path / "ATL10-02_20190915101500_12340401_006_01.h5"
+    path.write_text("<html>Earthdata Login</html>")
+    with pytest.raises(is2grid.NotHDF5Error, match="not an HDF5 file") as info:
+        open_atl10(path)
+    assert str(path) in str(info.value)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.h5"
+    path.write_bytes(b"")
+    with pytest.raises(is2grid.NotHDF5Error):
+        open_atl10(path)
+
+
+@pytest.mark.parametrize("fraction", [0.02, 0.5, 0.9])
+def test_truncated_file(south, tmp_path, fraction):
+    data = south.read_bytes()
+    path = tmp_path / south.name
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(is2grid.GranuleError) as info:
+        open_atl10(path).load()
+    assert path.name in str(info.value)
+    assert "download it again" in str(info.value) or "HDF5" in str(info.value)
+
+
+def test_corrupted_chunk(south, tmp_path):
+    path = tmp_path / south.name
+    shutil.copy(south, path)
+    with h5py.File(path) as f:
+        offset = f["gt1l/freeboard_segment/beam_fb_height"].id.get_chunk_info(0).byte_offset
+    with open(path, "r+b") as f:
+        f.seek(offset + 20)
+        f.write(b"\xff" * 64)
+    ds = open_atl10(path)  # the structure is intact, so opening works
+    with pytest.raises(is2grid.CorruptGranuleError, match="beam_fb_height") as info:
+        ds.beam_fb_height.values
+    assert path.name in str(info.value)
+
+
+def test_netcdf_file_is_not_atl10(tmp_path):
+    path = tmp_path / "ATL10-02_20190915101500_12340401_006_01.h5"
+    xr.Dataset({"a": ("x", np.arange(3))}).to_netcdf(path, engine="netcdf4")
+    with pytest.raises(is2grid.NotATL10Error, match="not an ATL10 granule"):
+        open_atl10(path)
+
+
+def test_atl07_is_not_atl10(tmp_path):
+    path = tmp_path / "ATL07-02_20190915101500_12340401_006_01.h5"
+    with h5py.File(path, "w") as f:
+        f["orbit_info/sc_orient"] = np.array([0], dtype="i1")
+        f["ancillary_data/release"] = np.array([b"006"])
+        f["gt1l/sea_ice_segments/latitude"] = np.zeros(3)
+    with pytest.raises(is2grid.NotATL10Error, match="ATL07"):
+        open_atl10(path)
+
+
+def test_release_005_is_rejected_with_its_version(tmp_path):
+    path = tmp_path / "ATL10-02_20190915101500_12340401_005_01.h5"
+    with h5py.File(path, "w") as f:
+        for name, value in {"sc_orient": 0, "rgt": 1, "cycle_number": 1, "orbit_number": 1}.items():
+            f[f"orbit_info/{name}"] = np.array([value])
+        f["ancillary_data/release"] = np.array([b"005"])
+        f["ancillary_data/version"] = np.array([b"01"])
+        f["gt1l/freeboard_beam_segment/beam_freeboard/beam_fb_height"] = np.zeros(3, dtype="f4")
+    with pytest.raises(is2grid.UnsupportedVersionError, match="release 005"):
+        open_atl10(path)
+
+
+@pytest.mark.parametrize("url", ["ftp://host/ATL10-02_20190915101500_12340401_006_01.h5", "gs://b/k.h5"])
+def test_unsupported_scheme(url):
+    with pytest.raises(ValueError, match=r"unsupported URL scheme.*s3://.*https://"):
+        open_atl10(url)
+
+
+def test_errors_form_a_hierarchy():
+    for cls in (
+        is2grid.GranuleNotFoundError,
+        is2grid.NotHDF5Error,
+        is2grid.NotATL10Error,
+        is2grid.UnsupportedVersionError,
+        is2grid.CorruptGranuleError,
+    ):
+        assert issubclass(cls, is2grid.GranuleError) and issubclass(cls, is2grid.Is2gridError)
+    assert issubclass(is2grid.GridError, ValueError)
