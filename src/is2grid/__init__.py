@@ -19,7 +19,9 @@ from is2grid.errors import (
     NotHDF5Error,
     UnsupportedVersionError,
 )
+from is2grid import accessor as _accessor  # registers ds.is2grid
 from is2grid.gpstime import delta_time_to_utc
+from is2grid.grids import Grid, ease2_grid, nsidc_polar_stereo_grid
 
 try:
     __version__ = version("is2grid")
@@ -29,6 +31,7 @@ except PackageNotFoundError:  # pragma: no cover
 __all__ = [
     "CorruptGranuleError",
     "GranuleError",
+    "Grid",
     "GranuleNotFoundError",
     "GridError",
     "Is2gridError",
@@ -38,4 +41,6 @@ __all__ = [
     "UnsupportedVersionError",
     "__version__",
     "delta_time_to_utc",
+    "ease2_grid",
+    "nsidc_polar_stereo_grid",
 ]
