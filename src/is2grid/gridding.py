@@ -283,7 +283,7 @@ def dense(total: Partial, grid: Grid, ordinals: np.ndarray, min_segments: int = 
         valid = count >= max(min_segments, 1)
         mean_len = np.where(valid, sums[0] / count, np.nan)
         mean_fb = np.where(valid, sums[1] / sums[0], np.nan)
-        var = sums[2] / sums[0] - mean_fb**2
+        var = np.where(count == 1, 0.0, sums[2] / sums[0] - mean_fb**2)
         std_fb = np.where(valid, np.sqrt(np.clip(var, 0.0, None)), np.nan)
     return count, mean_len, mean_fb, std_fb
 
