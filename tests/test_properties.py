@@ -1,0 +1,140 @@
+"""Property tests (hypothesis) of the gridding, and the no-compute-while-building guarantee."""
+
+from __future__ import annotations
+
+import dask
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from is2grid import gridding, grids
+
+from .reference import brute_force
+from .test_gridding import segments
+
+RES = 100_000.0
+GRID = grids.ease2_grid("south", RES)
+FINITE = {"allow_nan": False, "allow_infinity": False}
+
+
+@st.composite
+def segment_sets(draw, max_size=60):
+    n = draw(st.integers(0, max_size))
+    lat = draw(arrays(np.float64, n, elements=st.floats(-89.9, -50.0, **FINITE)))
+    lon = draw(arrays(np.float64, n, elements=st.floats(-180.0, 180.0, **FINITE)))
+    length = draw(arrays(np.float32, n, elements=st.floats(5.0, 560.0, width=32)))
+    fb = draw(arrays(np.float32, n, elements=st.floats(0.0, 3.0, width=32)))
+    hours = draw(arrays(np.int64, n, elements=st.integers(0, 24 * 5 - 1)))
+    times = np.datetime64("2019-09-10", "ns") + hours.astype("timedelta64[h]")
+    bad = draw(arrays(np.bool_, n))
+    fb = np.where(bad & (np.arange(n) % 2 == 0), np.float32(np.nan), fb)
+    lat = np.where(bad & (np.arange(n) % 2 == 1), np.nan, lat)
+    return segments(lat, lon, times, length, fb)
+
+
+def grid_of(ds, **kw):
+    return ds.is2grid.to_ease2(res=RES, full_grid=True, time_range=("2019-09-10", "2019-09-14"), **kw)
+
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(segment_sets())
+def test_counts_sum_to_valid_in_grid_points(ds):
+    valid = np.isfinite(ds.beam_fb_height.values) & np.isfinite(ds.latitude.values)
+    assert int(grid_of(ds).n_segments.sum()) == int(valid.sum())
+
+
+@SETTINGS
+@given(segment_sets())
+def test_each_mean_lies_within_its_cells_range(ds):
+    grid = grid_of(ds)
+    ref = brute_force(ds.latitude.values, ds.longitude.values, ds.delta_time.values,
+                      ds.height_segment_length_seg.values.astype(float), ds.beam_fb_height.values.astype(float),
+                      epsg=6932, res=RES)  # fmt: skip
+    times = grid.time.values.astype("datetime64[D]")
+    for (day, row, col), (count, _, _, _, lo, hi) in ref.items():
+        t = int(np.flatnonzero(times == day)[0])
+        cell = grid.isel(time=t, y=row, x=col)
+        assert int(cell.n_segments) == count
+        eps = 1e-9 * max(1.0, abs(hi))
+        assert lo - eps <= float(cell.mean_fb) <= hi + eps
+        assert float(cell.std_fb) <= (hi - lo) / 2 + 1e-6
+
+
+@SETTINGS
+@given(segment_sets(), st.randoms(use_true_random=False))
+def test_invariant_to_permutation(ds, random):
+    order = list(range(ds.sizes["segment"]))
+    random.shuffle(order)
+    xr.testing.assert_allclose(grid_of(ds), grid_of(ds.isel(segment=order)), rtol=1e-12, atol=1e-12)
+
+
+@SETTINGS
+@given(segment_sets(max_size=80), st.integers(1, 40))
+def test_dask_equals_numpy(ds, chunk):
+    eager = grid_of(ds)
+    lazy = grid_of(ds.chunk({"segment": chunk}))
+    assert isinstance(lazy.mean_fb.data, dask.array.Array)
+    xr.testing.assert_allclose(eager, lazy.compute(), rtol=1e-12, atol=1e-12)
+    xr.testing.assert_equal(eager.n_segments, lazy.n_segments.compute())
+
+
+@SETTINGS
+@given(segment_sets(), st.integers(0, 60))
+def test_split_and_combine_equals_whole(ds, cut):
+    cut = min(cut, ds.sizes["segment"])
+    bins, filters = gridding.TimeBins("1D"), gridding.Filters()
+
+    def partial(part):
+        return gridding.partial_sums(part.latitude.values, part.longitude.values, part.delta_time.values,
+                                     part.height_segment_length_seg.values, part.beam_fb_height.values,
+                                     grid=GRID, bins=bins, filters=filters)  # fmt: skip
+
+    whole = partial(ds)
+    merged = gridding.combine(partial(ds.isel(segment=slice(0, cut))), partial(ds.isel(segment=slice(cut, None))))
+    np.testing.assert_array_equal(merged.keys, whole.keys)
+    np.testing.assert_array_equal(merged.count, whole.count)
+    for name in ("sum_l", "sum_lh", "sum_lh2"):
+        np.testing.assert_allclose(getattr(merged, name), getattr(whole, name), rtol=1e-12)
+
+
+class CountingScheduler:
+    """A dask scheduler that fails when anything is computed (flox's raise_if_dask_computes)."""
+
+    def __init__(self, max_computes=0):
+        self.total_computes = 0
+        self.max_computes = max_computes
+
+    def __call__(self, dsk, keys, **kwargs):
+        self.total_computes += 1
+        if self.total_computes > self.max_computes:
+            raise RuntimeError(f"dask computed {self.total_computes} times; at most {self.max_computes} allowed")
+        return dask.get(dsk, keys, **kwargs)
+
+
+def raise_if_dask_computes(max_computes=0):
+    return dask.config.set(scheduler=CountingScheduler(max_computes))
+
+
+@pytest.mark.parametrize("extent", [{"full_grid": True}, {"bbox": (-180, -78, -160, -74)}, {"bbox_xy": (-2e6, -2e6, 2e6, 2e6)}])
+def test_building_the_graph_computes_nothing(synthetic, extent):
+    ds = xr.open_dataset(synthetic["south-backward"], engine="atl10", chunks={})
+    with raise_if_dask_computes():
+        grid = ds.is2grid.to_ease2(res=25000, time_range=("2019-09-15", "2019-09-16"), **extent)
+    assert isinstance(grid.n_segments.data, dask.array.Array)
+    expected = xr.open_dataset(synthetic["south-backward"], engine="atl10").is2grid.to_ease2(
+        res=25000, time_range=("2019-09-15", "2019-09-16"), **extent
+    )
+    xr.testing.assert_allclose(grid.compute(), expected, rtol=1e-12)
+
+
+def test_dask_without_extent_computes_chunkwise_and_returns_numpy(synthetic):
+    ds = xr.open_dataset(synthetic["south-backward"], engine="atl10", chunks={})
+    with raise_if_dask_computes(max_computes=1):
+        grid = ds.is2grid.to_ease2(res=25000)
+    assert isinstance(grid.n_segments.data, np.ndarray)
