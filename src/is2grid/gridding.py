@@ -30,7 +30,7 @@ from is2grid.errors import GridError
 from is2grid.gpstime import delta_time_to_utc
 from is2grid.grids import Grid
 
-__all__ = ["Filters", "TimeBins", "grid_segments", "partial_sums"]
+__all__ = ["Filters", "TimeBins", "collapse_time", "combine", "grid_segments", "partial_sums"]
 
 NEEDED = ("latitude", "longitude", "delta_time", "beam_fb_height", "height_segment_length_seg")
 FILL_THRESHOLD = 1e38  # un-masked float32 fill (3.4028235e38) when opened with mask_and_scale=False
@@ -149,6 +149,8 @@ class Partial:
     sum_lh: np.ndarray
     sum_lh2: np.ndarray
     n_valid: int = 0
+    t_min: int | None = None  # first and last gridded segment time, ns since 1970
+    t_max: int | None = None
 
     @classmethod
     def empty(cls) -> Partial:
@@ -203,7 +205,11 @@ def partial_sums(
     ordinal = bins.ordinals(times[keep][inside])
     full_rows, full_cols = grid.full_shape
     key = (ordinal * full_rows + row[inside]) * full_cols + col[inside]
-    return _reduce(key, length[keep][inside], fb[keep][inside])
+    part = _reduce(key, length[keep][inside], fb[keep][inside])
+    if key.size:
+        ns = times[keep][inside].astype(np.int64)
+        part.t_min, part.t_max = int(ns.min()), int(ns.max())
+    return part
 
 
 def _reduce(key: np.ndarray, length: np.ndarray, fb: np.ndarray) -> Partial:
@@ -255,6 +261,8 @@ def combine(*parts: Partial) -> Partial:
         total("sum_lh"),
         total("sum_lh2"),
         sum(p.n_valid for p in parts),
+        min(p.t_min for p in parts if p.t_min is not None),
+        max(p.t_max for p in parts if p.t_max is not None),
     )
 
 
@@ -279,13 +287,37 @@ def dense(total: Partial, grid: Grid, ordinals: np.ndarray, min_segments: int = 
         count[t[ok], r[ok], c[ok]] = total.count[ok]
         for i, name in enumerate(("sum_l", "sum_lh", "sum_lh2")):
             sums[i, t[ok], r[ok], c[ok]] = getattr(total, name)[ok]
+    return _statistics(count, sums[0], sums[1], sums[2], min_segments)
+
+
+def _statistics(count, sum_l, sum_lh, sum_lh2, min_segments: int = 1):
     with np.errstate(invalid="ignore", divide="ignore"):
         valid = count >= max(min_segments, 1)
-        mean_len = np.where(valid, sums[0] / count, np.nan)
-        mean_fb = np.where(valid, sums[1] / sums[0], np.nan)
-        var = np.where(count == 1, 0.0, sums[2] / sums[0] - mean_fb**2)
+        mean_len = np.where(valid, sum_l / count, np.nan)
+        mean_fb = np.where(valid, sum_lh / sum_l, np.nan)
+        var = np.where(count == 1, 0.0, sum_lh2 / sum_l - mean_fb**2)
         std_fb = np.where(valid, np.sqrt(np.clip(var, 0.0, None)), np.nan)
     return count, mean_len, mean_fb, std_fb
+
+
+def collapse_time(grid: xr.Dataset) -> xr.Dataset:
+    """Combine all time bins of a result into one 2-D grid, exactly (sums are recovered from the statistics).
+
+    Equal to gridding with ``freq=None`` up to float64 rounding, provided ``min_segments`` was 1.
+    """
+    if "time" not in grid.dims:
+        return grid
+    n = grid.n_segments
+    sum_l = (n * grid.mean_seg_length).fillna(0.0)
+    sum_lh = (sum_l * grid.mean_fb).fillna(0.0)
+    sum_lh2 = (sum_l * (grid.std_fb**2 + grid.mean_fb**2)).fillna(0.0)
+    count = n.sum("time").values.astype(np.int32)
+    stats = _statistics(count, *(s.sum("time").values for s in (sum_l, sum_lh, sum_lh2)))
+    out = grid.isel(time=0, drop=True).copy()
+    for name, values in zip(STAT_ATTRS, stats, strict=True):
+        out[name] = (("y", "x"), values, grid[name].attrs)
+    out.attrs["time_binning"] = f"{grid.attrs.get('time_binning')} bins combined"
+    return out
 
 
 # --- the xarray-facing function ---------------------------------------------------------------
@@ -524,6 +556,9 @@ def _to_dataset(arrays, grid: Grid, bins: TimeBins, ordinals, source: xr.Dataset
             attrs[f"source_{key}" if key != "hemisphere" else key] = source.attrs[key]
     if total is not None:
         attrs["segments_gridded"] = int(total.n_valid)
+        if total.t_min is not None:
+            attrs["time_coverage_start"] = str(np.datetime64(total.t_min, "ns"))
+            attrs["time_coverage_end"] = str(np.datetime64(total.t_max, "ns"))
     out.attrs.update(attrs)
     return out
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -149,9 +150,11 @@ def write_month(
     n_segments: int = 20_000,
     seed: int = 0,
     progress: bool = False,
+    workers: int | None = None,
 ) -> list[Path]:
     """Write a month of synthetic granules (``granules_per_day`` each day, tracks spread in longitude).
 
+    Granules already in ``directory`` are kept; the others are written in parallel processes.
     Returns the paths in time order.
     """
     directory = Path(directory)
@@ -163,29 +166,29 @@ def write_month(
             start = day + pd.Timedelta(hours=24 * k / granules_per_day + 1.5)
             rgt = (d * 14 + k * 7) % 1387 + 1
             jobs.append((start, rgt, (d * granules_per_day + k) % 2, float(d)))
-    iterator = jobs
+    todo = [(directory / granule_name(hemisphere, start, rgt, cycle=4), start, rgt, orient, day) for start, rgt, orient, day in jobs]
+    missing = [job for job in todo if not job[0].exists()]
+    options = {"hemisphere": hemisphere, "cycle": 4, "n_segments": n_segments, "seed": seed}
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(jobs, desc="writing synthetic granules", unit="granule")
-    paths = []
-    for start, rgt, orient, day in iterator:
-        name = directory / granule_name(hemisphere, start, rgt, cycle=4)
-        if not name.exists():
-            write_granule(
-                name,
-                hemisphere=hemisphere,
-                sc_orient=orient,
-                start=start,
-                rgt=rgt,
-                cycle=4,
-                n_segments=n_segments,
-                lan=((rgt * 37.3) % 360.0) - 180.0,
-                day_of_season=day,
-                seed=seed,
-            )
-        paths.append(name)
+        bar = tqdm(total=len(todo), initial=len(todo) - len(missing), desc="synthetic granules", unit="granule")
+    with ProcessPoolExecutor(max_workers=max(1, min(workers or os.cpu_count() or 1, len(missing) or 1))) as pool:
+        futures = [pool.submit(_write_one, name, start, rgt, orient, day, options) for name, start, rgt, orient, day in missing]
+        for future in as_completed(futures):
+            future.result()
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
+    paths = [job[0] for job in todo]
     return paths
+
+
+def _write_one(name, start, rgt, orient, day, options):
+    return write_granule(name, start=start, rgt=rgt, sc_orient=orient, lan=((rgt * 37.3) % 360.0) - 180.0,
+                         day_of_season=day, **options)  # fmt: skip
 
 
 def sample_month(cache_dir: str | os.PathLike | None = None, **kwargs) -> list[Path]:
@@ -193,7 +196,7 @@ def sample_month(cache_dir: str | os.PathLike | None = None, **kwargs) -> list[P
     import platformdirs
 
     root = Path(cache_dir) if cache_dir is not None else Path(platformdirs.user_cache_dir("is2grid"))
-    options = {"year": 2019, "month": 9, "hemisphere": "south", "granules_per_day": 2, "n_segments": 20_000}
+    options = {"year": 2019, "month": 9, "hemisphere": "south", "granules_per_day": 2, "n_segments": 4_000}
     options.update(kwargs)
     tag = "-".join(f"{k}{v}" for k, v in sorted(options.items()))
     return write_month(root / f"synthetic-atl10-{tag}", **options)
@@ -219,8 +222,8 @@ def _cross_offset(beam: str) -> float:
 
 
 def _beam_track(beam, hemisphere, lan, t0, n_strong, strong, rng):
-    """Segment centres of one beam inside the ice zone: along-track distance, lat, lon, time, length."""
-    mean_len = 22.0 if strong else 88.0
+    """Segment centres of one beam over sea inside the ice zone: along-track distance, lat, lon, time, length."""
+    mean_len = 15.0 if strong else 60.0
     n_target = n_strong if strong else max(1, n_strong // 4)
     lo, hi = ICE_LATITUDES[hemisphere]
     # arc of the orbit (argument of latitude u) through the ice zone, around the polar turn
@@ -229,38 +232,71 @@ def _beam_track(beam, hemisphere, lan, t0, n_strong, strong, rng):
     arc = 2 * (span + np.deg2rad(2.0)) * EARTH_RADIUS
     lengths = rng.gamma(3.0, mean_len / 3.0, size=int(arc / mean_len) + 10).clip(5.0, 560.0)
     s = np.cumsum(lengths) - lengths / 2
-    keep = s < arc
-    s, lengths = s[keep], lengths[keep]
     u = u_pole - arc / (2 * EARTH_RADIUS) + s / EARTH_RADIUS
-    t = t0 + s / GROUND_SPEED
     lat_c = np.rad2deg(np.arcsin(np.sin(INCLINATION) * np.sin(u)))
-    lon_c = lan + np.rad2deg(np.arctan2(np.cos(INCLINATION) * np.sin(u), np.cos(u))) - np.rad2deg(
-        EARTH_ROTATION * (t - t0)
-    )
-    p = _unit(lat_c, lon_c)
-    ahead = _unit(
-        np.rad2deg(np.arcsin(np.sin(INCLINATION) * np.sin(u + 1e-4))),
-        lan + np.rad2deg(np.arctan2(np.cos(INCLINATION) * np.sin(u + 1e-4), np.cos(u + 1e-4)))
-        - np.rad2deg(EARTH_ROTATION * (t - t0)),
-    )
-    normal = np.cross(p, ahead - p)
+    candidates = np.flatnonzero((s < arc) & (lat_c > lo - 0.1) & (lat_c < hi + 0.1))
+    # reduced sizes sample the whole track sparsely rather than a short stretch of it
+    wanted = n_target
+    for _ in range(3):
+        step = max(1, int(np.ceil(len(candidates) / wanted)))
+        idx = candidates[::step]
+        lat, lon, keep = _beam_geometry(beam, u[idx], t0 + s[idx] / GROUND_SPEED, lan, t0, lo, hi)
+        kept = int(keep.sum())
+        if step == 1 or kept >= 0.97 * n_target or kept == 0:
+            break
+        wanted = int(wanted * n_target / kept) + 1
+    idx, lat, lon = idx[keep], lat[keep], lon[keep]
+    return {
+        "seg_dist_x": 10_000_000.0 + s[idx],
+        "latitude": lat,
+        "longitude": lon,
+        "delta_time": t0 + s[idx] / GROUND_SPEED,
+        "length": lengths[idx].astype(np.float32),
+    }
+
+
+def _beam_geometry(beam, u, t, lan, t0, lo, hi):
+    """Beam footprints: the orbit's ground track offset across track, and which lie over sea in the ice zone."""
+
+    def centre(u):
+        lat = np.rad2deg(np.arcsin(np.sin(INCLINATION) * np.sin(u)))
+        lon = lan + np.rad2deg(np.arctan2(np.cos(INCLINATION) * np.sin(u), np.cos(u))) - np.rad2deg(EARTH_ROTATION * (t - t0))
+        return _unit(lat, lon)
+
+    p = centre(u)
+    normal = np.cross(p, centre(u + 1e-4) - p)
     normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
     lat, lon = _latlon(p + normal * (_cross_offset(beam) / EARTH_RADIUS))
-    inside = (lat > lo) & (lat < hi)
-    # reduced sizes sample the whole track sparsely rather than a short stretch of it
-    step = int(np.ceil(inside.sum() / n_target)) if inside.sum() > n_target else 1
-    if step > 1:
-        keep = np.zeros_like(inside)
-        keep[np.flatnonzero(inside)[::step]] = True
-        inside = keep
-    seg_dist_x = 10_000_000.0 + s
-    return {
-        "seg_dist_x": seg_dist_x[inside],
-        "latitude": lat[inside],
-        "longitude": lon[inside],
-        "delta_time": t[inside],
-        "length": lengths[inside].astype(np.float32),
-    }
+    keep = (lat > lo) & (lat < hi)
+    keep[keep] = ~_over_land(lat[keep], lon[keep])
+    return lat, lon, keep
+
+
+def _polar_xy(lat, lon):
+    colat = 90.0 - np.abs(lat)
+    return np.column_stack([colat * np.cos(np.deg2rad(lon)), colat * np.sin(np.deg2rad(lon))])
+
+
+def _over_land(lat, lon) -> np.ndarray:
+    """True where a point lies on land (Natural Earth 1:110m), so that segments stay over the sea."""
+    from matplotlib.path import Path as MplPath
+
+    from is2grid.plot import _land_rings
+
+    land = np.zeros(lat.shape, dtype=bool)
+    if not lat.size:
+        return land
+    xy = _polar_xy(lat, lon)
+    hemisphere = np.sign(lat.mean())
+    for ring in _land_rings():
+        if np.sign(ring[:, 1].mean()) != hemisphere:
+            continue
+        outline = _polar_xy(ring[:, 1], ring[:, 0])
+        (x0, y0), (x1, y1) = outline.min(axis=0), outline.max(axis=0)
+        near = np.flatnonzero((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1))
+        if near.size:
+            land[near] |= MplPath(outline).contains_points(xy[near])
+    return land
 
 
 def _freeboard_field(lat, lon, day, hemisphere):
