@@ -30,7 +30,7 @@ from is2grid.errors import GridError
 from is2grid.gpstime import delta_time_to_utc
 from is2grid.grids import Grid
 
-__all__ = ["Filters", "TimeBins", "collapse_time", "combine", "grid_segments", "partial_sums"]
+__all__ = ["Filters", "TimeBins", "collapse_time", "combine", "grid_from_total", "grid_segments", "partial_sums"]
 
 NEEDED = ("latitude", "longitude", "delta_time", "beam_fb_height", "height_segment_length_seg")
 FILL_THRESHOLD = 1e38  # un-masked float32 fill (3.4028235e38) when opened with mask_and_scale=False
@@ -355,15 +355,29 @@ def grid_segments(
 
     if lazy and window is not None and ordinals is not None:
         arrays = _lazy_dense(ds, names, grid=window, bins=bins, filters=filters, ordinals=ordinals, min_segments=min_segments)
-        total = None
-    else:
-        total = _total(ds, names, grid=window or grid.full(), bins=bins, filters=filters)
-        if window is None:
-            window = _data_window(total, grid)
-        if ordinals is None:
-            ordinals = _data_ordinals(total, grid)
-        arrays = dense(total, window, ordinals, min_segments)
-    return _to_dataset(arrays, window, bins, ordinals, ds, filters, min_segments, total)
+        return _to_dataset(arrays, window, bins, ordinals, ds.attrs, filters, min_segments, None)
+    total = _total(ds, names, grid=window or grid.full(), bins=bins, filters=filters)
+    return grid_from_total(
+        total, grid, bins, window=window, ordinals=ordinals, filters=filters, min_segments=min_segments, source_attrs=ds.attrs
+    )
+
+
+def grid_from_total(
+    total: Partial,
+    grid: Grid,
+    bins: TimeBins,
+    *,
+    window: Grid | None = None,
+    ordinals: np.ndarray | None = None,
+    filters: Filters | None = None,
+    min_segments: int = 1,
+    source_attrs: dict | None = None,
+) -> xr.Dataset:
+    """The labelled result of summed partials; window and time axis from the data unless given."""
+    window = window if window is not None else _data_window(total, grid)
+    ordinals = ordinals if ordinals is not None else _data_ordinals(total, grid)
+    arrays = dense(total, window, ordinals, min_segments)
+    return _to_dataset(arrays, window, bins, ordinals, source_attrs or {}, filters or Filters(), min_segments, total)
 
 
 def _check_inputs(ds, filters: Filters, min_segments, bbox, bbox_xy, full_grid) -> None:
@@ -516,7 +530,7 @@ STAT_ATTRS = {
 }
 
 
-def _to_dataset(arrays, grid: Grid, bins: TimeBins, ordinals, source: xr.Dataset, filters: Filters, min_segments, total):
+def _to_dataset(arrays, grid: Grid, bins: TimeBins, ordinals, source_attrs: dict, filters: Filters, min_segments, total):
     from is2grid import __version__
 
     has_time = bins.freq is not None
@@ -552,8 +566,8 @@ def _to_dataset(arrays, grid: Grid, bins: TimeBins, ordinals, source: xr.Dataset
         "filters": _describe(filters, min_segments),
     }
     for key in ("hemisphere", "granule", "granules", "beams"):
-        if key in source.attrs:
-            attrs[f"source_{key}" if key != "hemisphere" else key] = source.attrs[key]
+        if key in source_attrs:
+            attrs[f"source_{key}" if key != "hemisphere" else key] = source_attrs[key]
     if total is not None:
         attrs["segments_gridded"] = int(total.n_valid)
         if total.t_min is not None:

@@ -146,7 +146,7 @@ def write_month(
     year: int = 2019,
     month: int = 9,
     hemisphere: str = "south",
-    granules_per_day: int = 2,
+    granules_per_day: int = 1,
     n_segments: int = 20_000,
     seed: int = 0,
     progress: bool = False,
@@ -191,15 +191,18 @@ def _write_one(name, start, rgt, orient, day, options):
                          day_of_season=day, **options)  # fmt: skip
 
 
-def sample_month(cache_dir: str | os.PathLike | None = None, **kwargs) -> list[Path]:
-    """The bundled sample: a month of reduced-size Antarctic granules, cached in the user cache directory."""
+def sample_month(cache_dir: str | os.PathLike | None = None, progress: bool = False, **kwargs) -> list[Path]:
+    """The bundled sample: a month of reduced-size Antarctic granules, cached in the user cache directory.
+
+    About 30 granules and 130 MB, written in about 30 s on two cores the first time.
+    """
     import platformdirs
 
     root = Path(cache_dir) if cache_dir is not None else Path(platformdirs.user_cache_dir("is2grid"))
-    options = {"year": 2019, "month": 9, "hemisphere": "south", "granules_per_day": 2, "n_segments": 4_000}
+    options = {"year": 2019, "month": 9, "hemisphere": "south", "granules_per_day": 1, "n_segments": 6_000}
     options.update(kwargs)
     tag = "-".join(f"{k}{v}" for k, v in sorted(options.items()))
-    return write_month(root / f"synthetic-atl10-{tag}", **options)
+    return write_month(root / f"synthetic-atl10-{tag}", progress=progress, **options)
 
 
 # --- geometry -------------------------------------------------------------------------------
@@ -537,7 +540,9 @@ def _write_sections(group, track, rng):
         if name == "ds_si_hist_bins":
             data = np.arange(161, dtype=np.int32)
         elif name == "beam_fb_hist_refsurf":
-            data = rng.integers(0, 50, size=(n, 161)).astype(np.int16)
+            # a freeboard histogram per section: a bump around the section's mode, zeros elsewhere
+            mode = rng.integers(20, 60, size=(n, 1))
+            data = np.round(40 * np.exp(-0.5 * ((np.arange(161) - mode) / 6.0) ** 2)).astype(np.int16)
         elif name in ("latitude", "longitude", "delta_time"):
             data = track[name][centre]
         elif name == "beam_refsurf_dist_x":
