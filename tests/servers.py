@@ -11,18 +11,19 @@ import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 
 class RangeHandler(SimpleHTTPRequestHandler):
     """Serves files with ``Range: bytes=a-b`` (206), and a few failure modes keyed by path prefix."""
 
     ignore_range = False
-    requests_seen: list[str] = []
+    requests_seen: ClassVar[list[str]] = []
 
     def log_message(self, *args):  # keep test output clean
         pass
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         type(self).requests_seen.append(self.path)
         if self.path.startswith("/private/") and self.headers.get("Authorization") != "Bearer good-token":
             self.send_error(401, "Earthdata Login required")
@@ -78,7 +79,7 @@ def self_signed_cert(directory: Path) -> Path:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

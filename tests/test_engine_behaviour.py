@@ -28,7 +28,10 @@ def test_entry_point_registered():
     [
         ("ATL10-02_20190915101500_12340401_006_01.h5", True),
         ("processed_ATL10-01_20220107195849_02531401_006_01.h5", True),
-        ("s3://nsidc-cumulus-prod-protected/ATLAS/ATL10/006/2019/09/15/ATL10-02_20190915101500_12340401_006_01.h5", True),
+        (
+            "s3://nsidc-cumulus-prod-protected/ATLAS/ATL10/006/2019/09/15/ATL10-02_20190915101500_12340401_006_01.h5",
+            True,
+        ),
         ("https://host/ATL10-02_20190915101500_12340401_006_01.h5?token=1", True),
         ("ATL07-02_20190915101500_12340401_006_01.h5", False),
         ("freeboard.h5", False),
@@ -164,7 +167,7 @@ def test_time_is_utc_not_gps_on_real_granule():
         epoch = f["ancillary_data/atlas_sdp_gps_epoch"][0]
     decoded = gpstime.delta_time_to_utc(start_delta)
     assert abs(decoded - start_utc) < np.timedelta64(1, "us")
-    tutorial_gps = np.datetime64("1980-01-06", "ns") + np.timedelta64(int(round((start_delta + epoch) * 1e6)), "us")
+    tutorial_gps = np.datetime64("1980-01-06", "ns") + np.timedelta64(round((start_delta + epoch) * 1e6), "us")
     assert tutorial_gps - start_utc == np.timedelta64(18, "s")  # the NSIDC tutorial's bug
 
 
@@ -270,7 +273,9 @@ def test_netcdf_round_trip(south, tmp_path):
     out = tmp_path / "segments.nc"
     ds.to_netcdf(out, engine="netcdf4")
     back = xr.open_dataset(out)
-    xr.testing.assert_allclose(back.load().drop_vars(["beam", "delta_time"]), ds.load().drop_vars(["beam", "delta_time"]))
+    xr.testing.assert_allclose(
+        back.load().drop_vars(["beam", "delta_time"]), ds.load().drop_vars(["beam", "delta_time"])
+    )
     np.testing.assert_array_equal(back.beam.values, ds.beam.values)
     # stored again as float64 GPS seconds, as in the product: exact to well below a microsecond
     assert np.abs(back.delta_time.values - ds.delta_time.values).max() < np.timedelta64(1, "us")

@@ -99,7 +99,11 @@ def test_datatree_every_group_equals_h5py(any_granule):
                     continue
                 node = tree[key].to_dataset()
                 stored = {}
-                f[key].visititems(lambda n, o, s=stored: s.setdefault(n.rsplit("/", 1)[-1], o[:]) if isinstance(o, h5py.Dataset) else None)
+                f[key].visititems(
+                    lambda n, o, s=stored: (
+                        s.setdefault(n.rsplit("/", 1)[-1], o[:]) if isinstance(o, h5py.Dataset) else None
+                    )
+                )
                 for name, values in stored.items():
                     np.testing.assert_array_equal(node[name].values, values, err_msg=f"{key}/{name}")
 

@@ -23,13 +23,22 @@ def segments(lat, lon, time=None, length=None, fb=None, hemisphere="south", **ex
     """A minimal segment Dataset, as the engine would give it."""
     lat = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     n = lat.size
-    time = np.full(n, np.datetime64("2019-09-15T12:00:00", "ns")) if time is None else np.asarray(time, "datetime64[ns]")
+    time = (
+        np.full(n, np.datetime64("2019-09-15T12:00:00", "ns")) if time is None else np.asarray(time, "datetime64[ns]")
+    )
     data = {
         "beam_fb_height": ("segment", np.full(n, 0.3, np.float32) if fb is None else np.asarray(fb, np.float32)),
-        "height_segment_length_seg": ("segment", np.full(n, 20.0, np.float32) if length is None else np.asarray(length, np.float32)),
+        "height_segment_length_seg": (
+            "segment",
+            np.full(n, 20.0, np.float32) if length is None else np.asarray(length, np.float32),
+        ),
         **{k: ("segment", np.asarray(v)) for k, v in extra.items()},
     }
-    coords = {"latitude": ("segment", lat), "longitude": ("segment", np.asarray(lon, np.float64)), "delta_time": ("segment", time)}
+    coords = {
+        "latitude": ("segment", lat),
+        "longitude": ("segment", np.asarray(lon, np.float64)),
+        "delta_time": ("segment", time),
+    }
     return xr.Dataset(data, coords=coords, attrs={"hemisphere": hemisphere})
 
 
@@ -135,7 +144,19 @@ def test_latlon_on_demand(synthetic):
 @pytest.mark.parametrize(
     ("freq", "starts"),
     [
-        ("1D", ["2019-09-01", "2019-09-02", "2019-09-03", "2019-09-04", "2019-09-05", "2019-09-06", "2019-09-07", "2019-09-08"]),
+        (
+            "1D",
+            [
+                "2019-09-01",
+                "2019-09-02",
+                "2019-09-03",
+                "2019-09-04",
+                "2019-09-05",
+                "2019-09-06",
+                "2019-09-07",
+                "2019-09-08",
+            ],
+        ),
         ("7D", ["2019-08-29", "2019-09-05"]),
         ("MS", ["2019-09-01"]),
     ],
@@ -216,7 +237,7 @@ def test_window_border_cells_are_kept():
     window = g.window(300, 310, 400, 420)
     x = np.array([g.x0 + 400 * 25000, g.x0 + 421 * 25000 - 1e-3, g.x0 + 421 * 25000])
     y = np.full(3, g.y0 - 310 * 25000 - 1.0)
-    row, col, inside = window.cell_index(x, y)
+    _row, _col, inside = window.cell_index(x, y)
     assert inside.tolist() == [True, True, False]
 
 
@@ -283,7 +304,9 @@ def test_filters():
 def test_weak_beams_count_only_if_present(synthetic):
     strong = xr.open_dataset(synthetic["south-backward"], engine="atl10")
     both = xr.open_dataset(synthetic["south-backward"], engine="atl10", beams="all")
-    assert int(both.is2grid.to_ease2(res=25000).n_segments.sum()) > int(strong.is2grid.to_ease2(res=25000).n_segments.sum())
+    assert int(both.is2grid.to_ease2(res=25000).n_segments.sum()) > int(
+        strong.is2grid.to_ease2(res=25000).n_segments.sum()
+    )
 
 
 # --- errors -----------------------------------------------------------------------------------

@@ -121,7 +121,9 @@ def raise_if_dask_computes(max_computes=0):
     return dask.config.set(scheduler=CountingScheduler(max_computes))
 
 
-@pytest.mark.parametrize("extent", [{"full_grid": True}, {"bbox": (-180, -78, -160, -74)}, {"bbox_xy": (-2e6, -2e6, 2e6, 2e6)}])
+@pytest.mark.parametrize(
+    "extent", [{"full_grid": True}, {"bbox": (-180, -78, -160, -74)}, {"bbox_xy": (-2e6, -2e6, 2e6, 2e6)}]
+)
 def test_building_the_graph_computes_nothing(synthetic, extent):
     ds = xr.open_dataset(synthetic["south-backward"], engine="atl10", chunks={})
     with raise_if_dask_computes():

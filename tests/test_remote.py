@@ -116,13 +116,25 @@ def test_s3_dataset_pickles_with_credentials(s3_bucket, local):
     import pickle
 
     endpoint, key = s3_bucket
-    credentials = {"aws_access_key_id": "a", "aws_secret_access_key": "b", "aws_session_token": "c", "endpoint_url": endpoint}
+    credentials = {
+        "aws_access_key_id": "a",
+        "aws_secret_access_key": "b",
+        "aws_session_token": "c",
+        "endpoint_url": endpoint,
+    }
     ds = pickle.loads(pickle.dumps(xr.open_dataset(f"s3://nsidc-test/{key}", engine="atl10", credentials=credentials)))
     np.testing.assert_array_equal(ds.seg_dist_x.values, local.seg_dist_x.values)
 
 
 def test_s3_missing_key(s3_bucket):
     endpoint, _ = s3_bucket
-    credentials = {"aws_access_key_id": "a", "aws_secret_access_key": "b", "aws_session_token": "c", "endpoint_url": endpoint}
+    credentials = {
+        "aws_access_key_id": "a",
+        "aws_secret_access_key": "b",
+        "aws_session_token": "c",
+        "endpoint_url": endpoint,
+    }
     with pytest.raises(is2grid.GranuleNotFoundError, match=r"s3://nsidc-test/nope/ATL10.*no such object"):
-        xr.open_dataset("s3://nsidc-test/nope/ATL10-02_20190915101500_12340401_006_01.h5", engine="atl10", credentials=credentials)
+        xr.open_dataset(
+            "s3://nsidc-test/nope/ATL10-02_20190915101500_12340401_006_01.h5", engine="atl10", credentials=credentials
+        )

@@ -17,7 +17,7 @@ def storage(path, beam):
     found = {}
 
     def visit(name, obj):
-        if name.startswith("METADATA") or name.startswith("quality_assessment/") and False:
+        if name.startswith("METADATA") or (name.startswith("quality_assessment/") and False):
             return
         if isinstance(obj, h5py.Dataset):
             key = name.replace(beam, "{beam}", 1) if name.startswith(beam) else name
@@ -71,7 +71,9 @@ def test_deterministic_from_seed(tmp_path):
         fa.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
         for name in names:
             np.testing.assert_array_equal(fa[name][()], fb[name][()], err_msg=name)
-        assert not np.array_equal(fa["gt1l/freeboard_segment/beam_fb_height"][:], fc["gt1l/freeboard_segment/beam_fb_height"][:])
+        assert not np.array_equal(
+            fa["gt1l/freeboard_segment/beam_fb_height"][:], fc["gt1l/freeboard_segment/beam_fb_height"][:]
+        )
 
 
 def full_track(beam):
@@ -92,7 +94,7 @@ def nearest_distance(beam_a, beam_b):
 def test_orbit_and_beam_geometry(south):
     assert 80 <= nearest_distance("gt2l", "gt2r") <= 110
     assert 3200 <= nearest_distance("gt1l", "gt2l") <= 3400
-    assert 230_000 < len(full_track("gt2l")["latitude"]) < 270_000  # about a full-size strong beam
+    assert 200_000 < len(full_track("gt2l")["latitude"]) < 320_000  # about a full-size strong beam
     ds = xr.open_dataset(south, engine="atl10", beams="all", decode_times=False).load()
     one = ds.where(ds.beam == "gt2l", drop=True)
     speed = np.median(np.diff(one.seg_dist_x.values) / np.diff(one.delta_time.values))

@@ -15,8 +15,17 @@ import h5py
 import numpy as np
 
 KEEP_ATTRS = (
-    "units", "long_name", "standard_name", "description", "_FillValue", "flag_values",
-    "flag_meanings", "valid_min", "valid_max", "source", "contentType",
+    "units",
+    "long_name",
+    "standard_name",
+    "description",
+    "_FillValue",
+    "flag_values",
+    "flag_meanings",
+    "valid_min",
+    "valid_max",
+    "source",
+    "contentType",
 )
 
 
@@ -61,7 +70,7 @@ def main(path):
             if parts[0].startswith("gt"):
                 if parts[0] != "gt2l":
                     return
-                name = "/".join(["{beam}"] + parts[1:])
+                name = "/".join(["{beam}", *parts[1:]])
             if isinstance(obj, h5py.Group):
                 out["groups"][name] = _attrs(obj)
             else:

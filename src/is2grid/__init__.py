@@ -8,6 +8,7 @@ True
 
 from importlib.metadata import PackageNotFoundError, version
 
+from is2grid import accessor as _accessor  # noqa: F401  (registers ds.is2grid)
 from is2grid.errors import (
     CorruptGranuleError,
     GranuleError,
@@ -19,7 +20,6 @@ from is2grid.errors import (
     NotHDF5Error,
     UnsupportedVersionError,
 )
-from is2grid import accessor as _accessor  # registers ds.is2grid
 from is2grid.gpstime import delta_time_to_utc
 from is2grid.grids import Grid, ease2_grid, nsidc_polar_stereo_grid
 
@@ -31,8 +31,8 @@ except PackageNotFoundError:  # pragma: no cover
 __all__ = [
     "CorruptGranuleError",
     "GranuleError",
-    "Grid",
     "GranuleNotFoundError",
+    "Grid",
     "GridError",
     "Is2gridError",
     "Is2gridWarning",

@@ -120,14 +120,18 @@ def _s3_driver():
             except ClientError as err:
                 code = str(err.response.get("Error", {}).get("Code", ""))
                 if code in ("NoSuchKey", "NoSuchBucket", "404"):
-                    raise GranuleNotFoundError(f"{self.url}: no such object ({code}). Check the bucket and key.") from err
+                    raise GranuleNotFoundError(
+                        f"{self.url}: no such object ({code}). Check the bucket and key."
+                    ) from err
                 if code in ("AccessDenied", "403", "ExpiredToken", "InvalidAccessKeyId"):
                     raise GranuleError(
                         f"{self.url}: access denied ({code}). NSIDC S3 credentials last one hour and work only in "
                         "AWS us-west-2: refresh them with earthaccess.get_s3_credentials('NSIDC'), or use the "
                         "https:// URL from elsewhere."
                     ) from err
-                raise CorruptGranuleError(f"{self.url}: S3 read of bytes {offset}-{offset + size - 1} failed: {err}") from err
+                raise CorruptGranuleError(
+                    f"{self.url}: S3 read of bytes {offset}-{offset + size - 1} failed: {err}"
+                ) from err
             except BotoCoreError as err:
                 raise GranuleError(f"{self.url}: cannot reach S3 ({err}). Check the network and endpoint.") from err
 
@@ -146,7 +150,9 @@ def _http_driver():
                     self.resource, headers={"Range": f"bytes={pos}-{pos + size - 1}"}, allow_redirects=True, timeout=30
                 )
             except requests.RequestException as err:
-                raise GranuleError(f"{self.resource}: request failed ({type(err).__name__}: {err}). Check the URL and network.") from err
+                raise GranuleError(
+                    f"{self.resource}: request failed ({type(err).__name__}: {err}). Check the URL and network."
+                ) from err
             if reply.status_code == 206:
                 return reply.content
             if reply.status_code == 200:
@@ -161,6 +167,8 @@ def _http_driver():
                     f"{self.resource}: HTTP {reply.status_code}, not authorised. Pass an Earthdata Login token "
                     "(credentials=... or the EARTHDATA_TOKEN environment variable; earthaccess.login() gives one)."
                 )
-            raise CorruptGranuleError(f"{self.resource}: HTTP {reply.status_code} reading bytes {pos}-{pos + size - 1}.")
+            raise CorruptGranuleError(
+                f"{self.resource}: HTTP {reply.status_code} reading bytes {pos}-{pos + size - 1}."
+            )
 
     return LoudHTTPDriver

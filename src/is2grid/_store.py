@@ -16,8 +16,8 @@ from xarray.backends.common import AbstractDataStore
 from xarray.core.utils import FrozenDict
 
 from is2grid import atl10
-from is2grid._io import resolve
 from is2grid._array import GranuleReader, Piece, RaggedArray, RepeatedLabelArray, as_text
+from is2grid._io import resolve
 from is2grid.errors import CorruptGranuleError, Is2gridWarning, NotATL10Error, UnsupportedVersionError
 from is2grid.gpstime import delta_time_to_utc
 
@@ -258,9 +258,14 @@ class BeamGroupStore(AbstractDataStore):
             shape = tuple(int(d) for d in meta.dimensions)
             dims: tuple[str, ...]
             if n is not None and shape[0] == n:
-                dims = (self.dim, *(f"{name}_dim{i}" if name != "beam_fb_hist_refsurf" else "hist_bin" for i in range(1, len(shape))))
+                dims = (
+                    self.dim,
+                    *(f"{name}_dim{i}" if name != "beam_fb_hist_refsurf" else "hist_bin" for i in range(1, len(shape))),
+                )
             else:
-                dims = ("hist_bin",) if name == "ds_si_hist_bins" else tuple(f"{name}_dim{i}" for i in range(len(shape)))
+                dims = (
+                    ("hist_bin",) if name == "ds_si_hist_bins" else tuple(f"{name}_dim{i}" for i in range(len(shape)))
+                )
             piece = Piece(path, shape[0], meta.layout != CHUNKED)
             variables[name] = _ragged_variable(
                 self.granule.reader,

@@ -165,6 +165,14 @@ def add_latlon(ds: xr.Dataset) -> xr.Dataset:
     xx, yy = np.meshgrid(ds.x.values, ds.y.values)
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xx, yy)
     return ds.assign_coords(
-        lat=(("y", "x"), lat, {"standard_name": "latitude", "units": "degrees_north", "long_name": "latitude of cell centre"}),
-        lon=(("y", "x"), lon, {"standard_name": "longitude", "units": "degrees_east", "long_name": "longitude of cell centre"}),
+        lat=(
+            ("y", "x"),
+            lat,
+            {"standard_name": "latitude", "units": "degrees_north", "long_name": "latitude of cell centre"},
+        ),
+        lon=(
+            ("y", "x"),
+            lon,
+            {"standard_name": "longitude", "units": "degrees_east", "long_name": "longitude of cell centre"},
+        ),
     )

@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--res", type=float, default=12500, help="EASE-Grid 2.0 cell size in m (default 12500)")
     demo.add_argument("--freq", default="1D", help="time bins, a pandas alias (default 1D)")
     demo.add_argument("--cache", type=Path, default=None, help="where the synthetic granules are cached")
+    demo.add_argument("--n-segments", type=int, default=6000, help="segments per strong beam and granule")
 
     grid = sub.add_parser("grid", help="grid ATL10 granules (paths or s3:// / https:// URLs)")
     grid.add_argument("granules", nargs="+")
@@ -50,7 +51,7 @@ def _demo(args) -> int:
 
     start = time.perf_counter()
     print("1/3 synthetic Antarctic granules for September 2019 (written once, then cached)")
-    paths = tutorial.sample_month(args.cache, progress=True)
+    paths = tutorial.sample_month(args.cache, progress=True, n_segments=args.n_segments)
     print(f"    {len(paths)} granules in {paths[0].parent}")
     print(f"2/3 gridding onto EASE-Grid 2.0 South at {args.res / 1000:g} km, {args.freq} bins")
     result = workflow.grid_granules(paths, res=args.res, freq=None if args.freq.lower() == "none" else args.freq)
@@ -103,7 +104,9 @@ def _summary(result) -> str:
     n = result.n_segments
     cells = int((n.sum("time") if "time" in n.dims else n).astype(bool).sum())
     times = f"{result.sizes.get('time', 1)} time bins" + (
-        f" from {str(result.time.values[0])[:10]} to {str(result.time.values[-1])[:10]}" if "time" in result.dims and result.sizes["time"] else ""
+        f" from {str(result.time.values[0])[:10]} to {str(result.time.values[-1])[:10]}"
+        if "time" in result.dims and result.sizes["time"]
+        else ""
     )
     return (
         f"{result.attrs['grid']} window {result.sizes['y']} x {result.sizes['x']} cells, {times}; "

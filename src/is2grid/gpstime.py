@@ -63,9 +63,7 @@ def delta_time_to_utc(delta_time, leap_seconds: list[tuple[str, int]] | None = N
     whole = np.floor(seconds)
     nanos = np.round((seconds - whole) * 1e9)
     finite = np.isfinite(seconds)
-    ns = np.where(finite, whole, 0).astype(np.int64) * 1_000_000_000 + np.where(finite, nanos, 0).astype(
-        np.int64
-    )
+    ns = np.where(finite, whole, 0).astype(np.int64) * 1_000_000_000 + np.where(finite, nanos, 0).astype(np.int64)
     out = ATLAS_EPOCH + ns.astype("timedelta64[ns]")
     return np.where(finite, out, np.datetime64("NaT", "ns"))
 

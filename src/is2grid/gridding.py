@@ -57,7 +57,9 @@ class Filters:
 
     def mask(self, lat, lon, length, fb, seg_type=None, quality=None) -> np.ndarray:
         with np.errstate(invalid="ignore"):
-            keep = np.isfinite(fb) & (fb < FILL_THRESHOLD) & np.isfinite(length) & (length > 0) & (length < FILL_THRESHOLD)
+            keep = (
+                np.isfinite(fb) & (fb < FILL_THRESHOLD) & np.isfinite(length) & (length > 0) & (length < FILL_THRESHOLD)
+            )
             keep &= np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90)
             if self.segment_types is not None:
                 keep &= np.isin(seg_type, np.asarray(self.segment_types))
@@ -67,7 +69,9 @@ class Filters:
                 keep &= (fb >= self.fb_range[0]) & (fb <= self.fb_range[1])
             if self.lonlat_box is not None:
                 lon_min, lat_min, lon_max, lat_max = self.lonlat_box
-                in_lon = (lon >= lon_min) & (lon <= lon_max) if lon_min <= lon_max else (lon >= lon_min) | (lon <= lon_max)
+                in_lon = (
+                    (lon >= lon_min) & (lon <= lon_max) if lon_min <= lon_max else (lon >= lon_min) | (lon <= lon_max)
+                )
                 keep &= in_lon & (lat >= lat_min) & (lat <= lat_max)
         if self.hemisphere is not None:
             wrong = keep & ((lat < 0) if self.hemisphere == "north" else (lat > 0))
@@ -110,7 +114,8 @@ class TimeBins:
             offset = to_offset(self.freq)
         except (ValueError, TypeError) as err:
             raise GridError(
-                f"freq={self.freq!r}: not a pandas frequency. Use e.g. '1D' (daily, like ATL20), '7D', 'MS' (monthly) or None."
+                f"freq={self.freq!r}: not a pandas frequency. "
+                "Use e.g. '1D' (daily, like ATL20), '7D', 'MS' (monthly) or None."
             ) from err
         if isinstance(offset, Tick):
             object.__setattr__(self, "_step", int(pd.Timedelta(offset).value))
@@ -127,7 +132,9 @@ class TimeBins:
             return np.floor_divide(ns, self._step)
         ordinal = np.searchsorted(self._anchors, t, side="right") - 1
         if ordinal.size and (ordinal.min() < 0 or ordinal.max() >= len(self._anchors) - 1):
-            raise GridError(f"segment times outside {_ANCHORS[0]}..{_ANCHORS[1]} cannot be binned with freq={self.freq!r}.")
+            raise GridError(
+                f"segment times outside {_ANCHORS[0]}..{_ANCHORS[1]} cannot be binned with freq={self.freq!r}."
+            )
         return ordinal.astype(np.int64)
 
     def starts(self, ordinals) -> np.ndarray:
@@ -195,7 +202,14 @@ def partial_sums(
     lon = np.asarray(lon, dtype=np.float64)
     length = np.asarray(length, dtype=np.float64)
     fb = np.asarray(fb, dtype=np.float64)
-    keep = filters.mask(lat, lon, length, fb, None if seg_type is None else np.asarray(seg_type), quality if quality is None else np.asarray(quality))
+    keep = filters.mask(
+        lat,
+        lon,
+        length,
+        fb,
+        None if seg_type is None else np.asarray(seg_type),
+        quality if quality is None else np.asarray(quality),
+    )
     times = _as_utc(delta_time)
     keep &= ~np.isnat(times)
     if not keep.any():
@@ -354,11 +368,20 @@ def grid_segments(
     lazy = any(ds[n].chunks is not None for n in names)
 
     if lazy and window is not None and ordinals is not None:
-        arrays = _lazy_dense(ds, names, grid=window, bins=bins, filters=filters, ordinals=ordinals, min_segments=min_segments)
+        arrays = _lazy_dense(
+            ds, names, grid=window, bins=bins, filters=filters, ordinals=ordinals, min_segments=min_segments
+        )
         return _to_dataset(arrays, window, bins, ordinals, ds.attrs, filters, min_segments, None)
     total = _total(ds, names, grid=window or grid.full(), bins=bins, filters=filters)
     return grid_from_total(
-        total, grid, bins, window=window, ordinals=ordinals, filters=filters, min_segments=min_segments, source_attrs=ds.attrs
+        total,
+        grid,
+        bins,
+        window=window,
+        ordinals=ordinals,
+        filters=filters,
+        min_segments=min_segments,
+        source_attrs=ds.attrs,
     )
 
 
@@ -416,7 +439,10 @@ def _fixed_window(grid: Grid, bbox, bbox_xy, full_grid) -> Grid | None:
         edge_lat = np.concatenate([np.full(721, lat_min), np.full(721, lat_max), lats, lats])
         lon_grid, lat_grid = np.meshgrid(lons[::24], lats[::12])
         x, y = project(
-            np.concatenate([edge_lon, lon_grid.ravel()]), np.concatenate([edge_lat, lat_grid.ravel()]), grid.crs, threads=1
+            np.concatenate([edge_lon, lon_grid.ravel()]),
+            np.concatenate([edge_lat, lat_grid.ravel()]),
+            grid.crs,
+            threads=1,
         )
         ok = np.isfinite(x) & np.isfinite(y)
         return grid.window_for_xy(x[ok].min(), y[ok].min(), x[ok].max(), y[ok].max())
@@ -530,7 +556,9 @@ STAT_ATTRS = {
 }
 
 
-def _to_dataset(arrays, grid: Grid, bins: TimeBins, ordinals, source_attrs: dict, filters: Filters, min_segments, total):
+def _to_dataset(
+    arrays, grid: Grid, bins: TimeBins, ordinals, source_attrs: dict, filters: Filters, min_segments, total
+):
     from is2grid import __version__
 
     has_time = bins.freq is not None
@@ -540,8 +568,16 @@ def _to_dataset(arrays, grid: Grid, bins: TimeBins, ordinals, source_attrs: dict
         values = values if has_time else values[0]
         data_vars[name] = (dims, values, {**STAT_ATTRS[name], "grid_mapping": "crs"})
     coords = {
-        "x": ("x", grid.x, {"standard_name": "projection_x_coordinate", "long_name": "x of cell centre", "units": "m", "axis": "X"}),
-        "y": ("y", grid.y, {"standard_name": "projection_y_coordinate", "long_name": "y of cell centre", "units": "m", "axis": "Y"}),
+        "x": (
+            "x",
+            grid.x,
+            {"standard_name": "projection_x_coordinate", "long_name": "x of cell centre", "units": "m", "axis": "X"},
+        ),
+        "y": (
+            "y",
+            grid.y,
+            {"standard_name": "projection_y_coordinate", "long_name": "y of cell centre", "units": "m", "axis": "Y"},
+        ),
         "crs": ((), np.int32(0), grid.cf_grid_mapping()),
     }
     if has_time:

@@ -22,7 +22,9 @@ def cartopy_crs(grid: xr.Dataset):
     import cartopy.crs as ccrs
 
     attrs = grid["crs"].attrs
-    globe = ccrs.Globe(semimajor_axis=attrs["semi_major_axis"], inverse_flattening=attrs["inverse_flattening"], ellipse=None)
+    globe = ccrs.Globe(
+        semimajor_axis=attrs["semi_major_axis"], inverse_flattening=attrs["inverse_flattening"], ellipse=None
+    )
     if attrs["grid_mapping_name"] == "lambert_azimuthal_equal_area":
         return ccrs.LambertAzimuthalEqualArea(
             central_longitude=attrs["longitude_of_projection_origin"],

@@ -46,12 +46,12 @@ SYNTHETIC_NOTE = "SYNTHETIC granule written by is2grid.tutorial: not ICESat-2 da
 
 
 def granule_name(hemisphere: str, start: str | np.datetime64, rgt: int, cycle: int, region: int | None = None) -> str:
-    """The NSIDC file name of a granule, e.g. ``ATL10-02_20190915101500_12340401_006_01.h5``.
+    """The NSIDC file name of a granule, e.g. ``ATL10-02_20190915101500_12340402_006_01.h5``.
 
     Examples
     --------
     >>> granule_name("south", "2019-09-15T10:15:00", rgt=1234, cycle=4)
-    'ATL10-02_20190915101500_12340401_006_01.h5'
+    'ATL10-02_20190915101500_12340402_006_01.h5'
     """
     hh = "01" if hemisphere == "north" else "02"
     region = region if region is not None else int(hh)
@@ -166,7 +166,10 @@ def write_month(
             start = day + pd.Timedelta(hours=24 * k / granules_per_day + 1.5)
             rgt = (d * 14 + k * 7) % 1387 + 1
             jobs.append((start, rgt, (d * granules_per_day + k) % 2, float(d)))
-    todo = [(directory / granule_name(hemisphere, start, rgt, cycle=4), start, rgt, orient, day) for start, rgt, orient, day in jobs]
+    todo = [
+        (directory / granule_name(hemisphere, start, rgt, cycle=4), start, rgt, orient, day)
+        for start, rgt, orient, day in jobs
+    ]
     missing = [job for job in todo if not job[0].exists()]
     options = {"hemisphere": hemisphere, "cycle": 4, "n_segments": n_segments, "seed": seed}
     bar = None
@@ -175,7 +178,9 @@ def write_month(
 
         bar = tqdm(total=len(todo), initial=len(todo) - len(missing), desc="synthetic granules", unit="granule")
     with ProcessPoolExecutor(max_workers=max(1, min(workers or os.cpu_count() or 1, len(missing) or 1))) as pool:
-        futures = [pool.submit(_write_one, name, start, rgt, orient, day, options) for name, start, rgt, orient, day in missing]
+        futures = [
+            pool.submit(_write_one, name, start, rgt, orient, day, options) for name, start, rgt, orient, day in missing
+        ]
         for future in as_completed(futures):
             future.result()
             if bar is not None:
@@ -263,7 +268,11 @@ def _beam_geometry(beam, u, t, lan, t0, lo, hi):
 
     def centre(u):
         lat = np.rad2deg(np.arcsin(np.sin(INCLINATION) * np.sin(u)))
-        lon = lan + np.rad2deg(np.arctan2(np.cos(INCLINATION) * np.sin(u), np.cos(u))) - np.rad2deg(EARTH_ROTATION * (t - t0))
+        lon = (
+            lan
+            + np.rad2deg(np.arctan2(np.cos(INCLINATION) * np.sin(u), np.cos(u)))
+            - np.rad2deg(EARTH_ROTATION * (t - t0))
+        )
         return _unit(lat, lon)
 
     p = centre(u)
@@ -476,7 +485,9 @@ def _write_segments(group, track, rng, *, all_fill, day, hemisphere):
     }
     _write_rows(fs, "{beam}/freeboard_segment", top, n, rng)
     _write_rows(heights, "{beam}/freeboard_segment/heights", sub, n, rng)
-    _write_rows(geo, "{beam}/freeboard_segment/geophysical", {"latitude": lat, "longitude": lon, "delta_time": dt}, n, rng)
+    _write_rows(
+        geo, "{beam}/freeboard_segment/geophysical", {"latitude": lat, "longitude": lon, "delta_time": dt}, n, rng
+    )
 
 
 def _plausible(entry, n, rng):

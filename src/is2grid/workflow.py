@@ -115,7 +115,14 @@ def grid_granules(
     ordinals = gridding._fixed_ordinals(bins, time_range)
     attrs = {"hemisphere": hemi, "granules": " ".join(p.rsplit("/", 1)[-1] for p in paths)}
     return gridding.grid_from_total(
-        total, grid, bins, window=window, ordinals=ordinals, filters=filters, min_segments=min_segments, source_attrs=attrs
+        total,
+        grid,
+        bins,
+        window=window,
+        ordinals=ordinals,
+        filters=filters,
+        min_segments=min_segments,
+        source_attrs=attrs,
     )
 
 
@@ -144,7 +151,12 @@ def write_netcdf(grid: xr.Dataset, path: str | os.PathLike) -> str:
     encoding = {}
     for name, var in grid.data_vars.items():
         chunks = tuple(1 if d == "time" else max(1, n) for d, n in zip(var.dims, var.shape, strict=True))
-        encoding[name] = {"zlib": True, "complevel": 4, "shuffle": True, "chunksizes": chunks if all(var.shape) else None}
+        encoding[name] = {
+            "zlib": True,
+            "complevel": 4,
+            "shuffle": True,
+            "chunksizes": chunks if all(var.shape) else None,
+        }
         if var.dtype.kind == "f":
             encoding[name]["_FillValue"] = np.float32(np.nan) if var.dtype == np.float32 else np.nan
         encoding[name] = {k: v for k, v in encoding[name].items() if v is not None}

@@ -1,0 +1,36 @@
+# Two commands do all the set-up: `make demo` (the main job on bundled synthetic data) and
+# `make test` (the whole test suite). Each creates its own virtual environment from pyproject.toml.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(VENV)/.installed $@
+
+demo: $(VENV)/.installed
+	$(BIN)/is2grid demo --out is2grid-demo
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_read.py
+	$(BIN)/python benchmarks/bench_grid.py
+
+clean:
+	rm -rf $(VENV) is2grid-demo .pytest_cache

@@ -1,0 +1,48 @@
+"""Opt-in tests against NASA Earthdata (need the internet and Earthdata Login): ``pytest -m nasa``.
+
+Credentials come from the environment (EARTHDATA_USERNAME / EARTHDATA_PASSWORD) or ~/.netrc.
+"""
+
+from __future__ import annotations
+
+import pytest
+import xarray as xr
+
+pytestmark = pytest.mark.nasa
+
+
+@pytest.fixture(scope="module")
+def granule():
+    earthaccess = pytest.importorskip("earthaccess")
+    auth = earthaccess.login(strategy="environment") or earthaccess.login(strategy="netrc")
+    results = earthaccess.search_data(
+        short_name="ATL10", version="006", bounding_box=(-180, -78, -160, -74), temporal=("2019-09-15", "2019-09-15")
+    )
+    assert results, "CMR found no ATL10 v006 granule for the Ross Sea on 2019-09-15"
+    return auth, results[0]
+
+
+def test_https_granule_opens_and_grids(granule):
+    auth, result = granule
+    url = next(u for u in result.data_links(access="external") if u.endswith(".h5"))
+    ds = xr.open_dataset(url, engine="atl10", credentials=auth.token["access_token"])
+    assert ds.attrs["hemisphere"] == "south" and ds.sizes["segment"] > 0
+    grid = ds.isel(segment=slice(0, 20000)).is2grid.to_ease2(res=25000)
+    assert int(grid.n_segments.sum()) > 0
+
+
+def test_s3_granule_in_us_west_2(granule):
+    import earthaccess
+
+    auth, result = granule
+    if not earthaccess.__store__.in_region:
+        pytest.skip("direct S3 access works only inside AWS us-west-2")
+    creds = auth.get_s3_credentials(daac="NSIDC")
+    url = next(u for u in result.data_links(access="direct") if u.endswith(".h5"))
+    credentials = {
+        "aws_access_key_id": creds["accessKeyId"],
+        "aws_secret_access_key": creds["secretAccessKey"],
+        "aws_session_token": creds["sessionToken"],
+    }
+    ds = xr.open_dataset(url, engine="atl10", credentials=credentials)
+    assert ds.sizes["segment"] > 0

@@ -1,0 +1,119 @@
+"""Many granules at once, the command line, quicklook maps and hvplot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import is2grid
+from is2grid import cli, plot, tutorial, workflow
+
+
+@pytest.fixture(scope="module")
+def week(tmp_path_factory):
+    root = tmp_path_factory.mktemp("week")
+    return [
+        tutorial.write_granule(
+            root, n_segments=800, rgt=100 + d, start=f"2019-09-{10 + d:02d}T03:00:00", sc_orient=d % 2, seed=d
+        )
+        for d in range(4)
+    ]
+
+
+def test_grid_granules_equals_gridding_the_concatenation(week):
+    whole = xr.concat([xr.open_dataset(p, engine="atl10").load() for p in week], dim="segment", data_vars="minimal",
+                      coords="minimal", compat="override", join="override")  # fmt: skip
+    expected = whole.drop_dims("trajectory").is2grid.to_ease2(res=25000)
+    got = workflow.grid_granules(week, res=25000, progress=False)
+    xr.testing.assert_allclose(got.drop_attrs(), expected.drop_attrs(), rtol=1e-12)
+    assert got.attrs["source_granules"].split() == [p.name for p in week]
+
+
+def test_grid_granules_on_a_local_cluster(week):
+    distributed = pytest.importorskip("distributed")
+    local = workflow.grid_granules(week, res=25000, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            remote = workflow.grid_granules(week, res=25000, progress=False, client=client)
+    xr.testing.assert_allclose(remote, local, rtol=1e-12)
+
+
+def test_grid_granules_errors(week, tmp_path):
+    with pytest.raises(is2grid.GridError, match="no granules"):
+        workflow.grid_granules([], progress=False)
+    north = tutorial.write_granule(tmp_path, hemisphere="north", n_segments=200)
+    with pytest.raises(is2grid.GridError, match="mix ATL10-01"):
+        workflow.grid_granules([*week, north], progress=False)
+    with pytest.raises(is2grid.GranuleNotFoundError):
+        workflow.grid_granules([tmp_path / "ATL10-02_20190915101500_12340401_006_01.h5"], progress=False)
+
+
+def test_transition_granules_contribute_nothing_quietly(week, synthetic):
+    got = workflow.grid_granules([*week, synthetic["transition"]], res=25000, progress=False)
+    assert int(got.n_segments.sum()) == int(workflow.grid_granules(week, res=25000, progress=False).n_segments.sum())
+
+
+def test_netcdf_writer_compresses_and_round_trips(week, tmp_path):
+    grid = workflow.grid_granules(week, res=12500, progress=False)
+    path = workflow.write_netcdf(grid, tmp_path / "g.nc")
+    back = xr.open_dataset(path)
+    xr.testing.assert_identical(back.load(), grid)
+    assert back.mean_fb.encoding["zlib"] is True
+
+
+def test_cli_grid_and_info(week, tmp_path, capsys):
+    out = tmp_path / "out.nc"
+    assert (
+        cli.main(["grid", *map(str, week), "--out", str(out), "--res", "25000", "--png", str(tmp_path / "m.png")]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "NetCDF:" in printed and out.exists() and (tmp_path / "m.png").stat().st_size > 10_000
+    assert cli.main(["info", str(week[0])]) == 0
+    assert "valid freeboards" in capsys.readouterr().out
+
+
+def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
+    assert (
+        cli.main(
+            ["grid", str(tmp_path / "ATL10-02_20190915101500_12340401_006_01.h5"), "--out", str(tmp_path / "x.nc")]
+        )
+        == 2
+    )
+    assert "no such file" in capsys.readouterr().err
+    assert cli.main(["grid", "ATL10-02_20190915101500_12340401_006_01.h5", "--out", "x.nc", "--res", "7"]) == 2
+
+
+def test_cli_demo_on_a_small_sample(tmp_path, capsys):
+    code = cli.main(
+        ["demo", "--out", str(tmp_path / "demo"), "--cache", str(tmp_path / "cache"), "--n-segments", "300"]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    nc = next((tmp_path / "demo").glob("*.nc"))
+    png = next((tmp_path / "demo").glob("*.png"))
+    assert str(nc.resolve()) in printed and str(png.resolve()) in printed
+    grid = xr.open_dataset(nc)
+    assert grid.sizes["time"] == 30 and int(grid.n_segments.sum()) > 0
+
+
+def test_quicklook_draws_a_titled_map_with_units(week, tmp_path):
+    grid = workflow.grid_granules(week, res=25000, progress=False)
+    fig = plot.quicklook(grid, "mean_fb", path=tmp_path / "map.png")
+    ax = fig.axes[0]
+    assert "2019-09-10" in ax.get_title() and "freeboard" in ax.get_title()
+    assert "(m)" in fig.axes[1].get_ylabel()
+    assert len(ax.lines) > 50  # coastlines
+    fig2 = plot.quicklook(grid, "n_segments", time_index=0)
+    assert "bin starting 2019-09-10" in fig2.axes[0].get_title()
+
+
+def test_hvplot_explores_a_result(week):
+    import holoviews as hv
+    import hvplot.xarray  # noqa: F401
+
+    grid = workflow.grid_granules(week, res=25000, progress=False)
+    image = grid.mean_fb.hvplot.image(x="x", y="y", groupby="time", cmap="viridis", data_aspect=1)
+    rendered = hv.render(image, backend="bokeh")
+    assert rendered is not None
+    assert np.isfinite(grid.mean_fb).any()
