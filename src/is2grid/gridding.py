@@ -288,20 +288,21 @@ def decode_keys(keys: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray, n
 
 
 def dense(total: Partial, grid: Grid, ordinals: np.ndarray, min_segments: int = 1) -> tuple[np.ndarray, ...]:
-    """Scatter sparse sums into (time, y, x) arrays of the four statistics."""
+    """Scatter the statistics of the occupied keys into (time, y, x) arrays (no dense intermediate sums)."""
     shape = (len(ordinals), grid.nrows, grid.ncols)
-    count = np.zeros(shape, dtype=np.int32)
-    sums = np.full((3, *shape), np.nan)
-    if total.keys.size and shape[0] and grid.nrows and grid.ncols:
-        ordinal, row, col = decode_keys(total.keys, grid)
-        t = np.searchsorted(ordinals, ordinal)
-        ok = (t < len(ordinals)) & (ordinals[np.minimum(t, len(ordinals) - 1)] == ordinal)
-        r, c = row - grid.row0, col - grid.col0
-        ok &= (r >= 0) & (r < grid.nrows) & (c >= 0) & (c < grid.ncols)
-        count[t[ok], r[ok], c[ok]] = total.count[ok]
-        for i, name in enumerate(("sum_l", "sum_lh", "sum_lh2")):
-            sums[i, t[ok], r[ok], c[ok]] = getattr(total, name)[ok]
-    return _statistics(count, sums[0], sums[1], sums[2], min_segments)
+    out = (np.zeros(shape, dtype=np.int32), *(np.full(shape, np.nan) for _ in range(3)))
+    if not (total.keys.size and shape[0] and grid.nrows and grid.ncols):
+        return out
+    ordinal, row, col = decode_keys(total.keys, grid)
+    t = np.searchsorted(ordinals, ordinal)
+    ok = (t < len(ordinals)) & (ordinals[np.minimum(t, len(ordinals) - 1)] == ordinal)
+    r, c = row - grid.row0, col - grid.col0
+    ok &= (r >= 0) & (r < grid.nrows) & (c >= 0) & (c < grid.ncols)
+    stats = _statistics(total.count[ok], total.sum_l[ok], total.sum_lh[ok], total.sum_lh2[ok], min_segments)
+    where = (t[ok], r[ok], c[ok])
+    for target, values in zip(out, stats, strict=True):
+        target[where] = values
+    return out
 
 
 def _statistics(count, sum_l, sum_lh, sum_lh2, min_segments: int = 1):
