@@ -6,16 +6,17 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint bench clean
 
+# uv resolves the boto3/botocore/aiobotocore pins in seconds where pip backtracks for many minutes.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]"
 	touch $(VENV)/.installed $@
 
 demo: $(VENV)/.installed

@@ -114,8 +114,7 @@ def tutorial_reader(paths):
             d["beam_fb_height"] = np.where(d["beam_fb_height"] > 100, np.nan, d["beam_fb_height"])
             geometry = gpd.points_from_xy(d.pop("longitude"), d.pop("latitude"))
             gdf = gpd.GeoDataFrame(d, geometry=geometry, crs="EPSG:4326")
-            gdf.dropna(axis=0, inplace=True)
-            tracks.append(gdf)
+            tracks.append(gdf.dropna(axis=0))
     return pd.concat(tracks)
 
 
