@@ -38,7 +38,9 @@ def month_of_segments(target: int, seed: int = 0) -> xr.Dataset:
     cols = {k: [] for k in ("latitude", "longitude", "delta_time", "length", "fb")}
     for i in range(tracks):
         day = i * 30 // tracks
-        t0 = float(utc_to_delta_time(np.datetime64("2019-09-01T01:00") + np.timedelta64(int(day * 86400 + i * 1800), "s")))
+        t0 = float(
+            utc_to_delta_time(np.datetime64("2019-09-01T01:00") + np.timedelta64(int(day * 86400 + i * 1800), "s"))
+        )
         lan = (i * 137.5) % 360 - 180
         for beam in ("gt1l", "gt2l", "gt3l"):
             track = tutorial._beam_track(beam, "south", lan, t0, per_track, True, rng)
@@ -124,7 +126,9 @@ def tutorial_method(ds, sample: int):
     def stats(g):
         L, h = g.height_segment_length_seg, g.beam_fb_height
         mean = (L * h).sum() / L.sum()
-        return pd.Series({"n": len(g), "mean_len": L.mean(), "mean_fb": mean, "var_fb": (L * h * h).sum() / L.sum() - mean**2})
+        return pd.Series(
+            {"n": len(g), "mean_len": L.mean(), "mean_fb": mean, "var_fb": (L * h * h).sum() / L.sum() - mean**2}
+        )
 
     return gdf.groupby(["day", "grid_index"]).apply(stats)
 
@@ -134,7 +138,9 @@ def pyresample_bucket(ds):
     from pyresample.bucket import BucketResampler
     import dask.array as da
 
-    area = create_area_def("ease2_s_6250", "EPSG:6932", width=N, height=N, area_extent=(-EXTENT, -EXTENT, EXTENT, EXTENT))
+    area = create_area_def(
+        "ease2_s_6250", "EPSG:6932", width=N, height=N, area_extent=(-EXTENT, -EXTENT, EXTENT, EXTENT)
+    )
     lons = da.from_array(ds.longitude.values, chunks=2_000_000)
     lats = da.from_array(ds.latitude.values, chunks=2_000_000)
     resampler = BucketResampler(area, lons, lats)
@@ -155,7 +161,9 @@ def main() -> str:
     args = parser.parse_args()
     ds = month_of_segments(args.segments).load()
     n = ds.sizes["segment"]
-    input_bytes = sum(ds[v].nbytes for v in ("latitude", "longitude", "delta_time", "beam_fb_height", "height_segment_length_seg"))
+    input_bytes = sum(
+        ds[v].nbytes for v in ("latitude", "longitude", "delta_time", "beam_fb_height", "height_segment_length_seg")
+    )
     print(f"{n:,} segments, {input_bytes / 1e6:.0f} MB of input columns", flush=True)
 
     result = ds.is2grid.to_ease2(res=RES, freq="1D")
@@ -181,7 +189,9 @@ def main() -> str:
     peak = peak_memory(lambda: ds.is2grid.to_ease2(res=RES, freq="1D"))
     fl = median(times["(b) floor: pyproj + codes + factorize + bincount"])
     rows = [[k, f"{median(v):.2f}", f"{median(v) / fl:.2f}"] for k, v in times.items()]
-    rows.append([f"(c) tutorial method (timed on {sample:,}, scaled x{n / sample:.0f})", f"{tut:.0f}", f"{tut / fl:.0f}"])
+    rows.append(
+        [f"(c) tutorial method (timed on {sample:,}, scaled x{n / sample:.0f})", f"{tut:.0f}", f"{tut / fl:.0f}"]
+    )
     rows += [[k, f"{median(v):.2f}", f"{median(v) / fl:.2f}"] for k, v in nobins.items()]
     report = (
         f"Machine: {machine()}\n\n{n:,} segments of a synthetic Antarctic month, EASE-Grid 2.0 South 6.25 km; "

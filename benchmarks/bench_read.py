@@ -145,8 +145,7 @@ def main() -> str:
     report = (
         f"Machine: {machine()}\n\n{args.granules} full-size synthetic granules ({', '.join(f'{s:.0f}' for s in sizes)} MB), "
         f"{segments:,} strong-beam segments, {len(NAMES)} variables; warm page cache; {args.repeats} interleaved "
-        f"repeats.\n\n"
-        + table(rows, ["method", "median s", "min s", "median / floor", "peak traced MB"])
+        f"repeats.\n\n" + table(rows, ["method", "median s", "min s", "median / floor", "peak traced MB"])
     )
     print(report)
     return report

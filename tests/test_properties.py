@@ -71,7 +71,8 @@ def test_each_mean_lies_within_its_cells_range(ds):
 def test_invariant_to_permutation(ds, random):
     order = list(range(ds.sizes["segment"]))
     random.shuffle(order)
-    xr.testing.assert_allclose(grid_of(ds), grid_of(ds.isel(segment=order)), rtol=1e-12, atol=1e-12)
+    # std_fb cancels (one-pass ATL20 formula): summation order moves it by up to ~sqrt(eps) m
+    xr.testing.assert_allclose(grid_of(ds), grid_of(ds.isel(segment=order)), rtol=1e-9, atol=1e-7)
 
 
 @SETTINGS
@@ -80,7 +81,7 @@ def test_dask_equals_numpy(ds, chunk):
     eager = grid_of(ds)
     lazy = grid_of(ds.chunk({"segment": chunk}))
     assert isinstance(lazy.mean_fb.data, dask.array.Array)
-    xr.testing.assert_allclose(eager, lazy.compute(), rtol=1e-12, atol=1e-12)
+    xr.testing.assert_allclose(eager, lazy.compute(), rtol=1e-9, atol=1e-7)
     xr.testing.assert_equal(eager.n_segments, lazy.n_segments.compute())
 
 
@@ -132,7 +133,7 @@ def test_building_the_graph_computes_nothing(synthetic, extent):
     expected = xr.open_dataset(synthetic["south-backward"], engine="atl10").is2grid.to_ease2(
         res=25000, time_range=("2019-09-15", "2019-09-16"), **extent
     )
-    xr.testing.assert_allclose(grid.compute(), expected, rtol=1e-12)
+    xr.testing.assert_allclose(grid.compute(), expected, rtol=1e-9, atol=1e-7)
 
 
 def test_dask_without_extent_computes_chunkwise_and_returns_numpy(synthetic):
