@@ -21,11 +21,11 @@ import pandas as pd
 import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, median, peak_memory, table, timed  # noqa: E402
+from common import machine, median, peak_memory, table, timed
 
-import is2grid  # noqa: E402, F401
-from is2grid import tutorial  # noqa: E402
-from is2grid.gpstime import utc_to_delta_time  # noqa: E402
+import is2grid  # noqa: F401
+from is2grid import tutorial
+from is2grid.gpstime import utc_to_delta_time
 
 RES, N, EXTENT = 6250.0, 2880, 9_000_000.0
 
@@ -134,9 +134,9 @@ def tutorial_method(ds, sample: int):
 
 
 def pyresample_bucket(ds):
+    import dask.array as da
     from pyresample import create_area_def
     from pyresample.bucket import BucketResampler
-    import dask.array as da
 
     area = create_area_def(
         "ease2_s_6250", "EPSG:6932", width=N, height=N, area_extent=(-EXTENT, -EXTENT, EXTENT, EXTENT)
@@ -167,7 +167,7 @@ def main() -> str:
     print(f"{n:,} segments, {input_bytes / 1e6:.0f} MB of input columns", flush=True)
 
     result = ds.is2grid.to_ease2(res=RES, freq="1D")
-    ref_keys, ref_sums = floor(ds)
+    _, ref_sums = floor(ds)
     assert int(result.n_segments.sum()) == int(ref_sums[0].sum()), "is2grid and the floor disagree on counts"
     output_bytes = sum(result[v].nbytes for v in result.data_vars)
 

@@ -18,9 +18,9 @@ import pandas as pd
 import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import CACHE, machine, median, peak_memory, table, timed  # noqa: E402
+from common import CACHE, machine, median, peak_rss_in_subprocess, rss_growth, table, timed
 
-from is2grid import atl10, tutorial  # noqa: E402
+from is2grid import atl10, tutorial
 
 NAMES = [*atl10.DEFAULT_VARIABLES, *atl10.COORDINATES]
 PATHS = atl10.segment_variable_paths()
@@ -122,33 +122,53 @@ def main() -> str:
     parser = argparse.ArgumentParser()
     parser.add_argument("--granules", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     paths = granules(args.granules)
+    if args.memory_of is not None:  # child process: one method, report peak RSS growth
+        import geopandas  # noqa: F401  (imports happen before the baseline)
+        import h5py  # noqa: F401
+        from h5coro import h5coro  # noqa: F401
+
+        import is2grid._open  # noqa: F401
+
+        print(rss_growth(lambda: list(methods_for(paths).values())[int(args.memory_of)]()))
+        return ""
     sizes = [p.stat().st_size / 1e6 for p in paths]
     segments = sum(xr.open_dataset(p, engine="atl10").sizes["segment"] for p in paths)
-    methods = {
+    methods = methods_for(paths)
+    for fn in methods.values():  # warm the OS page cache and imports once
+        fn()
+    times = timed(methods, args.repeats)
+    floor = median(times["(b) raw h5coro readDatasets (floor)"])
+    for name, t in times.items():
+        print(f"{name}: median {median(t):.2f} s ({median(t) / floor:.2f} x floor)", flush=True)
+    peaks = {
+        name: peak_rss_in_subprocess(__file__, "--granules", str(args.granules), "--memory-of", str(i))
+        for i, name in enumerate(methods)
+    }
+    rows = [
+        [name, f"{median(t):.2f}", f"{min(t):.2f}", f"{median(t) / floor:.2f}", f"{peaks[name] / 1e6:.0f}"]
+        for name, t in times.items()
+    ]
+    report = (
+        f"Machine: {machine()}\n\n{args.granules} full-size synthetic granules "
+        f"({', '.join(f'{s:.0f}' for s in sizes)} MB), "
+        f"{segments:,} strong-beam segments, {len(NAMES)} variables; warm page cache; {args.repeats} interleaved "
+        f"repeats.\n\n" + table(rows, ["method", "median s", "min s", "median / floor", "peak RSS growth MB"])
+    )
+    print(report)
+    return report
+
+
+def methods_for(paths):
+    return {
         "(a) is2grid engine + .load()": lambda: engine(paths),
         "(b) raw h5coro readDatasets (floor)": lambda: raw_h5coro(paths),
         "(c) h5py": lambda: with_h5py(paths),
         "(d) xarray h5netcdf per group + concat": lambda: with_h5netcdf(paths),
         "(e) tutorial reader (h5coro -> GeoDataFrame)": lambda: tutorial_reader(paths),
     }
-    for fn in methods.values():  # warm the OS page cache and imports once
-        fn()
-    times = timed(methods, args.repeats)
-    peaks = {name: peak_memory(fn) for name, fn in methods.items()}
-    floor = median(times["(b) raw h5coro readDatasets (floor)"])
-    rows = [
-        [name, f"{median(t):.2f}", f"{min(t):.2f}", f"{median(t) / floor:.2f}", f"{peaks[name] / 1e6:.0f}"]
-        for name, t in times.items()
-    ]
-    report = (
-        f"Machine: {machine()}\n\n{args.granules} full-size synthetic granules ({', '.join(f'{s:.0f}' for s in sizes)} MB), "
-        f"{segments:,} strong-beam segments, {len(NAMES)} variables; warm page cache; {args.repeats} interleaved "
-        f"repeats.\n\n" + table(rows, ["method", "median s", "min s", "median / floor", "peak traced MB"])
-    )
-    print(report)
-    return report
 
 
 if __name__ == "__main__":

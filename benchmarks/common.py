@@ -50,7 +50,11 @@ def timed(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str,
 
 
 def peak_memory(fn: Callable[[], object]) -> int:
-    """Peak bytes allocated through Python's allocators (numpy included) while ``fn`` runs."""
+    """Peak bytes allocated through Python's allocators (numpy included) while ``fn`` runs.
+
+    tracemalloc slows allocation-heavy pure-Python code (h5coro) by orders of magnitude: use
+    :func:`peak_rss_in_subprocess` for readers.
+    """
     gc.collect()
     tracemalloc.start()
     try:
@@ -60,6 +64,27 @@ def peak_memory(fn: Callable[[], object]) -> int:
         tracemalloc.stop()
     del result
     return peak
+
+
+def peak_rss_in_subprocess(script: str, *args: str) -> int:
+    """Growth of the peak resident set (bytes) of a fresh interpreter running ``script --memory-of ...``."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-W", "ignore", script, *args], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def rss_growth(fn: Callable[[], object]) -> int:
+    """In this process: peak RSS after ``fn`` minus peak RSS before it (Linux ru_maxrss is in KiB)."""
+    import resource
+
+    gc.collect()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = fn()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    del result
+    return (after - before) * 1024
 
 
 def median(values: list[float]) -> float:

@@ -281,3 +281,20 @@ def test_netcdf_round_trip(south, tmp_path):
     assert np.abs(back.delta_time.values - ds.delta_time.values).max() < np.timedelta64(1, "us")
     assert back.row_size.attrs["sample_dimension"] == "segment"
     assert back.attrs["featureType"] == "trajectory"
+
+
+def test_contiguous_datasets_are_read_whole_then_sliced(south, tmp_path, monkeypatch):
+    """h5coro returns zeros for offset hyperslices of contiguous datasets: the engine must not ask for them."""
+    import shutil
+
+    path = tmp_path / south.name
+    shutil.copy(south, path)
+    with h5py.File(path, "a") as f:
+        values = f["gt1l/freeboard_segment/seg_dist_x"][:]
+        del f["gt1l/freeboard_segment/seg_dist_x"]
+        f.create_dataset("gt1l/freeboard_segment/seg_dist_x", data=values)  # contiguous, no chunks
+        assert f["gt1l/freeboard_segment/seg_dist_x"].chunks is None
+    ds = xr.open_dataset(path, engine="atl10")
+    spy = Spy(monkeypatch)
+    np.testing.assert_array_equal(ds.seg_dist_x[5:10].values, values[5:10])
+    assert spy.requests == [("gt1l/freeboard_segment/seg_dist_x", None, None)]

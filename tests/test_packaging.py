@@ -1,4 +1,4 @@
-"""Importing the plugin stays cheap, the entry point resolves, and the result is a georeferenced raster to other tools."""
+"""Cheap plugin import, and the gridded result as a georeferenced raster to other tools."""
 
 from __future__ import annotations
 

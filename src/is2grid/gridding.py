@@ -47,6 +47,19 @@ class Filters:
     lonlat_box: tuple[float, float, float, float] | None = None
     hemisphere: str | None = None
 
+    @classmethod
+    def from_options(
+        cls, *, segment_types=None, max_quality=None, fb_range=None, bbox=None, hemisphere=None
+    ) -> Filters:
+        """Filters from the user-facing keyword arguments (sequences normalised to tuples of numbers)."""
+        return cls(
+            segment_types=None if segment_types is None else tuple(int(s) for s in segment_types),
+            max_quality=max_quality,
+            fb_range=None if fb_range is None else (float(fb_range[0]), float(fb_range[1])),
+            lonlat_box=None if bbox is None else tuple(float(v) for v in bbox),
+            hemisphere=hemisphere,
+        )
+
     def needs(self) -> tuple[str, ...]:
         extra = []
         if self.segment_types is not None:
@@ -354,12 +367,8 @@ def grid_segments(
     check_hemisphere: str | None = None,
 ) -> xr.Dataset:
     """Grid ATL10 segments onto ``grid``: see :meth:`is2grid.accessor.Is2gridAccessor.to_grid`."""
-    filters = Filters(
-        segment_types=None if segment_types is None else tuple(int(s) for s in segment_types),
-        max_quality=max_quality,
-        fb_range=None if fb_range is None else (float(fb_range[0]), float(fb_range[1])),
-        lonlat_box=None if bbox is None else tuple(float(v) for v in bbox),
-        hemisphere=check_hemisphere,
+    filters = Filters.from_options(
+        segment_types=segment_types, max_quality=max_quality, fb_range=fb_range, bbox=bbox, hemisphere=check_hemisphere
     )
     _check_inputs(ds, filters, min_segments, bbox, bbox_xy, full_grid)
     bins = TimeBins(freq)

@@ -84,12 +84,8 @@ def grid_granules(
         grid = grids.ease2_grid(hemi, res)
     elif isinstance(grid, str):
         grid = grids.grid_by_name(grid, hemi)
-    filters = gridding.Filters(
-        segment_types=None if segment_types is None else tuple(int(s) for s in segment_types),
-        max_quality=max_quality,
-        fb_range=fb_range,
-        lonlat_box=None if bbox is None else tuple(float(v) for v in bbox),
-        hemisphere=hemi,
+    filters = gridding.Filters.from_options(
+        segment_types=segment_types, max_quality=max_quality, fb_range=fb_range, bbox=bbox, hemisphere=hemi
     )
     probe = xr.Dataset({n: ("segment", np.zeros(0)) for n in (*gridding.NEEDED, *filters.needs())})
     gridding._check_inputs(probe, filters, min_segments, bbox, bbox_xy, full_grid)
