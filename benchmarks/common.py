@@ -75,16 +75,22 @@ def peak_rss_in_subprocess(script: str, *args: str) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
-def rss_growth(fn: Callable[[], object]) -> int:
-    """In this process: peak RSS after ``fn`` minus peak RSS before it (Linux ru_maxrss is in KiB)."""
-    import resource
+def _high_water_rss() -> int:
+    # VmHWM belongs to this address space, so unlike ru_maxrss it is not inherited from a large parent
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
+
+def rss_growth(fn: Callable[[], object]) -> int:
+    """In this process: peak resident set after ``fn`` minus the peak before it."""
     gc.collect()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _high_water_rss()
     result = fn()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = _high_water_rss()
     del result
-    return (after - before) * 1024
+    return after - before
 
 
 def median(values: list[float]) -> float:

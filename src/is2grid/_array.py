@@ -43,8 +43,12 @@ def _read_dataset(handle, path: str, hyperslice: list) -> np.ndarray:
     # fill value (0.1-0.25 s per 300k-element float32 dataset, most of a granule's read time). It only
     # matters for chunks never written, and ATL10 datasets are written whole: values stay equal to
     # h5py's (tests/test_engine_values.py).
-    dataset = H5Dataset(handle, path, hyperslice, enableFill=False, earlyExit=True, metaOnly=False, enableAttributes=False)
+    dataset = H5Dataset(
+        handle, path, hyperslice, enableFill=False, earlyExit=True, metaOnly=False, enableAttributes=False
+    )
     return dataset.values
+
+
 _LOCKS: dict[str, SerializableLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -112,6 +116,40 @@ class GranuleReader:
                     "The file is probably truncated or damaged: download it again."
                 ) from err
         return {k: v["__metadata__"] for k, v in variables.items()}, set(groups)
+
+    def links(self, group: str) -> set[str]:
+        """Names of the members of ``group`` (datasets and subgroups), without reading their headers."""
+        with self.lock:
+            handle = self._handle()
+            try:
+                return set(handle.inspectPath(group, w_attr=False)[0])
+            except GranuleError:
+                raise
+            except Exception as err:
+                raise CorruptGranuleError(
+                    f"{self.url}: cannot read the structure of group {group!r} ({type(err).__name__}: {err}). "
+                    "The file is probably truncated or damaged: download it again."
+                ) from err
+
+    def metadata(self, paths: list[str]) -> dict[str, Any]:
+        """h5coro metadata (shape, type, layout) of datasets, read in parallel."""
+        from h5coro.h5dataset import H5Dataset
+
+        def one(handle, path):
+            return H5Dataset(handle, path, earlyExit=True, metaOnly=True, enableAttributes=False).meta
+
+        with self.lock:
+            handle = self._handle()
+            try:
+                futures = [_pool().submit(one, handle, path) for path in paths]
+                return {path: f.result() for path, f in zip(paths, futures, strict=True)}
+            except GranuleError:
+                raise
+            except Exception as err:
+                raise CorruptGranuleError(
+                    f"{self.url}: cannot read the description of {paths} ({type(err).__name__}: {err}). "
+                    "The file is probably truncated or damaged: download it again."
+                ) from err
 
     def read(self, requests: list[tuple[str, int, int] | tuple[str, None, None]]) -> list[np.ndarray]:
         """Read ``(path, start, stop)`` row ranges (``None`` bounds: the whole dataset), in one h5coro call."""

@@ -67,7 +67,7 @@ def open_groups(
     for beam in granule.beams:
         groups[f"/{beam}"] = xr.Dataset(attrs={"beam": beam, **atl10.group_attrs("{beam}")})
         for group in atl10.BEAM_GROUPS:
-            if not granule.listing(f"{beam}/{group}")[0]:
+            if group not in granule.links(beam) or not granule.listing(f"{beam}/{group}")[0]:
                 continue
             store = BeamGroupStore(granule, beam, group, decode_times, drop_variables)
             groups[f"/{beam}/{group}"] = _decode(store, mask_and_scale)

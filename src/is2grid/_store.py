@@ -42,7 +42,8 @@ class Granule:
         self.name = self.url.rstrip("/").rsplit("/", 1)[-1]
         self.reader = GranuleReader(self.url, credentials)
         self._groups: dict[str, tuple[dict[str, Any], set[str]]] = {}
-        _, root_groups = self.reader.listing("/")
+        self._links: dict[str, set[str]] = {}
+        root_groups = self.reader.links("/")
         self.beams = [b for b in atl10.BEAMS if b in root_groups]
         self._check_product(root_groups)
         values = self.reader.read([(path, None, None) for path in ROOT_SCALARS.values()])
@@ -72,7 +73,7 @@ class Granule:
             )
         kinds: set[str] = set()
         for beam in self.beams:
-            kinds |= self.listing(beam)[1]
+            kinds |= self.links(beam)
         if atl10.LEGACY_SEGMENT_GROUP in kinds:
             release = as_text(self.reader.read([("ancillary_data/release", None, None)])[0])
             raise UnsupportedVersionError(
@@ -86,18 +87,34 @@ class Granule:
             )
 
     def listing(self, group: str) -> tuple[dict[str, Any], set[str]]:
+        """Datasets with metadata and subgroups of a group (reads every member's header)."""
         if group not in self._groups:
             self._groups[group] = self.reader.listing(group)
         return self._groups[group]
 
-    def segment_rows(self, beam: str) -> dict[str, tuple[str, Any]]:
-        """Flat name -> (path, h5coro metadata) of every per-segment dataset of one beam (empty if absent)."""
-        found: dict[str, tuple[str, Any]] = {}
+    def links(self, group: str) -> set[str]:
+        key = "links:" + group
+        if key not in self._links:
+            self._links[key] = self.reader.links(group)
+        return self._links[key]
+
+    def segment_paths(self, beam: str) -> dict[str, str]:
+        """Flat name -> path of every per-segment dataset of one beam (empty if it has no freeboard_segment)."""
+        if atl10.SEGMENT_GROUP not in self.links(beam):
+            return {}
+        found: dict[str, str] = {}
         for sub in ("", *atl10.SEGMENT_SUBGROUPS):
             group = "/".join(filter(None, (beam, atl10.SEGMENT_GROUP, sub)))
-            for name, meta in sorted(self.listing(group)[0].items()):
-                found.setdefault(name, (f"{group}/{name}", meta))
+            for name in sorted(self.links(group) - set(atl10.SEGMENT_SUBGROUPS)):
+                found.setdefault(name, f"{group}/{name}")
         return found
+
+    def segment_rows(self, beam: str, names=None) -> dict[str, tuple[str, Any]]:
+        """Flat name -> (path, h5coro metadata) of the per-segment datasets of one beam (all, or ``names``)."""
+        paths = self.segment_paths(beam)
+        wanted = {n: p for n, p in paths.items() if names is None or n in names}
+        metas = self.reader.metadata(list(wanted.values())) if wanted else {}
+        return {n: (p, metas[p]) for n, p in wanted.items()}
 
 
 def _ragged_variable(reader, dims, pieces, dtype, schema_path, decode_times, trailing=()) -> xr.Variable:
@@ -140,7 +157,8 @@ class SegmentStore(AbstractDataStore):
             )
         self.beams = chosen
         self.names = _select_names(variables, drop_variables)
-        self.rows = {beam: granule.segment_rows(beam) if beam in granule.beams else {} for beam in chosen}
+        wanted = {*self.names, "latitude"}
+        self.rows = {beam: granule.segment_rows(beam, wanted) if beam in granule.beams else {} for beam in chosen}
 
     def get_dimensions(self):
         return FrozenDict(segment=sum(self._beam_rows(b) for b in self.beams), trajectory=len(self.beams))
