@@ -257,7 +257,8 @@ def test_dask_chunks_follow_hdf5_chunks(south):
 
 
 def test_local_cluster_with_processes(synthetic):
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     ds = xr.open_dataset(synthetic["north-forward"], engine="atl10", chunks={})
     expected = xr.open_dataset(synthetic["north-forward"], engine="atl10").load()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:

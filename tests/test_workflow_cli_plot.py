@@ -31,7 +31,8 @@ def test_grid_granules_equals_gridding_the_concatenation(week):
 
 
 def test_grid_granules_on_a_local_cluster(week):
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     local = workflow.grid_granules(week, res=25000, progress=False)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -151,14 +151,14 @@ class GranuleReader:
                     "The file is probably truncated or damaged: download it again."
                 ) from err
 
-    def read(self, requests: list[tuple[str, int, int] | tuple[str, None, None]]) -> list[np.ndarray]:
+    def read(self, requests: Sequence[tuple[str, int | None, int | None]]) -> list[np.ndarray]:
         """Read ``(path, start, stop)`` row ranges (``None`` bounds: the whole dataset), in one h5coro call."""
         if not requests:
             return []
         specs = []
         for path, start, stop in requests:
             spec: dict[str, Any] = {"dataset": path, "hyperslice": []}
-            if start is not None:
+            if start is not None and stop is not None:
                 spec["hyperslice"] = [(int(start), int(stop))]
             specs.append(spec)
         with self.lock:
@@ -229,7 +229,8 @@ class RaggedArray(BackendArray):
         return self.transform(out) if self.transform is not None else out
 
     def _read_rows(self, lo: int, hi: int) -> np.ndarray:
-        requests, trims = [], []
+        requests: list[tuple[str, int | None, int | None]] = []
+        trims = []
         for piece, start in zip(self.pieces, self._offsets[:-1], strict=True):
             a, b = max(lo, start), min(hi, start + piece.rows)
             if a >= b:

@@ -66,7 +66,7 @@ def open_h5coro(path_or_url: str, credentials: Any = None, mode: Any = "r"):
         if head != HDF5_SIGNATURE:
             raise NotHDF5Error(f"{resource}: not an HDF5 file (no HDF5 signature). ATL10 granules are HDF5 (.h5).")
         driver = _file_driver()
-        creds = {}
+        creds: Any = {}
     elif kind == "s3":
         driver = _s3_driver()
         creds = dict(credentials or {})

@@ -33,7 +33,7 @@ def _steps(leap_seconds: list[tuple[str, int]]) -> list[tuple[float, int]]:
         if extra <= 0:
             continue
         utc_elapsed = (np.datetime64(instant, "ns") - ATLAS_EPOCH) / np.timedelta64(1, "s")
-        steps.append((utc_elapsed + extra, extra))
+        steps.append((float(utc_elapsed) + extra, extra))
     return steps
 
 

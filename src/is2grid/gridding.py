@@ -56,7 +56,7 @@ class Filters:
             segment_types=None if segment_types is None else tuple(int(s) for s in segment_types),
             max_quality=max_quality,
             fb_range=None if fb_range is None else (float(fb_range[0]), float(fb_range[1])),
-            lonlat_box=None if bbox is None else tuple(float(v) for v in bbox),
+            lonlat_box=None if bbox is None else (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])),
             hemisphere=hemisphere,
         )
 

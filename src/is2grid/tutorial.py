@@ -24,6 +24,7 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -204,7 +205,9 @@ def sample_month(cache_dir: str | os.PathLike | None = None, progress: bool = Fa
     import platformdirs
 
     root = Path(cache_dir) if cache_dir is not None else Path(platformdirs.user_cache_dir("is2grid"))
-    options = {"year": 2019, "month": 9, "hemisphere": "south", "granules_per_day": 1, "n_segments": 6_000}
+    options: dict[str, Any] = {
+        "year": 2019, "month": 9, "hemisphere": "south", "granules_per_day": 1, "n_segments": 6_000
+    }  # fmt: skip
     options.update(kwargs)
     tag = "-".join(f"{k}{v}" for k, v in sorted(options.items()))
     return write_month(root / f"synthetic-atl10-{tag}", progress=progress, **options)

@@ -33,8 +33,8 @@ def _granule_partial(path, grid, bins, filters, beams, credentials, names) -> gr
 
 def _hemisphere_of(paths: Sequence[str]) -> str:
     found = {atl10.hemisphere_from_name(os.fspath(p).rsplit("/", 1)[-1]) for p in paths}
-    if found == {"north"} or found == {"south"}:
-        return found.pop()
+    if found in ({"north"}, {"south"}):
+        return str(found.pop())
     if {"north", "south"} <= found:
         raise GridError("the granules mix ATL10-01 (Arctic) and ATL10-02 (Antarctic): grid each hemisphere separately.")
     raise GridError("cannot tell the hemisphere from the file names: pass hemisphere='north' or 'south'.")
@@ -76,10 +76,10 @@ def grid_granules(
     >>> int(result.n_segments.sum()) == result.attrs["segments_gridded"]
     True
     """
-    paths = [os.fspath(p) for p in paths]
-    if not paths:
+    urls: list[str] = [os.fspath(p) for p in paths]
+    if not urls:
         raise GridError("no granules given: pass a list of ATL10 paths or URLs (earthaccess.search_data finds them).")
-    hemi = hemisphere or _hemisphere_of(paths)
+    hemi = hemisphere or _hemisphere_of(urls)
     if grid is None:
         grid = grids.ease2_grid(hemi, res)
     elif isinstance(grid, str):
@@ -95,10 +95,10 @@ def grid_granules(
     target = window or grid.full()
     args = (target, bins, filters, beams, credentials, names)
 
-    bar = _progress(len(paths), progress)
+    bar = _progress(len(urls), progress)
     total = gridding.Partial.empty()
     pending: list[gridding.Partial] = []
-    for part in _run(paths, args, client):
+    for part in _run(urls, args, client):
         pending.append(part)
         if len(pending) >= 16:
             total = gridding.combine(total, *pending)
@@ -109,7 +109,7 @@ def grid_granules(
     if bar is not None:
         bar.close()
     ordinals = gridding._fixed_ordinals(bins, time_range)
-    attrs = {"hemisphere": hemi, "granules": " ".join(p.rsplit("/", 1)[-1] for p in paths)}
+    attrs = {"hemisphere": hemi, "granules": " ".join(p.rsplit("/", 1)[-1] for p in urls)}
     return gridding.grid_from_total(
         total,
         grid,
@@ -144,7 +144,7 @@ def _progress(total: int, enabled: bool):
 
 def write_netcdf(grid: xr.Dataset, path: str | os.PathLike) -> str:
     """Write a gridded result as compressed CF netCDF-4 (deflate 4, one chunk per time bin)."""
-    encoding = {}
+    encoding: dict[Any, dict[str, Any]] = {}
     for name, var in grid.data_vars.items():
         chunks = tuple(1 if d == "time" else max(1, n) for d, n in zip(var.dims, var.shape, strict=True))
         encoding[name] = {
