@@ -28,3 +28,19 @@ def test_rioxarray_reads_the_grid_mapping(synthetic):
     transform = mean.rio.transform()
     assert transform.a == 25000 and transform.e == -25000
     assert transform.c == float(grid.x[0]) - 12500 and transform.f == float(grid.y[0]) + 12500
+
+
+def test_every_data_file_of_the_package_is_declared_for_wheels():
+    """Editable installs see every file; wheels only those in package-data (the coastlines were once missed)."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["is2grid"]
+    package = root / "src" / "is2grid"
+    data = [
+        p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")
+    ]
+    missing = [f for f in data if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)]
+    assert data and not missing
