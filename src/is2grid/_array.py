@@ -7,8 +7,9 @@ pieces it spans; data is read on indexing, only the rows asked for.
 from __future__ import annotations
 
 import ast
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,12 @@ def _pool() -> ThreadPoolExecutor:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="is2grid-read")
         return _POOL
+
+
+def _read_metadata(handle, path: str) -> Any:
+    from h5coro.h5dataset import H5Dataset
+
+    return H5Dataset(handle, path, earlyExit=True, metaOnly=True, enableAttributes=False).meta
 
 
 def _read_dataset(handle, path: str, hyperslice: list) -> np.ndarray:
@@ -102,80 +109,50 @@ class GranuleReader:
     def _handle(self):
         return self.manager.acquire(needs_lock=False)
 
-    def listing(self, group: str) -> tuple[dict[str, Any], set[str]]:
-        """Datasets (name -> h5coro metadata) and subgroup names of ``group``; empty if it is missing."""
+    @contextlib.contextmanager
+    def _guarded(self, what: str) -> Iterator[Any]:
+        """The h5coro handle, under the granule's lock; h5coro's own failures become CorruptGranuleError."""
         with self.lock:
             handle = self._handle()
             try:
-                variables, _, groups = handle.list(group, w_attr=False)
+                yield handle
             except GranuleError:
                 raise
             except Exception as err:
                 raise CorruptGranuleError(
-                    f"{self.url}: cannot read the structure of group {group!r} ({type(err).__name__}: {err}). "
-                    "The file is probably truncated or damaged: download it again."
-                ) from err
-        return {k: v["__metadata__"] for k, v in variables.items()}, set(groups)
-
-    def links(self, group: str) -> set[str]:
-        """Names of the members of ``group`` (datasets and subgroups), without reading their headers."""
-        with self.lock:
-            handle = self._handle()
-            try:
-                return set(handle.inspectPath(group, w_attr=False)[0])
-            except GranuleError:
-                raise
-            except Exception as err:
-                raise CorruptGranuleError(
-                    f"{self.url}: cannot read the structure of group {group!r} ({type(err).__name__}: {err}). "
-                    "The file is probably truncated or damaged: download it again."
-                ) from err
-
-    def metadata(self, paths: list[str]) -> dict[str, Any]:
-        """h5coro metadata (shape, type, layout) of datasets, read in parallel."""
-        from h5coro.h5dataset import H5Dataset
-
-        def one(handle, path):
-            return H5Dataset(handle, path, earlyExit=True, metaOnly=True, enableAttributes=False).meta
-
-        with self.lock:
-            handle = self._handle()
-            try:
-                futures = [_pool().submit(one, handle, path) for path in paths]
-                return {path: f.result() for path, f in zip(paths, futures, strict=True)}
-            except GranuleError:
-                raise
-            except Exception as err:
-                raise CorruptGranuleError(
-                    f"{self.url}: cannot read the description of {paths} ({type(err).__name__}: {err}). "
-                    "The file is probably truncated or damaged: download it again."
-                ) from err
-
-    def read(self, requests: Sequence[tuple[str, int | None, int | None]]) -> list[np.ndarray]:
-        """Read ``(path, start, stop)`` row ranges (``None`` bounds: the whole dataset), in one h5coro call."""
-        if not requests:
-            return []
-        specs = []
-        for path, start, stop in requests:
-            spec: dict[str, Any] = {"dataset": path, "hyperslice": []}
-            if start is not None and stop is not None:
-                spec["hyperslice"] = [(int(start), int(stop))]
-            specs.append(spec)
-        with self.lock:
-            handle = self._handle()
-            try:
-                futures = [_pool().submit(_read_dataset, handle, s["dataset"], s["hyperslice"]) for s in specs]
-                values = [f.result() for f in futures]
-            except GranuleError:
-                raise
-            except Exception as err:
-                raise CorruptGranuleError(
-                    f"{self.url}: reading {[r[0] for r in requests]} failed ({type(err).__name__}: {err}). "
+                    f"{self.url}: {what} failed ({type(err).__name__}: {err}). "
                     "The file is probably truncated or damaged: download it again."
                 ) from err
             finally:
                 if len(handle.cache) > MAX_CACHED_LINES:
                     handle.cache.clear()
+
+    def listing(self, group: str) -> tuple[dict[str, Any], set[str]]:
+        """Datasets (name -> h5coro metadata) and subgroup names of ``group``; empty if it is missing."""
+        with self._guarded(f"reading the structure of group {group!r}") as handle:
+            variables, _, groups = handle.list(group, w_attr=False)
+        return {k: v["__metadata__"] for k, v in variables.items()}, set(groups)
+
+    def links(self, group: str) -> set[str]:
+        """Names of the members of ``group`` (datasets and subgroups), without reading their headers."""
+        with self._guarded(f"reading the structure of group {group!r}") as handle:
+            return set(handle.inspectPath(group, w_attr=False)[0])
+
+    def metadata(self, paths: list[str]) -> dict[str, Any]:
+        """h5coro metadata (shape, type, layout) of datasets, read in parallel."""
+        with self._guarded(f"reading the description of {paths}") as handle:
+            futures = [_pool().submit(_read_metadata, handle, path) for path in paths]
+            return {path: f.result() for path, f in zip(paths, futures, strict=True)}
+
+    def read(self, requests: Sequence[tuple[str, int | None, int | None]]) -> list[np.ndarray]:
+        """Read ``(path, start, stop)`` row ranges (``None`` bounds: the whole dataset) in parallel."""
+        slices = [[(int(a), int(b))] if a is not None and b is not None else [] for _, a, b in requests]
+        with self._guarded(f"reading {[r[0] for r in requests]}") as handle:
+            futures = [
+                _pool().submit(_read_dataset, handle, path, hyperslice)
+                for (path, _, _), hyperslice in zip(requests, slices, strict=True)
+            ]
+            values = [f.result() for f in futures]
         for (path, _, _), value in zip(requests, values, strict=True):
             if value is None:
                 raise CorruptGranuleError(
