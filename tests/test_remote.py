@@ -95,19 +95,19 @@ def s3_bucket(synthetic):
     client.create_bucket(Bucket="nsidc-test", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     key = f"ATLAS/ATL10/006/2019/09/15/{synthetic['south-backward'].name}"
     client.upload_file(str(synthetic["south-backward"]), "nsidc-test", key)
-    yield endpoint, key
-    server.stop()
-    mp.undo()
-
-
-def test_s3_reads_equal_local(s3_bucket, local):
-    endpoint, key = s3_bucket
     credentials = {
         "aws_access_key_id": "testing",
         "aws_secret_access_key": "testing",
         "aws_session_token": "testing",
         "endpoint_url": endpoint,
     }
+    yield credentials, key
+    server.stop()
+    mp.undo()
+
+
+def test_s3_reads_equal_local(s3_bucket, local):
+    credentials, key = s3_bucket
     ds = xr.open_dataset(f"s3://nsidc-test/{key}", engine="atl10", credentials=credentials)
     xr.testing.assert_identical(ds.load(), local)
 
@@ -115,25 +115,13 @@ def test_s3_reads_equal_local(s3_bucket, local):
 def test_s3_dataset_pickles_with_credentials(s3_bucket, local):
     import pickle
 
-    endpoint, key = s3_bucket
-    credentials = {
-        "aws_access_key_id": "a",
-        "aws_secret_access_key": "b",
-        "aws_session_token": "c",
-        "endpoint_url": endpoint,
-    }
+    credentials, key = s3_bucket
     ds = pickle.loads(pickle.dumps(xr.open_dataset(f"s3://nsidc-test/{key}", engine="atl10", credentials=credentials)))
     np.testing.assert_array_equal(ds.seg_dist_x.values, local.seg_dist_x.values)
 
 
 def test_s3_missing_key(s3_bucket):
-    endpoint, _ = s3_bucket
-    credentials = {
-        "aws_access_key_id": "a",
-        "aws_secret_access_key": "b",
-        "aws_session_token": "c",
-        "endpoint_url": endpoint,
-    }
+    credentials, _ = s3_bucket
     with pytest.raises(is2grid.GranuleNotFoundError, match=r"s3://nsidc-test/nope/ATL10.*no such object"):
         xr.open_dataset(
             "s3://nsidc-test/nope/ATL10-02_20190915101500_12340401_006_01.h5", engine="atl10", credentials=credentials

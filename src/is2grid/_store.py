@@ -131,9 +131,7 @@ def _ragged_variable(reader, dims, pieces, dtype, schema_path, decode_times, tra
     chunks = tuple(size for p in array.pieces for size in _chunk_sizes(p.rows))
     if chunks:
         encoding["preferred_chunks"] = {dims[0]: chunks}
-    from xarray.core import indexing
-
-    return xr.Variable(dims, indexing.LazilyIndexedArray(array), attrs, encoding)
+    return xr.Variable(dims, _lazy(array), attrs, encoding)
 
 
 def _chunk_sizes(rows: int, chunk: int = 10000) -> list[int]:

@@ -469,10 +469,6 @@ def _fixed_ordinals(bins: TimeBins, time_range) -> np.ndarray | None:
     return np.arange(first, last + 1, dtype=np.int64)
 
 
-def _columns(ds: xr.Dataset, names) -> dict[str, Any]:
-    return {n: ds[n].data for n in names}
-
-
 def _call_partial(cols: dict[str, np.ndarray], grid, bins, filters) -> Partial:
     return partial_sums(
         cols["latitude"],
