@@ -23,7 +23,10 @@ class RangeHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args):  # keep test output clean
         pass
 
-    def do_GET(self):
+    def do_HEAD(self):
+        self.do_GET(head=True)
+
+    def do_GET(self, head: bool = False):
         type(self).requests_seen.append(self.path)
         if self.path.startswith("/private/") and self.headers.get("Authorization") != "Bearer good-token":
             self.send_error(401, "Earthdata Login required")
@@ -51,7 +54,8 @@ class RangeHandler(SimpleHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
-        self.wfile.write(body)
+        if not head:
+            self.wfile.write(body)
 
 
 class NoRangeHandler(RangeHandler):
@@ -70,34 +74,46 @@ def serve_http(directory: Path, handler=RangeHandler, certfile: Path | None = No
     return server, f"{scheme}://127.0.0.1:{server.server_address[1]}"
 
 
-def self_signed_cert(directory: Path) -> Path:
-    """A certificate for 127.0.0.1 made on the spot (no network, no openssl binary)."""
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A loopback CA and a 127.0.0.1 server certificate signed by it, made on the spot (no network).
+
+    Returns (server PEM with certificate and key, CA PEM for clients to trust).
+    """
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    path = directory / "loopback.pem"
-    path.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
+
+    def build(subject, issuer, public_key, signing_key, ca: bool):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(san, critical=False)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "is2grid test CA")])
+    ca = build(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
+    leaf_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    leaf = build(leaf_name, ca_name, key.public_key(), ca_key, ca=False)
+    server, authority = directory / "loopback.pem", directory / "loopback-ca.pem"
+    server.write_bytes(
+        leaf.public_bytes(serialization.Encoding.PEM)
         + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
-    return path
+    authority.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    return server, authority
 
 
 def start_moto():

@@ -9,7 +9,9 @@ True
 from importlib.metadata import PackageNotFoundError, version
 
 from is2grid import accessor as _accessor  # noqa: F401  (registers ds.is2grid)
+from is2grid.credentials import Credentials
 from is2grid.errors import (
+    AuthenticationError,
     CorruptGranuleError,
     GranuleError,
     GranuleNotFoundError,
@@ -18,6 +20,8 @@ from is2grid.errors import (
     Is2gridWarning,
     NotATL10Error,
     NotHDF5Error,
+    RemoteReadError,
+    UnsupportedInputError,
     UnsupportedVersionError,
 )
 from is2grid.gpstime import delta_time_to_utc
@@ -29,7 +33,9 @@ except PackageNotFoundError:  # pragma: no cover
     __version__ = "0+unknown"
 
 __all__ = [
+    "AuthenticationError",
     "CorruptGranuleError",
+    "Credentials",
     "GranuleError",
     "GranuleNotFoundError",
     "Grid",
@@ -38,6 +44,8 @@ __all__ = [
     "Is2gridWarning",
     "NotATL10Error",
     "NotHDF5Error",
+    "RemoteReadError",
+    "UnsupportedInputError",
     "UnsupportedVersionError",
     "__version__",
     "delta_time_to_utc",

@@ -1,7 +1,10 @@
 """Lazy arrays over one or more HDF5 datasets laid end to end (the ragged ``segment`` dimension).
 
 Each array holds only a picklable :class:`GranuleReader` and the list of (dataset path, rows)
-pieces it spans; data is read on indexing, only the rows asked for.
+pieces it spans; data is read on indexing, only the rows asked for. A read goes plan -> fetch ->
+decode: h5coro parses the object headers, :mod:`is2grid._chunks` finds the chunks of the rows,
+:mod:`is2grid._fetch` fetches them in as few concurrent requests as it can, and
+:mod:`is2grid._decode` inflates them in threads into preallocated arrays.
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ from __future__ import annotations
 import ast
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,54 +23,114 @@ from xarray.backends.file_manager import CachingFileManager
 from xarray.backends.locks import SerializableLock
 from xarray.core import indexing
 
-from is2grid._io import open_h5coro
+from is2grid import _chunks, _decode
+from is2grid._fetch import ByteSource, FetchOptions, ObjectStoreSource, describe, open_source
+from is2grid.credentials import Credentials
 from is2grid.errors import CorruptGranuleError, GranuleError
 
-#: h5coro keeps every 4 MB line it reads; past this many lines a granule's cache is dropped.
-MAX_CACHED_LINES = 16
-_POOL: ThreadPoolExecutor | None = None
+#: h5coro reads metadata in lines of this size (its default, 4 MB lines, moved whole granules).
+METADATA_LINE = 64 * 1024
+#: h5coro keeps every line it reads; past this many a granule's line cache is dropped.
+MAX_CACHED_LINES = 256
+#: Compressed chunks fetched ahead for the other variables of a Dataset, at most this many bytes.
+READ_AHEAD_BYTES = 256 * 1024 * 1024
+
+Request = tuple[str, int | None, int | None]
 
 
-def _pool() -> ThreadPoolExecutor:
-    """One process-wide pool for dataset reads (h5coro itself starts a new pool on every call)."""
-    global _POOL
-    with _LOCKS_GUARD:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="is2grid-read")
-        return _POOL
+class _SourceDriver:
+    """h5coro's driver interface over a ByteSource (reads past the end are clipped, as files do)."""
+
+    def __init__(self, source: ByteSource):
+        self.source = source
+
+    def read(self, pos: int, size: int) -> memoryview:
+        stop = min(pos + size, self.source.size())
+        if stop <= pos:
+            return memoryview(b"")
+        return self.source.read([pos], [stop])[0]
+
+    def close(self) -> None:
+        pass
 
 
-def _read_metadata(handle, path: str) -> Any:
-    from h5coro.h5dataset import H5Dataset
+class GranuleHandle:
+    """An open granule in this process: byte source, h5coro parser, chunk indexes, read-ahead."""
 
-    return H5Dataset(handle, path, earlyExit=True, metaOnly=True, enableAttributes=False).meta
+    def __init__(self, target: Any, options: FetchOptions, credentials: Credentials | None):
+        from h5coro import h5coro
+
+        self.source = open_source(target, options, credentials)
+        self.name = self.source.name
+        remote = not (isinstance(self.source, ObjectStoreSource) and type(self.source.store).__name__ == "LocalStore")
+        self.read_ahead = remote if options.read_ahead is None else bool(options.read_ahead)
+
+        class H5Coro(h5coro.H5Coro):
+            # h5coro joins reads that cross a cache line into bytes, then calls .tobytes() on them
+            def ioRequest(self, pos, size, caching=True, prefetch=False):
+                data = super().ioRequest(pos, size, caching, prefetch)
+                return memoryview(data) if isinstance(data, bytes) else data
+
+        try:
+            self.h5 = H5Coro(
+                self.name,
+                lambda resource, credentials: _SourceDriver(self.source),
+                cacheLineSize=METADATA_LINE,
+                errorChecking=True,
+            )
+        except GranuleError:
+            raise
+        except Exception as err:
+            raise CorruptGranuleError(
+                f"{self.name}: not a readable HDF5 file ({type(err).__name__}: {err}). "
+                "Is it a complete ATL10 granule? Download it again if it was cut short."
+            ) from None
+        self.layouts: dict[str, _chunks.Layout] = {}
+        self.indexes: dict[str, _chunks.ChunkIndex] = {}
+        self.ahead: OrderedDict[tuple[str, int], memoryview] = OrderedDict()
+        self.ahead_bytes = 0
+        self.lock = threading.Lock()
+
+    def close(self) -> None:
+        self.h5.cache.clear()
+        self.ahead.clear()
+        self.source.close()
+
+    def take_ahead(self, key: tuple[str, int]) -> memoryview | None:
+        with self.lock:
+            blob = self.ahead.pop(key, None)
+            if blob is not None:
+                self.ahead_bytes -= len(blob)
+            return blob
+
+    def keep_ahead(self, key: tuple[str, int], blob: memoryview) -> None:
+        with self.lock:
+            if key in self.ahead or len(blob) > READ_AHEAD_BYTES:
+                return
+            self.ahead[key] = blob
+            self.ahead_bytes += len(blob)
+            while self.ahead_bytes > READ_AHEAD_BYTES:
+                _, old = self.ahead.popitem(last=False)
+                self.ahead_bytes -= len(old)
 
 
-def _read_dataset(handle, path: str, hyperslice: list) -> np.ndarray:
-    from h5coro.h5dataset import H5Dataset
-
-    # enableFill=False skips h5coro's per-element Python loop that pre-fills the output with the
-    # fill value (0.1-0.25 s per 300k-element float32 dataset, most of a granule's read time). It only
-    # matters for chunks never written, and ATL10 datasets are written whole: values stay equal to
-    # h5py's (tests/test_engine_values.py).
-    dataset = H5Dataset(
-        handle, path, hyperslice, enableFill=False, earlyExit=True, metaOnly=False, enableAttributes=False
-    )
-    return dataset.values
+def open_handle(target: Any, options: FetchOptions, credentials: Credentials | None = None, mode: Any = "r"):
+    """Opener for the CachingFileManager (its ``mode`` argument is unused: reading only)."""
+    return GranuleHandle(target, options, credentials)
 
 
 _LOCKS: dict[str, SerializableLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
-def _granule_lock(url: str) -> SerializableLock:
+def _granule_lock(name: str) -> SerializableLock:
     with _LOCKS_GUARD:
-        return _LOCKS.setdefault(url, SerializableLock(token=f"is2grid:{url}"))
+        return _LOCKS.setdefault(name, SerializableLock(token=f"is2grid:{name}"))
 
 
 @dataclass(frozen=True)
 class Piece:
-    """``rows`` rows of dataset ``path``; ``contiguous`` datasets are read whole (h5coro bug)."""
+    """``rows`` rows of dataset ``path`` (``contiguous`` is kept for reference: any layout reads by rows)."""
 
     path: str
     rows: int
@@ -85,85 +148,254 @@ def as_text(value: Any) -> str:
     return str(value).strip().strip("\x00").strip()
 
 
-class GranuleReader:
-    """Reads datasets of one granule through a shared, picklable h5coro handle."""
+@dataclass
+class _Job:
+    """Decoding work of one read: outputs, and per fetched range what to decode into which output."""
 
-    def __init__(self, url: str, credentials: Any = None):
-        self.url = url
+    outputs: list[np.ndarray]
+    tasks: list[tuple[int, _chunks.Layout, tuple[int, ...], int, bool]]  # (output, layout, start, lo, raw)
+    keys: list[tuple[str, int]]
+    ahead_keys: list[tuple[str, int]]
+
+
+class GranuleReader:
+    """Reads datasets of one granule through a shared, picklable handle (never a live one)."""
+
+    def __init__(self, target: Any, credentials: Credentials | None = None, options: FetchOptions | None = None):
+        self.target = target
+        self.name = describe(target)
         self.credentials = credentials
-        self.lock = _granule_lock(url)
-        # the file manager hashes its arguments: a credentials dict travels as sorted items
-        frozen = tuple(sorted(credentials.items())) if isinstance(credentials, dict) else credentials
-        self.manager = CachingFileManager(open_h5coro, url, kwargs={"credentials": frozen}, lock=self.lock)
+        self.options = options or FetchOptions()
+        self.lock = _granule_lock(self.name)
+        if isinstance(target, str):
+            self.manager: Any = CachingFileManager(
+                open_handle, target, kwargs={"options": self.options, "credentials": credentials}, lock=self.lock
+            )
+        else:
+            self.manager = _OwnedHandle(target, self.options, credentials)
 
     def __getstate__(self):
-        return {"url": self.url, "credentials": self.credentials, "manager": self.manager}
+        return {k: self.__dict__[k] for k in ("target", "name", "credentials", "options", "manager")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self.lock = _granule_lock(self.url)
+        self.lock = _granule_lock(self.name)
 
     def close(self) -> None:
         self.manager.close()
 
-    def _handle(self):
+    def handle(self) -> GranuleHandle:
         return self.manager.acquire(needs_lock=False)
 
     @contextlib.contextmanager
-    def _guarded(self, what: str) -> Iterator[Any]:
-        """The h5coro handle, under the granule's lock; h5coro's own failures become CorruptGranuleError."""
-        with self.lock:
-            handle = self._handle()
-            try:
-                yield handle
-            except GranuleError:
-                raise
-            except Exception as err:
-                raise CorruptGranuleError(
-                    f"{self.url}: {what} failed ({type(err).__name__}: {err}). "
-                    "The file is probably truncated or damaged: download it again."
-                ) from err
-            finally:
-                if len(handle.cache) > MAX_CACHED_LINES:
-                    handle.cache.clear()
+    def _guarded(self, what: str) -> Iterator[GranuleHandle]:
+        """The handle; h5coro's own failures become CorruptGranuleError."""
+        handle = self.handle()
+        try:
+            yield handle
+        except GranuleError:
+            raise
+        except Exception as err:
+            raise CorruptGranuleError(
+                f"{self.name}: {what} failed ({type(err).__name__}: {err}). "
+                "The file is probably truncated or damaged: download it again."
+            ) from None
+        finally:
+            if len(handle.h5.cache) > MAX_CACHED_LINES:
+                handle.h5.cache.clear()
 
     def listing(self, group: str) -> tuple[dict[str, Any], set[str]]:
         """Datasets (name -> h5coro metadata) and subgroup names of ``group``; empty if it is missing."""
         with self._guarded(f"reading the structure of group {group!r}") as handle:
-            variables, _, groups = handle.list(group, w_attr=False)
+            variables, _, groups = handle.h5.list(group, w_attr=False)
         return {k: v["__metadata__"] for k, v in variables.items()}, set(groups)
 
     def links(self, group: str) -> set[str]:
         """Names of the members of ``group`` (datasets and subgroups), without reading their headers."""
         with self._guarded(f"reading the structure of group {group!r}") as handle:
-            return set(handle.inspectPath(group, w_attr=False)[0])
+            return set(handle.h5.inspectPath(group, w_attr=False)[0])
 
     def metadata(self, paths: list[str]) -> dict[str, Any]:
-        """h5coro metadata (shape, type, layout) of datasets, read in parallel."""
+        """h5coro metadata (shape, type, layout) of datasets; their object headers are read concurrently."""
+        from h5coro.h5dataset import H5Dataset
+
+        def one(handle, path):
+            meta = H5Dataset(handle.h5, path, earlyExit=True, metaOnly=True, enableAttributes=False).meta
+            if meta.typeSize == 0 or meta.layout is None:
+                raise CorruptGranuleError(
+                    f"{self.name}: dataset {path!r} is missing or its description is damaged. "
+                    "Download the granule again."
+                )
+            handle.layouts.setdefault(path, _chunks.Layout.from_h5coro(path, meta, handle.h5.offsetSize))
+            return meta
+
         with self._guarded(f"reading the description of {paths}") as handle:
-            futures = [_pool().submit(_read_metadata, handle, path) for path in paths]
+            futures = [_decode.pool().submit(one, handle, path) for path in paths]
             return {path: f.result() for path, f in zip(paths, futures, strict=True)}
 
-    def read(self, requests: Sequence[tuple[str, int | None, int | None]]) -> list[np.ndarray]:
-        """Read ``(path, start, stop)`` row ranges (``None`` bounds: the whole dataset) in parallel."""
-        slices = [[(int(a), int(b))] if a is not None and b is not None else [] for _, a, b in requests]
+    def read(self, requests: Sequence[Request], ahead: Sequence[Request] = ()) -> list[np.ndarray]:
+        """Read ``(path, start, stop)`` row ranges (``None`` bounds: the whole dataset) in one plan.
+
+        ``ahead``: row ranges of other datasets whose compressed chunks are fetched in the same
+        requests and kept for a later read (when read-ahead is on for this granule).
+        """
         with self._guarded(f"reading {[r[0] for r in requests]}") as handle:
-            futures = [
-                _pool().submit(_read_dataset, handle, path, hyperslice)
-                for (path, _, _), hyperslice in zip(requests, slices, strict=True)
-            ]
-            values = [f.result() for f in futures]
-        for (path, _, _), value in zip(requests, values, strict=True):
-            if value is None:
-                raise CorruptGranuleError(
-                    f"{self.url}: dataset {path!r} could not be read (missing, truncated or damaged). "
-                    "Download the granule again; if it persists, report it with the granule name."
-                )
-        return values
+            steps = self._steps(handle, requests, ahead)
+            try:
+                ranges = next(steps)
+                while True:
+                    blobs = handle.source.read([a for a, _ in ranges], [b for _, b in ranges])
+                    ranges = steps.send(blobs)
+            except StopIteration as done:
+                job, blobs = done.value
+            return self._decode(handle, job, blobs)
+
+    async def read_async(self, requests: Sequence[Request], ahead: Sequence[Request] = ()) -> list[np.ndarray]:
+        """:meth:`read` for asyncio: fetches await, decoding runs in the decode pool."""
+        import asyncio
+
+        with self._guarded(f"reading {[r[0] for r in requests]}") as handle:
+            await asyncio.to_thread(self._ensure_layouts, handle, [r[0] for r in (*requests, *ahead)])
+            steps = self._steps(handle, requests, ahead)
+            try:
+                ranges = next(steps)
+                while True:
+                    blobs = await handle.source.read_async([a for a, _ in ranges], [b for _, b in ranges])
+                    ranges = steps.send(blobs)
+            except StopIteration as done:
+                job, blobs = done.value
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(_decode.pool(), self._decode, handle, job, blobs)
+
+    def _ensure_layouts(self, handle: GranuleHandle, paths: Sequence[str]) -> None:
+        missing = [p for p in dict.fromkeys(paths) if p not in handle.layouts]
+        if missing:
+            self.metadata(missing)
+
+    def _steps(
+        self, handle: GranuleHandle, requests: Sequence[Request], ahead: Sequence[Request]
+    ) -> Generator[list[tuple[int, int]], list[memoryview], tuple[_Job, list[memoryview]]]:
+        self._ensure_layouts(handle, [r[0] for r in (*requests, *ahead)])
+        if not handle.read_ahead:
+            ahead = ()
+        layouts = handle.layouts
+        wanted = [layouts[p] for p in dict.fromkeys(r[0] for r in (*requests, *ahead))]
+        unindexed = [
+            lay for lay in wanted if lay.layout == _chunks.CHUNKED and lay.n_elements and lay.path not in handle.indexes
+        ]
+        if unindexed:
+            walk = _chunks.index_steps(unindexed, handle.h5.offsetSize, handle.source.size(), self.name)
+            handle.indexes.update((yield from walk))
+        outputs: list[np.ndarray] = []
+        tasks: list[tuple[int, _chunks.Layout, tuple[int, ...], int, bool]] = []
+        ranges: list[tuple[int, int]] = []
+        keys: list[tuple[str, int]] = []
+        held: dict[int, memoryview] = {}
+        for path, start, stop in requests:
+            layout = layouts[path]
+            lo, hi = _bounds(layout, start, stop)
+            out = np.empty((hi - lo, *layout.shape[1:]), dtype=layout.dtype)
+            outputs.append(out)
+            if hi <= lo:
+                continue
+            if layout.layout != _chunks.CHUNKED:
+                tasks.append((len(outputs) - 1, layout, (lo,), lo, True))
+                ranges.append((layout.address + lo * layout.row_bytes, layout.address + hi * layout.row_bytes))
+                keys.append((path, -1))
+                continue
+            index = handle.indexes[path]
+            for i in index.covering(lo, hi, layout.chunk_shape[0]):
+                key = (path, int(index.offsets[i]))
+                tasks.append((len(outputs) - 1, layout, tuple(index.starts[i]), lo, False))
+                blob = handle.take_ahead(key)
+                if blob is not None:
+                    held[len(tasks) - 1] = blob
+                    ranges.append((0, 0))
+                else:
+                    ranges.append((int(index.offsets[i]), int(index.offsets[i] + index.sizes[i])))
+                keys.append(key)
+        ahead_keys: list[tuple[str, int]] = []
+        ahead_ranges: list[tuple[int, int]] = []
+        for path, start, stop in ahead:
+            layout = layouts[path]
+            if layout.layout != _chunks.CHUNKED or not layout.n_elements:
+                continue
+            lo, hi = _bounds(layout, start, stop)
+            index = handle.indexes[path]
+            for i in index.covering(lo, hi, layout.chunk_shape[0]):
+                key = (path, int(index.offsets[i]))
+                if key not in handle.ahead and key not in keys:
+                    ahead_keys.append(key)
+                    ahead_ranges.append((int(index.offsets[i]), int(index.offsets[i] + index.sizes[i])))
+        fetch = [r for i, r in enumerate(ranges) if i not in held] + ahead_ranges
+        blobs = (yield fetch) if fetch else []
+        fetched = iter(blobs)
+        ordered = [held[i] if i in held else next(fetched) for i in range(len(ranges))]
+        for key, blob in zip(ahead_keys, fetched, strict=True):
+            handle.keep_ahead(key, blob)
+        return _Job(outputs, tasks, keys, ahead_keys), ordered
+
+    def _decode(self, handle: GranuleHandle, job: _Job, blobs: list[memoryview]) -> list[np.ndarray]:
+        def one(task, blob):
+            index, layout, start, lo, raw = task
+            out = job.outputs[index]
+            if raw:
+                flat = np.frombuffer(blob, dtype=layout.dtype)
+                out[...] = flat.reshape(out.shape)
+            else:
+                _decode.place(out, _decode.decode_chunk(layout, blob, self.name), start, lo)
+
+        if len(job.tasks) > 2:
+            list(_decode.pool().map(one, job.tasks, blobs))
+        else:
+            for task, blob in zip(job.tasks, blobs, strict=True):
+                one(task, blob)
+        return job.outputs
+
+
+def _bounds(layout: _chunks.Layout, start: int | None, stop: int | None) -> tuple[int, int]:
+    n = layout.shape[0] if layout.shape else 1
+    if start is None or stop is None:
+        return 0, n
+    if not 0 <= start <= stop <= n:
+        raise IndexError(f"rows {start}:{stop} of {layout.path!r} (which has {n})")
+    return int(start), int(stop)
+
+
+class _OwnedHandle:
+    """Holds the handle of a file object (there is nothing to reopen it from)."""
+
+    def __init__(self, target: Any, options: FetchOptions, credentials: Credentials | None):
+        self.args = (target, options, credentials)
+        self._handle: GranuleHandle | None = None
+        self._lock = threading.Lock()
+
+    def acquire(self, needs_lock: bool = False) -> GranuleHandle:
+        with self._lock:
+            if self._handle is None:
+                self._handle = GranuleHandle(*self.args)
+            return self._handle
+
+    def close(self) -> None:
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+
+    def __getstate__(self):
+        return {"args": self.args}
+
+    def __setstate__(self, state):
+        self.__init__(*state["args"])
 
 
 class RaggedArray(BackendArray):
-    """Rows of several same-typed datasets concatenated along the first axis."""
+    """Rows of several same-typed datasets concatenated along the first axis.
+
+    Arrays of one Dataset share ``siblings``: with read-ahead on (remote granules), reading rows of
+    one fetches the compressed chunks of the same rows of the others in the same requests, so a
+    plain ``Dataset.load()`` pays the round trips once rather than once per variable.
+    """
 
     def __init__(
         self,
@@ -173,6 +405,7 @@ class RaggedArray(BackendArray):
         trailing_shape: tuple[int, ...] = (),
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
         stored_dtype: np.dtype | None = None,
+        siblings: list[RaggedArray] | None = None,
     ):
         self.reader = reader
         self.pieces = [p for p in pieces if p.rows > 0]
@@ -181,22 +414,45 @@ class RaggedArray(BackendArray):
         self.shape = (sum(p.rows for p in self.pieces), *trailing_shape)
         self.transform = transform
         self._offsets = np.cumsum([0] + [p.rows for p in self.pieces])
+        self.siblings = siblings if siblings is not None else []
+        self.siblings.append(self)
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._getitem)
 
+    async def async_getitem(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return await indexing.async_explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.BASIC, self._getitem_async
+        )
+
     def _getitem(self, key: tuple) -> np.ndarray:
-        first, rest = key[0], key[1:]
+        rows, lo, hi = self._rows(key)
+        block = self._assemble(self.reader.read(*self._requests(lo, hi)), lo, hi) if hi > lo else None
+        return self._finish(key, rows, lo, block)
+
+    async def _getitem_async(self, key: tuple) -> np.ndarray:
+        rows, lo, hi = self._rows(key)
+        block = (
+            self._assemble(await self.reader.read_async(*self._requests(lo, hi, ahead=False)), lo, hi)
+            if hi > lo
+            else None
+        )
+        return self._finish(key, rows, lo, block)
+
+    def _rows(self, key: tuple) -> tuple[range, int, int]:
+        first = key[0]
         n = self.shape[0]
         rows = range(*first.indices(n)) if isinstance(first, slice) else range(first % n, first % n + 1)
         if len(rows) == 0:
+            return rows, 0, 0
+        return rows, min(rows[0], rows[-1]), max(rows[0], rows[-1]) + 1
+
+    def _finish(self, key: tuple, rows: range, lo: int, block: np.ndarray | None) -> np.ndarray:
+        first, rest = key[0], key[1:]
+        if block is None:
             block = np.empty((0, *self.shape[1:]), dtype=self.stored_dtype)
-            lo = 0
-        else:
-            lo, hi = min(rows[0], rows[-1]), max(rows[0], rows[-1]) + 1
-            block = self._read_rows(lo, hi)
-            if rows.step != 1 or len(rows) != hi - lo:
-                block = block[np.asarray(rows) - lo]
+        elif rows.step != 1 or len(rows) != block.shape[0]:
+            block = block[np.asarray(rows) - lo]
         if not isinstance(first, slice):
             block = block[0]
             out = block[tuple(rest)] if rest else block
@@ -205,21 +461,21 @@ class RaggedArray(BackendArray):
         out = np.asarray(out, dtype=self.stored_dtype)
         return self.transform(out) if self.transform is not None else out
 
-    def _read_rows(self, lo: int, hi: int) -> np.ndarray:
-        requests: list[tuple[str, int | None, int | None]] = []
-        trims = []
+    def _pieces_for(self, lo: int, hi: int) -> list[tuple[str, int, int]]:
+        found = []
         for piece, start in zip(self.pieces, self._offsets[:-1], strict=True):
             a, b = max(lo, start), min(hi, start + piece.rows)
-            if a >= b:
-                continue
-            if piece.contiguous:
-                requests.append((piece.path, None, None))
-                trims.append(slice(a - start, b - start))
-            else:
-                requests.append((piece.path, a - start, b - start))
-                trims.append(slice(None))
-        values = self.reader.read(requests)
-        parts = [np.asarray(v).reshape((-1, *self.shape[1:]))[t] for v, t in zip(values, trims, strict=True)]
+            if a < b:
+                found.append((piece.path, int(a - start), int(b - start)))
+        return found
+
+    def _requests(self, lo: int, hi: int, ahead: bool = True) -> tuple[list[Request], list[Request]]:
+        mine = self._pieces_for(lo, hi)
+        others = [r for s in self.siblings if s is not self for r in s._pieces_for(lo, hi)] if ahead else []
+        return mine, others
+
+    def _assemble(self, values: list[np.ndarray], lo: int, hi: int) -> np.ndarray:
+        parts = [np.asarray(v).reshape((-1, *self.shape[1:])) for v in values]
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import xarray as xr
 from xarray.backends.store import StoreBackendEntrypoint
 
 from is2grid import atl10
+from is2grid._fetch import FetchOptions
 from is2grid._store import BeamGroupStore, Granule, SegmentStore
+from is2grid.credentials import as_credentials
+from is2grid.inputs import is_granule_record, pick_link
+
+
+def open_granule(target: Any, credentials: Any, storage_options: Mapping[str, Any] | None) -> Granule:
+    """Structure and orbit_info of a granule given as a path, URL, earthaccess granule or file object."""
+    options, from_options = FetchOptions.parse(storage_options)
+    if is_granule_record(target):
+        target = pick_link(target, options.access)
+    url = target if isinstance(target, str) else None
+    made = as_credentials(credentials if credentials is not None else from_options, url)
+    return Granule(target, made, options)
 
 
 def _decode(store, mask_and_scale: bool, drop_variables=None) -> xr.Dataset:
@@ -37,6 +51,7 @@ def open_segments(
     mask_and_scale: bool = True,
     decode_times: bool = True,
     credentials: Any = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Open the freeboard segments of the chosen beams as one ragged Dataset (see the engine docs)."""
     if group is not None and group not in atl10.BEAMS:
@@ -44,7 +59,7 @@ def open_segments(
             f"group={group!r}: the atl10 engine opens one beam with group=, one of {list(atl10.BEAMS)}. "
             "For leads or reference_surface_section use xr.open_datatree(path, engine='atl10')."
         )
-    granule = Granule(filename_or_obj, credentials)
+    granule = open_granule(filename_or_obj, credentials, storage_options)
     try:
         store = SegmentStore(granule, beams, variables, drop_variables, decode_times)
         return _decode(store, mask_and_scale)
@@ -60,9 +75,10 @@ def open_groups(
     decode_times: bool = True,
     drop_variables=None,
     credentials: Any = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> dict[str, xr.Dataset]:
     """Every beam group of a granule at its own length: ``{"/": root, "/gt1l/leads": ..., ...}``."""
-    granule = Granule(filename_or_obj, credentials)
+    granule = open_granule(filename_or_obj, credentials, storage_options)
     groups: dict[str, xr.Dataset] = {"/": xr.Dataset(attrs=granule.attrs)}
     for beam in granule.beams:
         groups[f"/{beam}"] = xr.Dataset(attrs={"beam": beam, **atl10.group_attrs("{beam}")})

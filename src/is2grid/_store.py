@@ -17,7 +17,8 @@ from xarray.core.utils import FrozenDict
 
 from is2grid import atl10
 from is2grid._array import GranuleReader, Piece, RaggedArray, RepeatedLabelArray, as_text
-from is2grid._io import resolve
+from is2grid._fetch import FetchOptions, describe, resolve
+from is2grid.credentials import Credentials
 from is2grid.errors import CorruptGranuleError, Is2gridWarning, NotATL10Error, UnsupportedVersionError
 from is2grid.gpstime import delta_time_to_utc
 
@@ -36,11 +37,13 @@ ROOT_SCALARS = {
 class Granule:
     """What is known about a granule after reading its structure and orbit_info (no segment data)."""
 
-    def __init__(self, url: str | os.PathLike, credentials: Any = None):
-        self.url = os.fspath(url)
-        resolve(self.url)  # an unsupported scheme fails here, before any I/O
+    def __init__(self, target: Any, credentials: Credentials | None = None, options: FetchOptions | None = None):
+        if isinstance(target, str | os.PathLike):
+            target = os.fspath(target)
+            resolve(target)  # an unsupported scheme fails here, before any I/O
+        self.url = describe(target)
         self.name = self.url.rstrip("/").rsplit("/", 1)[-1]
-        self.reader = GranuleReader(self.url, credentials)
+        self.reader = GranuleReader(target, credentials, options)
         self._groups: dict[str, tuple[dict[str, Any], set[str]]] = {}
         self._links: dict[str, set[str]] = {}
         root_groups = self.reader.links("/")
@@ -117,17 +120,19 @@ class Granule:
         return {n: (p, metas[p]) for n, p in wanted.items()}
 
 
-def _ragged_variable(reader, dims, pieces, dtype, schema_path, decode_times, trailing=()) -> xr.Variable:
+def _ragged_variable(reader, dims, pieces, dtype, schema_path, decode_times, trailing=(), siblings=None) -> xr.Variable:
     attrs = atl10.variable_attrs(schema_path)
     encoding: dict[str, Any] = {}
     name = schema_path.rsplit("/", 1)[-1]
     if name == "delta_time" and decode_times:
-        array = RaggedArray(reader, pieces, np.dtype("datetime64[ns]"), trailing, delta_time_to_utc, dtype)
+        array = RaggedArray(
+            reader, pieces, np.dtype("datetime64[ns]"), trailing, delta_time_to_utc, dtype, siblings=siblings
+        )
         attrs = {k: v for k, v in attrs.items() if k not in ("units", "_FillValue")}
         attrs["long_name"] = "UTC time of the segment (decoded from GPS delta_time, leap seconds applied)"
         encoding.update(TIME_ENCODING)
     else:
-        array = RaggedArray(reader, pieces, dtype, trailing)
+        array = RaggedArray(reader, pieces, dtype, trailing, siblings=siblings)
     chunks = tuple(size for p in array.pieces for size in _chunk_sizes(p.rows))
     if chunks:
         encoding["preferred_chunks"] = {dims[0]: chunks}
@@ -181,6 +186,7 @@ class SegmentStore(AbstractDataStore):
     def get_variables(self):
         counts = [self._beam_rows(b) for b in self.beams]
         variables: dict[str, xr.Variable] = {}
+        siblings: list = []
         for name in self.names:
             relpath = atl10.segment_variable_paths()[name]
             schema_path = "{beam}/" + relpath
@@ -202,7 +208,7 @@ class SegmentStore(AbstractDataStore):
                 dtype = meta.getNumpyType()
                 pieces.append(Piece(path, count, meta.layout != CHUNKED))
             variables[name] = _ragged_variable(
-                self.granule.reader, ("segment",), pieces, dtype, schema_path, self.decode_times
+                self.granule.reader, ("segment",), pieces, dtype, schema_path, self.decode_times, siblings=siblings
             )
         variables["beam"] = xr.Variable(
             ("segment",),

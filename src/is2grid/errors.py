@@ -8,13 +8,17 @@ Every error names the input, says what is wrong with it and, where there is one,
     │   ├── NotHDF5Error           the bytes are not HDF5 at all
     │   ├── NotATL10Error          HDF5, but not an ATL10 granule
     │   ├── UnsupportedVersionError ATL10 release 005 or older
-    │   └── CorruptGranuleError    truncated or damaged file, or a failed remote read
+    │   ├── CorruptGranuleError    truncated or damaged file
+    │   ├── UnsupportedInputError  not something is2grid can open (URL scheme, directory, pipe, object)
+    │   ├── RemoteReadError        a remote read failed after retries, timed out or came back short
+    │   └── AuthenticationError    missing, wrong or expired credentials, or access denied
     └── GridError                  gridding input or parameters are not usable (also a ValueError)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "CorruptGranuleError",
     "GranuleError",
     "GranuleNotFoundError",
@@ -23,6 +27,8 @@ __all__ = [
     "Is2gridWarning",
     "NotATL10Error",
     "NotHDF5Error",
+    "RemoteReadError",
+    "UnsupportedInputError",
     "UnsupportedVersionError",
 ]
 
@@ -53,6 +59,18 @@ class UnsupportedVersionError(GranuleError):
 
 class CorruptGranuleError(GranuleError):
     """The file is truncated or damaged, or a remote read failed."""
+
+
+class UnsupportedInputError(GranuleError, ValueError):
+    """Not something is2grid can open: an unknown URL scheme, a directory, a pipe, an odd object."""
+
+
+class RemoteReadError(GranuleError):
+    """A remote read failed after the configured retries, timed out, or returned the wrong bytes."""
+
+
+class AuthenticationError(GranuleError, PermissionError):
+    """Credentials are missing, wrong or expired, or they do not grant access to the granule."""
 
 
 class GridError(Is2gridError, ValueError):

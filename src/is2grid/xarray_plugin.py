@@ -29,11 +29,12 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         "beams",
         "variables",
         "credentials",
+        "storage_options",
     )
 
     def open_dataset(  # type: ignore[override]
         self,
-        filename_or_obj: str | os.PathLike[Any],
+        filename_or_obj: str | os.PathLike[Any] | Any,
         *,
         mask_and_scale: bool = True,
         decode_times: bool = True,
@@ -42,6 +43,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         beams: str | list[str] = DEFAULT_BEAMS,
         variables: str | list[str] | None = None,
         credentials: Any = None,
+        storage_options: dict[str, Any] | None = None,
     ):
         from is2grid._open import open_segments
 
@@ -54,6 +56,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
             mask_and_scale=mask_and_scale,
             decode_times=decode_times,
             credentials=credentials,
+            storage_options=storage_options,
         )
 
     def open_groups_as_dict(  # type: ignore[override]
@@ -64,6 +67,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         decode_times: bool = True,
         drop_variables: str | Iterable[str] | None = None,
         credentials: Any = None,
+        storage_options: dict[str, Any] | None = None,
     ):
         from is2grid._open import open_groups
 
@@ -73,6 +77,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
             decode_times=decode_times,
             drop_variables=drop_variables,
             credentials=credentials,
+            storage_options=storage_options,
         )
 
     def open_datatree(  # type: ignore[override]
@@ -83,6 +88,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         decode_times: bool = True,
         drop_variables: str | Iterable[str] | None = None,
         credentials: Any = None,
+        storage_options: dict[str, Any] | None = None,
     ):
         from xarray import DataTree
 
@@ -92,6 +98,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
             decode_times=decode_times,
             drop_variables=drop_variables,
             credentials=credentials,
+            storage_options=storage_options,
         )
         return DataTree.from_dict(groups)
 

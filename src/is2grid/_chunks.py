@@ -1,0 +1,204 @@
+"""Read plans: where the bytes of a dataset's rows are, from its HDF5 layout and chunk B-tree.
+
+h5coro parses the object header (shape, type, layout, filters); this module walks the version-1
+chunk B-tree itself, so that the nodes of many datasets are fetched together, level by level, and
+every chunk key is checked before anything is decoded. The walk is written as a generator that
+yields the byte ranges it needs and receives their bytes, so the same code serves the blocking and
+the asyncio read paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import numpy as np
+
+from is2grid.errors import CorruptGranuleError, GranuleError
+
+COMPACT, CONTIGUOUS, CHUNKED = 0, 1, 2
+DEFLATE, SHUFFLE, FLETCHER32 = 1, 2, 3
+#: HDF5's default chunk B-tree K: at most 2K entries per node.
+_MAX_ENTRIES = 64
+
+Ranges = list[tuple[int, int]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """What reading one dataset needs to know, taken from its h5coro metadata."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    layout: int
+    address: int
+    size: int
+    chunk_shape: tuple[int, ...]
+    filters: frozenset[int]
+
+    @classmethod
+    def from_h5coro(cls, path: str, meta: Any, offset_size: int) -> Layout:
+        invalid = (1 << (8 * offset_size)) - 1
+        dtype = _numpy_dtype(path, meta)
+        filters = frozenset(k for k, on in meta.filter.items() if on)
+        unsupported = filters - {DEFLATE, SHUFFLE, FLETCHER32}
+        if unsupported:
+            raise GranuleError(
+                f"dataset {path!r} uses HDF5 filter(s) {sorted(unsupported)}, which is2grid cannot decode; ATL10 "
+                "granules use deflate and shuffle only. Is this a re-packed granule? Use the NSIDC original."
+            )
+        layout = cls(
+            path=path,
+            shape=tuple(int(d) for d in meta.dimensions),
+            dtype=dtype,
+            layout=int(meta.layout),
+            address=int(meta.address),
+            size=int(meta.size or 0),
+            chunk_shape=tuple(int(c) for c in meta.chunkDimensions),
+            filters=filters,
+        )
+        if layout.address == invalid and layout.n_elements:
+            raise CorruptGranuleError(
+                f"dataset {path!r} has no data address although it holds {layout.n_elements} values."
+            )
+        return layout
+
+    @property
+    def n_elements(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def row_bytes(self) -> int:
+        return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize if self.shape else self.dtype.itemsize
+
+    @property
+    def chunk_bytes(self) -> int:
+        return int(np.prod(self.chunk_shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+def _numpy_dtype(path: str, meta: Any) -> np.dtype:
+    if meta.type == meta.STRING_TYPE:
+        return np.dtype(f"S{meta.typeSize}")
+    if meta.type in (meta.FIXED_POINT_TYPE, meta.FLOATING_POINT_TYPE):
+        found = meta.TO_NUMPY_TYPE[meta.type][meta.signedval].get(meta.typeSize)
+        if found is not None:
+            return np.dtype(found)
+    raise GranuleError(
+        f"dataset {path!r} has an HDF5 datatype is2grid does not read (class {meta.type}, {meta.typeSize} bytes); "
+        "ATL10 datasets are integers, floats and fixed-length strings. Is this an ATL10 granule?"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkIndex:
+    """Every chunk of a chunked dataset: its first row (and other dims), file offset, stored size."""
+
+    starts: np.ndarray  # (n, ndim) int64
+    offsets: np.ndarray  # (n,) int64
+    sizes: np.ndarray  # (n,) int64
+
+    def covering(self, lo: int, hi: int, rows_per_chunk: int) -> np.ndarray:
+        """Indices of the chunks that hold rows [lo, hi)."""
+        first = self.starts[:, 0]
+        return np.flatnonzero((first < hi) & (first + rows_per_chunk > lo))
+
+
+def index_steps(
+    layouts: Sequence[Layout], offset_size: int, file_size: int, name: str
+) -> Generator[Ranges, list[memoryview], dict[str, ChunkIndex]]:
+    """Walk the chunk B-trees of ``layouts`` together; yields the node ranges of each level."""
+    keys = {layout.path: 8 + 8 * (len(layout.shape) + 1) for layout in layouts}
+    entries: dict[str, list[tuple[tuple[int, ...], int, int, int]]] = {layout.path: [] for layout in layouts}
+    by_path = {layout.path: layout for layout in layouts}
+    level = [(layout.path, layout.address) for layout in layouts]
+    seen: set[int] = set()
+    while level:
+        ranges = []
+        for path, address in level:
+            if address in seen or not 0 < address < file_size:
+                raise CorruptGranuleError(
+                    f"{name}: the chunk index of {path!r} points to byte {address}, "
+                    f"{'again' if address in seen else 'outside the file'}. The granule is damaged: download it again."
+                )
+            seen.add(address)
+            ranges.append((address, min(file_size, address + _node_bytes(offset_size, keys[path], _MAX_ENTRIES))))
+        blobs = yield ranges
+        following = []
+        for (path, _), blob in zip(level, blobs, strict=True):
+            node_level, children = _parse_node(bytes(blob), offset_size, keys[path], by_path[path], name)
+            if node_level > 0:
+                following.extend((path, child) for _, child, _, _ in children)
+            else:
+                entries[path].extend(children)
+        level = following
+    return {path: _checked_index(by_path[path], found, file_size, name) for path, found in entries.items()}
+
+
+def _node_bytes(offset_size: int, key_size: int, n: int) -> int:
+    return 8 + 2 * offset_size + (n + 1) * key_size + n * offset_size
+
+
+def _parse_node(blob: bytes, offset_size: int, key_size: int, layout: Layout, name: str):
+    if len(blob) < 8 or blob[:4] != b"TREE" or blob[4] != 1:
+        raise CorruptGranuleError(
+            f"{name}: the chunk index of {layout.path!r} is damaged (no raw-data B-tree node where one should be). "
+            "Download the granule again."
+        )
+    node_level, used = blob[5], struct.unpack_from("<H", blob, 6)[0]
+    needed = _node_bytes(offset_size, key_size, used)
+    if used > _MAX_ENTRIES or needed > len(blob):
+        raise CorruptGranuleError(
+            f"{name}: a chunk index node of {layout.path!r} claims {used} entries, more than fit. Download it again."
+        )
+    ndim = len(layout.shape)
+    fmt_key = f"<II{ndim + 1}Q"
+    fmt_addr = "<Q" if offset_size == 8 else "<I"
+    pos = 8 + 2 * offset_size
+    children = []
+    for _ in range(used):
+        size, mask, *coords = struct.unpack_from(fmt_key, blob, pos)
+        pos += key_size
+        (child,) = struct.unpack_from(fmt_addr, blob, pos)
+        pos += offset_size
+        if node_level == 0 and mask != 0:
+            raise GranuleError(
+                f"{name}: a chunk of {layout.path!r} skips some of its filters (filter mask {mask}), which is2grid "
+                "does not decode. Use the NSIDC original granule."
+            )
+        children.append((tuple(coords[:ndim]), child, size, mask))
+    return node_level, children
+
+
+def _checked_index(layout: Layout, found: list, file_size: int, name: str) -> ChunkIndex:
+    ndim = len(layout.shape)
+    starts = np.array([c[0] for c in found], dtype=np.int64).reshape(-1, ndim)
+    offsets = np.array([c[1] for c in found], dtype=np.int64)
+    sizes = np.array([c[2] for c in found], dtype=np.int64)
+
+    def fail(problem: str) -> CorruptGranuleError:
+        return CorruptGranuleError(
+            f"{name}: the chunk index of {layout.path!r} is damaged ({problem}); its values cannot be trusted. "
+            "Download the granule again."
+        )
+
+    chunk = np.asarray(layout.chunk_shape[:ndim], dtype=np.int64)
+    shape = np.asarray(layout.shape, dtype=np.int64)
+    if len(starts):
+        if (starts < 0).any() or (starts >= shape).any():
+            raise fail("a chunk starts outside the dataset")
+        if (starts % chunk).any():
+            raise fail("a chunk starts off the chunk grid")
+        if len(np.unique(starts, axis=0)) != len(starts):
+            raise fail("two chunks claim the same rows")
+        if (sizes <= 0).any() or (offsets < 0).any() or (offsets + sizes > file_size).any():
+            raise fail("a chunk lies outside the file")
+        if not layout.filters and (sizes != layout.chunk_bytes).any():
+            raise fail("an uncompressed chunk has the wrong size")
+    expected = int(np.prod(-(-shape // chunk))) if len(shape) else 0
+    if len(starts) != expected:
+        raise fail(f"{len(starts)} chunks where the shape needs {expected}")
+    order = np.lexsort(starts.T[::-1]) if len(starts) else np.arange(0)
+    return ChunkIndex(starts[order], offsets[order], sizes[order])

@@ -1,0 +1,122 @@
+"""Decoding fetched chunks into preallocated arrays: Fletcher-32 check, inflate, unshuffle, copy.
+
+Inflate uses libdeflate (the ``deflate`` package), which measured 1.5-2x faster than zlib on ATL10
+chunks and releases the GIL, so a small thread pool decodes chunks in parallel. The pool is made
+on first use and forgotten in a forked child (its threads do not exist there).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from is2grid._chunks import DEFLATE, FLETCHER32, SHUFFLE, Layout
+from is2grid.errors import CorruptGranuleError
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def pool() -> ThreadPoolExecutor:
+    """The process's decode pool (one thread per core, at least two)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="is2grid-decode")
+        return _POOL
+
+
+def _forget_pool_after_fork() -> None:
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def inflate(data: Any, size: int) -> bytes:
+    """zlib-wrapped deflate stream -> ``size`` bytes.
+
+    Examples
+    --------
+    >>> import zlib
+    >>> inflate(zlib.compress(b"abc" * 10), 30) == b"abc" * 10
+    True
+    """
+    import deflate
+
+    return deflate.zlib_decompress(data, size)
+
+
+def decode_chunk(layout: Layout, raw: memoryview, name: str) -> np.ndarray:
+    """One stored chunk -> its full, decoded block of shape ``layout.chunk_shape``."""
+    data: Any = raw
+    if FLETCHER32 in layout.filters:
+        data = _check_fletcher32(raw, layout, name)
+    if DEFLATE in layout.filters:
+        try:
+            data = inflate(data, layout.chunk_bytes)
+        except Exception as err:
+            raise CorruptGranuleError(
+                f"{name}: a chunk of {layout.path!r} does not inflate ({type(err).__name__}: {err}). "
+                "The file is damaged: download it again."
+            ) from None
+    if len(data) != layout.chunk_bytes:
+        raise CorruptGranuleError(
+            f"{name}: a chunk of {layout.path!r} decodes to {len(data)} bytes, not {layout.chunk_bytes}. "
+            "The file is damaged: download it again."
+        )
+    if SHUFFLE in layout.filters and layout.dtype.itemsize > 1:
+        n = layout.chunk_bytes // layout.dtype.itemsize
+        data = np.frombuffer(data, np.uint8).reshape(layout.dtype.itemsize, n).T.copy()
+    return np.frombuffer(data, dtype=layout.dtype).reshape(layout.chunk_shape)
+
+
+def _check_fletcher32(raw: memoryview, layout: Layout, name: str) -> memoryview:
+    body, stored = raw[:-4], struct.unpack("<I", raw[-4:])[0]
+    if _fletcher32(bytes(body)) != stored:
+        raise CorruptGranuleError(
+            f"{name}: a chunk of {layout.path!r} fails its Fletcher-32 checksum. Download the granule again."
+        )
+    return body
+
+
+def _fletcher32(data: bytes) -> int:
+    """HDF5's Fletcher-32: big-endian 16-bit words, sums folded every 360 words (H5checksum.c)."""
+    n = len(data) // 2
+    words = np.frombuffer(data[: 2 * n], dtype=">u2").astype(np.int64)
+    sum1 = sum2 = 0
+    for block in range(0, n, 360):
+        running = np.cumsum(words[block : block + 360]) + sum1
+        sum2 += int(running.sum())
+        sum1 = int(running[-1])
+        sum1, sum2 = (sum1 & 0xFFFF) + (sum1 >> 16), (sum2 & 0xFFFF) + (sum2 >> 16)
+    if len(data) % 2:
+        sum1 += data[-1] << 8
+        sum2 += sum1
+        sum1, sum2 = (sum1 & 0xFFFF) + (sum1 >> 16), (sum2 & 0xFFFF) + (sum2 >> 16)
+    sum1, sum2 = (sum1 & 0xFFFF) + (sum1 >> 16), (sum2 & 0xFFFF) + (sum2 >> 16)
+    return (sum2 << 16) | sum1
+
+
+def place(out: np.ndarray, block: np.ndarray, chunk_start: Sequence[int], lo: int) -> None:
+    """Copy the part of a decoded chunk that falls in ``out`` (rows ``lo``.. of the dataset)."""
+    start = int(chunk_start[0])
+    a, b = max(start, lo), min(start + block.shape[0], lo + out.shape[0])
+    if a >= b:
+        return
+    if block.ndim == 1:
+        out[a - lo : b - lo] = block[a - start : b - start]
+        return
+    region = tuple(
+        slice(int(c), min(int(c) + n, d))
+        for c, n, d in zip(chunk_start[1:], block.shape[1:], out.shape[1:], strict=True)
+    )
+    inner = tuple(slice(0, r.stop - r.start) for r in region)
+    out[(slice(a - lo, b - lo), *region)] = block[(slice(a - start, b - start), *inner)]

@@ -1,0 +1,468 @@
+"""Fetching byte ranges of a granule: local files, ``s3://``, ``https://`` and Python file objects.
+
+Everything remote goes through obstore (Rust): ranges closer than ``coalesce`` bytes are merged,
+up to ten requests run at once, each with an overall timeout and bounded retries with backoff on
+5xx, throttling, resets and timeouts. Every answer is checked for length before anyone decodes it,
+and failures become :mod:`is2grid.errors` exceptions that name the granule without its secrets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import re
+import stat
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from is2grid.credentials import Credentials, redact_url
+from is2grid.errors import (
+    AuthenticationError,
+    GranuleError,
+    GranuleNotFoundError,
+    Is2gridWarning,
+    NotHDF5Error,
+    RemoteReadError,
+    UnsupportedInputError,
+)
+
+SUPPORTED = "a local path, file://, s3://, https:// (http:// for test servers), an earthaccess granule or a file object"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: Remote granules are opened with one GET of this many bytes: size, signature, superblock, root group.
+HEAD_BYTES = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchOptions:
+    """The ``storage_options`` the engine understands.
+
+    ``timeout``: seconds one request may take from connecting to the last byte (an overall
+    deadline, not per socket read); ``connect_timeout``: seconds to connect; ``retries``: attempts
+    after the first for 5xx, throttling, resets and timeouts, with exponential backoff from
+    ``backoff`` seconds; ``coalesce``: ranges closer than this many bytes are fetched as one;
+    ``endpoint_url``/``region``: an S3-compatible endpoint (plain HTTP only if the endpoint says
+    so); ``read_ahead``: when one variable is read, fetch the others of the Dataset in the same
+    requests (default: remote only); ``allow_hosts``: more hosts that may receive the token;
+    ``access``: for earthaccess granules, "direct" (s3://), "external" (https://) or "auto";
+    ``ca_bundle``: a PEM file of extra trusted certificates (default: ``REQUESTS_CA_BUNDLE`` or
+    ``SSL_CERT_FILE`` when set).
+    """
+
+    timeout: float = 60.0
+    connect_timeout: float = 10.0
+    retries: int = 4
+    backoff: float = 0.1
+    coalesce: int = 1 << 20
+    endpoint_url: str | None = None
+    region: str = "us-west-2"
+    read_ahead: bool | None = None
+    allow_hosts: tuple[str, ...] = ()
+    access: str = "auto"
+    ca_bundle: str | None = None
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any] | None) -> tuple[FetchOptions, Any]:
+        """Split ``storage_options`` into FetchOptions and the credentials it may carry."""
+        options = dict(options or {})
+        credentials = None
+        for key in ("credentials", "token", "auth"):
+            if key in options:
+                credentials = options.pop(key)
+        if "key" in options or "secret" in options:  # fsspec/s3fs spelling
+            credentials = {
+                "aws_access_key_id": options.pop("key", None),
+                "aws_secret_access_key": options.pop("secret", None),
+                "aws_session_token": options.pop("session_token", None),
+            }
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise ValueError(
+                f"storage_options: unknown key(s) {unknown}. Known: {sorted(names | {'credentials', 'token'})}."
+            )
+        if "allow_hosts" in options:
+            options["allow_hosts"] = tuple(options["allow_hosts"])
+        made = cls(**options)
+        for name in ("timeout", "connect_timeout"):
+            if not getattr(made, name) > 0:
+                raise ValueError(
+                    f"storage_options[{name!r}]={getattr(made, name)!r}: give a positive number of seconds."
+                )
+        if int(made.retries) != made.retries or made.retries < 0:
+            raise ValueError(f"storage_options['retries']={made.retries!r}: give a whole number >= 0.")
+        return made, credentials
+
+
+def describe(source: Any) -> str:
+    """A name for messages and attributes: the URL without secrets, or the file object's name."""
+    if isinstance(source, str | os.PathLike):
+        return redact_url(os.fspath(source))
+    name = getattr(source, "path", None) or getattr(source, "full_name", None) or getattr(source, "name", None)
+    return redact_url(str(name)) if name else f"<{type(source).__name__}>"
+
+
+class ByteSource:
+    """Ranges of one object. ``read`` returns exactly the bytes asked for, or raises."""
+
+    name: str
+
+    def size(self) -> int:
+        raise NotImplementedError
+
+    def read(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
+        raise NotImplementedError
+
+    async def read_async(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
+        import asyncio
+
+        return await asyncio.to_thread(self.read, starts, stops)
+
+    def close(self) -> None:
+        pass
+
+    def _checked(self, parts: Sequence[Any], starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
+        out = [memoryview(p).cast("B") if not isinstance(p, memoryview) else p for p in parts]
+        for view, a, b in zip(out, starts, stops, strict=True):
+            if len(view) != b - a:
+                raise RemoteReadError(
+                    f"{self.name}: asked for bytes {a}-{b - 1} ({b - a} bytes) and got {len(view)}. The transfer was "
+                    "cut short or the server answered another range; nothing was decoded. Try again; if it "
+                    "persists, download the granule."
+                )
+        return out
+
+
+class ObjectStoreSource(ByteSource):
+    """One object of an obstore store (LocalStore, S3Store or HTTPStore)."""
+
+    def __init__(self, store: Any, path: str, name: str, options: FetchOptions, size: int | None = None):
+        self.store, self.path, self.name, self.options = store, path, name, options
+        self._size = size
+        self._whole: Any = None
+        self._head = memoryview(b"")
+        self._lock = threading.Lock()
+
+    def size(self) -> int:
+        if self._size is None:
+            self._first_bytes()
+        return self._size  # type: ignore[return-value]
+
+    def _first_bytes(self, n: int = HEAD_BYTES) -> None:
+        """One GET for the first ``n`` bytes gives the object's size too (no HEAD round trip)."""
+        import obstore
+
+        try:
+            with _translated(self.name):
+                result = obstore.get(self.store, self.path, options={"range": (0, n)})
+                self._size = int(result.meta["size"])
+                self._head = memoryview(result.bytes())
+        except _RangeIgnored:
+            self._read_whole()
+
+    def read(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
+        import obstore
+
+        if not starts:
+            return []
+        if self._whole is not None:
+            return self._checked([self._whole[a:b] for a, b in zip(starts, stops, strict=True)], starts, stops)
+        if all(b <= len(self._head) for b in stops):
+            return self._checked([self._head[a:b] for a, b in zip(starts, stops, strict=True)], starts, stops)
+        try:
+            with _translated(self.name):
+                parts = obstore.get_ranges(
+                    self.store, self.path, starts=list(starts), ends=list(stops), coalesce=self.options.coalesce
+                )
+        except _RangeIgnored:
+            self._read_whole()
+            return self.read(starts, stops)
+        return self._checked(parts, starts, stops)
+
+    async def read_async(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
+        import obstore
+
+        if not starts or self._whole is not None or all(b <= len(self._head) for b in stops):
+            return self.read(starts, stops)
+        try:
+            with _translated(self.name):
+                parts = await obstore.get_ranges_async(
+                    self.store, self.path, starts=list(starts), ends=list(stops), coalesce=self.options.coalesce
+                )
+        except _RangeIgnored:
+            import asyncio
+
+            await asyncio.to_thread(self._read_whole)
+            return self.read(starts, stops)
+        return self._checked(parts, starts, stops)
+
+    def _read_whole(self) -> None:
+        import obstore
+
+        with self._lock:
+            if self._whole is None:
+                warnings.warn(
+                    f"{self.name}: the server ignores HTTP Range requests, so the whole granule is downloaded once "
+                    "and kept in memory. Use a server or URL that supports ranges (NSIDC's do) to read only what "
+                    "you need.",
+                    Is2gridWarning,
+                    stacklevel=2,
+                )
+                with _translated(self.name):
+                    self._whole = memoryview(obstore.get(self.store, self.path).bytes())
+                self._size = len(self._whole)
+
+
+class FileObjectSource(ByteSource):
+    """A Python file object (fsspec, ``earthaccess.open``): positioned reads under a lock, correct but serial."""
+
+    def __init__(self, fileobj: Any):
+        for method in ("read", "seek"):
+            if not callable(getattr(fileobj, method, None)):
+                raise UnsupportedInputError(
+                    f"{type(fileobj).__name__} is not a readable file object (no {method}()). Pass {SUPPORTED}."
+                )
+        self.fileobj = fileobj
+        self.name = describe(fileobj)
+        self._lock = threading.Lock()
+        self._size: int | None = None
+
+    def size(self) -> int:
+        if self._size is None:
+            with self._lock:
+                here = self.fileobj.tell()
+                self._size = int(self.fileobj.seek(0, os.SEEK_END))
+                self.fileobj.seek(here)
+        return self._size
+
+    def read(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
+        parts = []
+        with self._lock, _translated(self.name):
+            for a, b in zip(starts, stops, strict=True):
+                self.fileobj.seek(a)
+                parts.append(self.fileobj.read(b - a))
+        return self._checked(parts, starts, stops)
+
+    def __getstate__(self):
+        return {"fileobj": self.fileobj}
+
+    def __setstate__(self, state):
+        self.__init__(state["fileobj"])
+
+
+def open_source(target: Any, options: FetchOptions, credentials: Credentials | None) -> ByteSource:
+    """A checked ByteSource for a path, URL or file object: it exists and starts like an HDF5 file."""
+    if not isinstance(target, str | os.PathLike):
+        source: ByteSource = FileObjectSource(target)
+    else:
+        kind, location = resolve(target)
+        if kind == "file":
+            source = _local(location, options)
+        elif kind == "s3":
+            source = _s3(location, options, credentials)
+        else:
+            source = _http(os.fspath(target), options, credentials)
+    size = source.size()
+    head = source.read([0], [min(8, size)])[0] if size else b""
+    if size == 0:
+        raise NotHDF5Error(f"{source.name}: the file is empty (0 bytes). Download the granule again.")
+    if bytes(head) != HDF5_SIGNATURE:
+        raise NotHDF5Error(f"{source.name}: not an HDF5 file (no HDF5 signature). ATL10 granules are HDF5 (.h5).")
+    return source
+
+
+def resolve(path_or_url: str | os.PathLike) -> tuple[str, str]:
+    """Return (kind, location) with kind in {"file", "s3", "http"}.
+
+    Examples
+    --------
+    >>> resolve("s3://nsidc-cumulus-prod-protected/ATLAS/ATL10/006/x.h5")
+    ('s3', 'nsidc-cumulus-prod-protected/ATLAS/ATL10/006/x.h5')
+    >>> resolve("file:///data/x.h5")
+    ('file', '/data/x.h5')
+    """
+    text = os.fspath(path_or_url)
+    if not isinstance(text, str):
+        raise UnsupportedInputError(f"expected a str or os.PathLike path, got {type(text).__name__}. Pass {SUPPORTED}.")
+    parsed = urlsplit(text)
+    scheme = parsed.scheme.lower()
+    if scheme == "" or (len(scheme) == 1 and os.name == "nt"):
+        return "file", text
+    if scheme == "file":
+        return "file", parsed.path
+    if scheme == "s3":
+        return "s3", f"{parsed.netloc}{parsed.path}"
+    if scheme in ("http", "https"):
+        return "http", text
+    raise UnsupportedInputError(f"{redact_url(text)}: unsupported URL scheme {scheme!r}. Pass {SUPPORTED}.")
+
+
+def _client_options(options: FetchOptions, allow_http: bool) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "timeout": dt.timedelta(seconds=options.timeout),
+        "connect_timeout": dt.timedelta(seconds=options.connect_timeout),
+        "allow_http": allow_http,
+    }
+    bundle = options.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+    if bundle:
+        with open(bundle, "rb") as f:
+            found["root_certificate"] = f.read()
+    return found
+
+
+def _retry(options: FetchOptions) -> dict[str, Any]:
+    return {
+        "max_retries": int(options.retries),
+        "backoff": {"init_backoff": dt.timedelta(seconds=options.backoff), "max_backoff": dt.timedelta(seconds=5)},
+        "retry_timeout": dt.timedelta(seconds=options.timeout * (options.retries + 1)),
+    }
+
+
+def _local(location: str, options: FetchOptions) -> ByteSource:
+    from obstore.store import LocalStore
+
+    path = os.path.abspath(location)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise GranuleNotFoundError(
+            f"{location}: no such file. Check the path, or download the granule first."
+        ) from None
+    except OSError as err:
+        raise GranuleError(
+            f"{location}: cannot be read ({err.strerror}). Check the path and its permissions."
+        ) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise UnsupportedInputError(f"{location}: is a directory, not a granule. Pass the path of an ATL10 .h5 file.")
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsupportedInputError(
+            f"{location}: not a regular file (a pipe or device). Pass the path of an ATL10 .h5 file."
+        )
+    folder, name = os.path.split(path)
+    return ObjectStoreSource(LocalStore(folder), name, location, options, size=info.st_size)
+
+
+def _s3(location: str, options: FetchOptions, credentials: Credentials | None) -> ByteSource:
+    from obstore.store import S3Store
+
+    bucket, _, key = location.partition("/")
+    name = f"s3://{location}"
+    if not bucket or not key:
+        raise GranuleError(f"{name}: an S3 URL needs a bucket and a key (s3://bucket/path/granule.h5).")
+    endpoint = options.endpoint_url or (credentials.s3_endpoint() if credentials else None)
+    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    provider = credentials.s3_provider() if credentials else None
+    config: dict[str, Any] = {"region": options.region}
+    if endpoint:
+        config.update(endpoint=endpoint, virtual_hosted_style_request=False)
+    if provider is None:
+        config["skip_signature"] = False
+    store = S3Store(
+        bucket,
+        config=config,
+        client_options=_client_options(options, allow_http=bool(endpoint and endpoint.startswith("http://"))),
+        retry_config=_retry(options),
+        credential_provider=_checked_provider(provider, name) if provider else None,
+    )
+    return ObjectStoreSource(store, key, name, options)
+
+
+def _checked_provider(provider, name: str):
+    def call() -> dict[str, Any]:
+        try:
+            return provider()
+        except Exception as err:
+            raise AuthenticationError(
+                f"{name}: the S3 credential provider failed ({type(err).__name__}). Log in again "
+                "(earthaccess.login()) or pass fresh credentials."
+            ) from None
+
+    return call
+
+
+def _http(url: str, options: FetchOptions, credentials: Credentials | None) -> ByteSource:
+    from obstore.store import HTTPStore
+
+    parts = urlsplit(url)
+    name = redact_url(url)
+    base = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    path = parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
+    client = _client_options(options, allow_http=parts.scheme == "http")
+    headers = {}
+    if parts.username or parts.password:
+        import base64
+
+        pair = f"{parts.username or ''}:{parts.password or ''}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    elif credentials is not None:
+        token = credentials.token_for(url, extra_hosts=options.allow_hosts)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+    if headers:
+        client["default_headers"] = headers
+    store = HTTPStore.from_url(base, client_options=client, retry_config=_retry(options))
+    return ObjectStoreSource(store, path, name, options)
+
+
+class _RangeIgnored(Exception):
+    pass
+
+
+class _translated:
+    """Turn obstore and OS errors into is2grid errors that name the granule (never its secrets)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if err is None or isinstance(err, GranuleError | _RangeIgnored) or not isinstance(err, Exception):
+            return False
+        raise _translate(err, self.name) from None
+
+
+def _translate(err: BaseException, name: str) -> BaseException:
+    text = str(err)
+    status = re.search(r"status code: (\d{3})|status: (\d{3})", text)
+    code = int(next(g for g in status.groups() if g)) if status else None
+    kind = type(err).__name__
+    s3_code = re.search(r"<Code>(\w+)</Code>", text)
+    s3 = s3_code[1] if s3_code else ""
+    if "InvalidCertificate" in text or "UnknownIssuer" in text:
+        return RemoteReadError(
+            f"{name}: the server's TLS certificate is not trusted. If you trust it, pass its CA as "
+            "storage_options={'ca_bundle': 'ca.pem'} (or set REQUESTS_CA_BUNDLE)."
+        )
+    if "RangeNotSupported" in text or "Range request not supported" in text:
+        return _RangeIgnored()
+    if isinstance(err, FileNotFoundError) or code == 404 or s3 in ("NoSuchKey", "NoSuchBucket"):
+        return GranuleNotFoundError(f"{name}: no such object ({s3 or code or 'not found'}). Check the URL or path.")
+    if code == 401 or kind == "UnauthenticatedError" or s3 in ("InvalidAccessKeyId", "ExpiredToken", "InvalidToken"):
+        return AuthenticationError(
+            f"{name}: not authenticated ({s3 or code or kind}). For https:// pass an Earthdata Login token "
+            "(credentials=..., storage_options={'token': ...}, or EARTHDATA_TOKEN; earthaccess.login() gives one). "
+            "For s3:// pass fresh credentials (earthaccess.get_s3_credentials('NSIDC'), valid one hour, "
+            "usable only inside AWS us-west-2)."
+        )
+    if code == 403 or kind == "PermissionDeniedError" or s3 in ("AccessDenied", "SignatureDoesNotMatch"):
+        return AuthenticationError(
+            f"{name}: access denied ({s3 or code or kind}). Check that your Earthdata Login account may read "
+            "this collection and, for s3://, that you run inside AWS us-west-2 with current credentials."
+        )
+    if (isinstance(err, OSError) and not kind.endswith("Error")) or isinstance(err, PermissionError):
+        return GranuleError(f"{name}: cannot be read ({err}). Check the path and its permissions.")
+    summary = text.split("\n\n", 1)[0]
+    http_kind = re.search(r"HttpError \{\s*kind: (\w+)", text)
+    os_message = re.search(r'message: "([^"]+)"', text)
+    timed_out = (http_kind is not None and http_kind[1] == "Timeout") or "operation timed out" in summary.lower()
+    reason = "timed out" if timed_out else "failed"
+    detail = f"HTTP {code}" if code else (os_message[1] if os_message else (http_kind[1] if http_kind else kind))
+    return RemoteReadError(
+        f"{name}: request {reason} ({detail}) after the configured retries. Check the network, or raise "
+        "storage_options={'timeout': seconds, 'retries': n}."
+    )
