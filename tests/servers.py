@@ -62,6 +62,138 @@ class NoRangeHandler(RangeHandler):
     ignore_range = True
 
 
+class Behaviour:
+    """What a :class:`ScriptedHandler` server does: latency, faults, and what it counted.
+
+    ``fail_every``: every n-th request answers 503; ``reset_every``: every n-th request sends half
+    its body and drops the connection; ``stall_every``: every n-th request waits ``stall`` seconds
+    before answering; ``short_every``: every n-th request sends fewer bytes than its headers promise
+    then closes; ``wrong_range_every``: every n-th request answers another range than asked.
+    """
+
+    def __init__(self, latency: float = 0.0, **faults: float):
+        self.latency = latency
+        self.fail_every = int(faults.pop("fail_every", 0))
+        self.reset_every = int(faults.pop("reset_every", 0))
+        self.stall_every = int(faults.pop("stall_every", 0))
+        self.stall = float(faults.pop("stall", 0.0))
+        self.short_every = int(faults.pop("short_every", 0))
+        self.wrong_range_every = int(faults.pop("wrong_range_every", 0))
+        self.trickle = float(faults.pop("trickle", 0.0))
+        if faults:
+            raise TypeError(f"unknown faults {sorted(faults)}")
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.bytes_sent = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.ranges: list[tuple[int, int]] = []
+        self.authorization: list[str | None] = []
+
+    def start(self) -> int:
+        with self.lock:
+            self.requests += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return self.requests
+
+    def done(self, sent: int) -> None:
+        with self.lock:
+            self.in_flight -= 1
+            self.bytes_sent += sent
+
+    def every(self, n: int, number: int) -> bool:
+        return n > 0 and number % n == 0
+
+
+class ScriptedHandler(SimpleHTTPRequestHandler):
+    """Range server with latency and faults from the server's :class:`Behaviour` (``server.behaviour``)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_HEAD(self):
+        self.do_GET(head=True)
+
+    def do_GET(self, head: bool = False):
+        import time
+
+        plan: Behaviour = self.server.behaviour  # type: ignore[attr-defined]
+        number = plan.start()
+        sent = 0
+        try:
+            plan.authorization.append(self.headers.get("Authorization"))
+            time.sleep(plan.latency)
+            if plan.every(plan.stall_every, number):
+                time.sleep(plan.stall)
+            if plan.every(plan.fail_every, number):
+                self.send_error(503, "slow down")
+                return
+            path = Path(self.translate_path(self.path.split("?", 1)[0]))
+            if not path.is_file():
+                self.send_error(404)
+                return
+            size = path.stat().st_size
+            match = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
+            start, stop = (int(match[1]), min(int(match[2]), size - 1)) if match else (0, size - 1)
+            if start >= size:
+                self.send_error(416)
+                return
+            if plan.every(plan.wrong_range_every, number) and match:
+                start, stop = max(0, start - 1), max(0, stop - 1)
+            with path.open("rb") as f:
+                f.seek(start)
+                body = f.read(stop - start + 1)
+            with plan.lock:
+                plan.ranges.append((start, stop + 1))
+            self.send_response(206 if match else 200)
+            if match:
+                self.send_header("Content-Range", f"bytes {start}-{stop}/{size}")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            if head:
+                return
+            if plan.every(plan.reset_every, number) or plan.every(plan.short_every, number):
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                sent = len(body) // 2
+                if plan.every(plan.reset_every, number):
+                    import socket
+                    import struct
+
+                    # RST, not FIN: the client sees a connection reset mid-body
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.connection.close()
+                return
+            if plan.trickle:
+                for i in range(len(body)):
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(plan.trickle)
+                    sent += 1
+                return
+            self.wfile.write(body)
+            sent = len(body)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+        finally:
+            plan.done(sent)
+
+
+def serve_scripted(directory: Path, behaviour: Behaviour):
+    """A threaded loopback server for ``directory`` that behaves as ``behaviour`` says."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(ScriptedHandler, directory=str(directory)))
+    server.daemon_threads = True
+    server.behaviour = behaviour  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 def serve_http(directory: Path, handler=RangeHandler, certfile: Path | None = None):
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(directory)))
     if certfile is not None:

@@ -201,9 +201,9 @@ class Spy:
         self.requests: list = []
         original = GranuleReader.read
 
-        def read(reader, requests, ahead=()):
+        def read(reader, requests, ahead=(), into=None):
             self.requests.extend(requests)
-            return original(reader, requests, ahead)
+            return original(reader, requests, ahead, into)
 
         monkeypatch.setattr(GranuleReader, "read", read)
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +92,7 @@ class GranuleHandle:
         self.indexes: dict[str, _chunks.ChunkIndex] = {}
         self.ahead: OrderedDict[tuple[str, int], memoryview] = OrderedDict()
         self.ahead_bytes = 0
+        self.read_once: set[tuple[str, int]] = set()  # chunks read before: not fetched ahead again
         self.lock = threading.Lock()
 
     def close(self) -> None:
@@ -118,6 +122,33 @@ def open_handle(target: Any, options: FetchOptions, credentials: Credentials | N
     """Opener for the CachingFileManager (its ``mode`` argument is unused: reading only)."""
     return GranuleHandle(target, options, credentials)
 
+
+_IO_POOL: ThreadPoolExecutor | None = None
+_IO_LOCK = threading.Lock()
+
+
+def concurrently(*calls: Callable[[], Any]) -> list[Any]:
+    """Run independent blocking calls (metadata reads, group listings) at once; their results in order.
+
+    Remote metadata costs round trips, not bandwidth: the objects of one level of the HDF5 tree
+    are independent, so they are fetched together. Calls run here must not call this again.
+    """
+    global _IO_POOL
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    with _IO_LOCK:
+        if _IO_POOL is None:
+            _IO_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="is2grid-meta")
+        futures = [_IO_POOL.submit(call) for call in calls]
+    return [f.result() for f in futures]
+
+
+def _forget_pool_after_fork() -> None:
+    global _IO_POOL, _IO_LOCK
+    _IO_POOL, _IO_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 _LOCKS: dict[str, SerializableLock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -212,15 +243,25 @@ class GranuleReader:
 
     def links(self, group: str) -> set[str]:
         """Names of the members of ``group`` (datasets and subgroups), without reading their headers."""
-        with self._guarded(f"reading the structure of group {group!r}") as handle:
-            return set(handle.h5.inspectPath(group, w_attr=False)[0])
+        return self.survey(groups=[group])[1][group]
 
-    def metadata(self, paths: list[str]) -> dict[str, Any]:
-        """h5coro metadata (shape, type, layout) of datasets; their object headers are read concurrently."""
+    def metadata(self, paths: list[str], missing_ok: bool = False) -> dict[str, Any]:
+        """h5coro metadata (shape, type, layout) of datasets; their object headers are read concurrently.
+
+        With ``missing_ok``, a dataset that is not there maps to None instead of raising.
+        """
+        return self.survey(paths=paths, missing_ok=missing_ok)[0]
+
+    def survey(
+        self, paths: Sequence[str] = (), groups: Sequence[str] = (), missing_ok: bool = False
+    ) -> tuple[dict[str, Any], dict[str, set[str]]]:
+        """Dataset metadata and group member names, all read at once (one level of the tree at a time)."""
         from h5coro.h5dataset import H5Dataset
 
-        def one(handle, path):
+        def dataset(handle, path):
             meta = H5Dataset(handle.h5, path, earlyExit=True, metaOnly=True, enableAttributes=False).meta
+            if meta.typeSize == 0 and meta.layout is None and missing_ok:
+                return None
             if meta.typeSize == 0 or meta.layout is None:
                 raise CorruptGranuleError(
                     f"{self.name}: dataset {path!r} is missing or its description is damaged. "
@@ -229,18 +270,28 @@ class GranuleReader:
             handle.layouts.setdefault(path, _chunks.Layout.from_h5coro(path, meta, handle.h5.offsetSize))
             return meta
 
-        with self._guarded(f"reading the description of {paths}") as handle:
-            futures = [_decode.pool().submit(one, handle, path) for path in paths]
-            return {path: f.result() for path, f in zip(paths, futures, strict=True)}
+        def group(handle, path):
+            return set(handle.h5.inspectPath(path, w_attr=False)[0])
 
-    def read(self, requests: Sequence[Request], ahead: Sequence[Request] = ()) -> list[np.ndarray]:
+        what = f"reading the description of {[*paths, *groups]}"
+        with self._guarded(what) as handle:
+            found = concurrently(
+                *(functools.partial(dataset, handle, p) for p in paths),
+                *(functools.partial(group, handle, g) for g in groups),
+            )
+        return dict(zip(paths, found[: len(paths)], strict=True)), dict(zip(groups, found[len(paths) :], strict=True))
+
+    def read(
+        self, requests: Sequence[Request], ahead: Sequence[Request] = (), into: Sequence[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
         """Read ``(path, start, stop)`` row ranges (``None`` bounds: the whole dataset) in one plan.
 
         ``ahead``: row ranges of other datasets whose compressed chunks are fetched in the same
-        requests and kept for a later read (when read-ahead is on for this granule).
+        requests and kept for a later read (when read-ahead is on for this granule). ``into``:
+        arrays of the right shape to decode into instead of new ones.
         """
         with self._guarded(f"reading {[r[0] for r in requests]}") as handle:
-            steps = self._steps(handle, requests, ahead)
+            steps = self._steps(handle, requests, ahead, into)
             try:
                 ranges = next(steps)
                 while True:
@@ -250,13 +301,15 @@ class GranuleReader:
                 job, blobs = done.value
             return self._decode(handle, job, blobs)
 
-    async def read_async(self, requests: Sequence[Request], ahead: Sequence[Request] = ()) -> list[np.ndarray]:
+    async def read_async(
+        self, requests: Sequence[Request], ahead: Sequence[Request] = (), into: Sequence[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
         """:meth:`read` for asyncio: fetches await, decoding runs in the decode pool."""
         import asyncio
 
         with self._guarded(f"reading {[r[0] for r in requests]}") as handle:
             await asyncio.to_thread(self._ensure_layouts, handle, [r[0] for r in (*requests, *ahead)])
-            steps = self._steps(handle, requests, ahead)
+            steps = self._steps(handle, requests, ahead, into)
             try:
                 ranges = next(steps)
                 while True:
@@ -264,8 +317,8 @@ class GranuleReader:
                     ranges = steps.send(blobs)
             except StopIteration as done:
                 job, blobs = done.value
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(_decode.pool(), self._decode, handle, job, blobs)
+            # not in the decode pool itself: _decode waits on that pool's threads
+            return await asyncio.to_thread(self._decode, handle, job, blobs)
 
     def _ensure_layouts(self, handle: GranuleHandle, paths: Sequence[str]) -> None:
         missing = [p for p in dict.fromkeys(paths) if p not in handle.layouts]
@@ -273,7 +326,11 @@ class GranuleReader:
             self.metadata(missing)
 
     def _steps(
-        self, handle: GranuleHandle, requests: Sequence[Request], ahead: Sequence[Request]
+        self,
+        handle: GranuleHandle,
+        requests: Sequence[Request],
+        ahead: Sequence[Request],
+        into: Sequence[np.ndarray] | None = None,
     ) -> Generator[list[tuple[int, int]], list[memoryview], tuple[_Job, list[memoryview]]]:
         self._ensure_layouts(handle, [r[0] for r in (*requests, *ahead)])
         if not handle.read_ahead:
@@ -291,10 +348,16 @@ class GranuleReader:
         ranges: list[tuple[int, int]] = []
         keys: list[tuple[str, int]] = []
         held: dict[int, memoryview] = {}
-        for path, start, stop in requests:
+        for number, (path, start, stop) in enumerate(requests):
             layout = layouts[path]
             lo, hi = _bounds(layout, start, stop)
-            out = np.empty((hi - lo, *layout.shape[1:]), dtype=layout.dtype)
+            shape = (hi - lo, *layout.shape[1:])
+            out = into[number] if into is not None else np.empty(shape, dtype=layout.dtype)
+            if out.shape != shape or out.dtype != layout.dtype:
+                raise CorruptGranuleError(
+                    f"{self.name}: {path!r} holds {layout.dtype}{list(layout.shape)}, not the {out.dtype} the "
+                    "granule's other datasets led to expect. The file is damaged or not ATL10."
+                )
             outputs.append(out)
             if hi <= lo:
                 continue
@@ -306,6 +369,7 @@ class GranuleReader:
             index = handle.indexes[path]
             for i in index.covering(lo, hi, layout.chunk_shape[0]):
                 key = (path, int(index.offsets[i]))
+                handle.read_once.add(key)
                 tasks.append((len(outputs) - 1, layout, tuple(index.starts[i]), lo, False))
                 blob = handle.take_ahead(key)
                 if blob is not None:
@@ -324,7 +388,7 @@ class GranuleReader:
             index = handle.indexes[path]
             for i in index.covering(lo, hi, layout.chunk_shape[0]):
                 key = (path, int(index.offsets[i]))
-                if key not in handle.ahead and key not in keys:
+                if key not in handle.ahead and key not in handle.read_once:
                     ahead_keys.append(key)
                     ahead_ranges.append((int(index.offsets[i]), int(index.offsets[i] + index.sizes[i])))
         fetch = [r for i, r in enumerate(ranges) if i not in held] + ahead_ranges
@@ -345,11 +409,18 @@ class GranuleReader:
             else:
                 _decode.place(out, _decode.decode_chunk(layout, blob, self.name), start, lo)
 
-        if len(job.tasks) > 2:
-            list(_decode.pool().map(one, job.tasks, blobs))
+        def batch(indices: range) -> None:
+            for i in indices:
+                one(job.tasks[i], blobs[i])
+
+        # a few batches per thread: one future per chunk cost more than decoding small chunks
+        n = len(job.tasks)
+        parts = min(n, 4 * _decode.pool()._max_workers)
+        bounds = [round(i * n / parts) for i in range(parts + 1)] if parts else []
+        if parts > 1:
+            list(_decode.pool().map(batch, [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]))
         else:
-            for task, blob in zip(job.tasks, blobs, strict=True):
-                one(task, blob)
+            batch(range(n))
         return job.outputs
 
 
@@ -427,17 +498,26 @@ class RaggedArray(BackendArray):
 
     def _getitem(self, key: tuple) -> np.ndarray:
         rows, lo, hi = self._rows(key)
-        block = self._assemble(self.reader.read(*self._requests(lo, hi)), lo, hi) if hi > lo else None
+        block, into = self._allocate(lo, hi)
+        if hi > lo:
+            self.reader.read(*self._requests(lo, hi), into=into)
         return self._finish(key, rows, lo, block)
 
     async def _getitem_async(self, key: tuple) -> np.ndarray:
         rows, lo, hi = self._rows(key)
-        block = (
-            self._assemble(await self.reader.read_async(*self._requests(lo, hi, ahead=False)), lo, hi)
-            if hi > lo
-            else None
-        )
+        block, into = self._allocate(lo, hi)
+        if hi > lo:
+            await self.reader.read_async(*self._requests(lo, hi, ahead=False), into=into)
         return self._finish(key, rows, lo, block)
+
+    def _allocate(self, lo: int, hi: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One output for rows [lo, hi) and its views, one per piece, for the reader to fill."""
+        block = np.empty((hi - lo, *self.shape[1:]), dtype=self.stored_dtype)
+        into, at = [], 0
+        for _, a, b in self._pieces_for(lo, hi):
+            into.append(block[at : at + b - a])
+            at += b - a
+        return block, into
 
     def _rows(self, key: tuple) -> tuple[range, int, int]:
         first = key[0]
@@ -447,11 +527,9 @@ class RaggedArray(BackendArray):
             return rows, 0, 0
         return rows, min(rows[0], rows[-1]), max(rows[0], rows[-1]) + 1
 
-    def _finish(self, key: tuple, rows: range, lo: int, block: np.ndarray | None) -> np.ndarray:
+    def _finish(self, key: tuple, rows: range, lo: int, block: np.ndarray) -> np.ndarray:
         first, rest = key[0], key[1:]
-        if block is None:
-            block = np.empty((0, *self.shape[1:]), dtype=self.stored_dtype)
-        elif rows.step != 1 or len(rows) != block.shape[0]:
+        if len(rows) and (rows.step != 1 or len(rows) != block.shape[0]):
             block = block[np.asarray(rows) - lo]
         if not isinstance(first, slice):
             block = block[0]
@@ -474,10 +552,6 @@ class RaggedArray(BackendArray):
         others = [r for s in self.siblings if s is not self for r in s._pieces_for(lo, hi)] if ahead else []
         return mine, others
 
-    def _assemble(self, values: list[np.ndarray], lo: int, hi: int) -> np.ndarray:
-        parts = [np.asarray(v).reshape((-1, *self.shape[1:])) for v in values]
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
-
 
 class RepeatedLabelArray(BackendArray):
     """A per-row label (e.g. the beam name) from run lengths, computed on access with no I/O."""
@@ -490,6 +564,9 @@ class RepeatedLabelArray(BackendArray):
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._getitem)
+
+    async def async_getitem(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return self[key]
 
     def _getitem(self, key: tuple) -> np.ndarray:
         rows = np.arange(self.shape[0])[key[0]]

@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import threading
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -128,7 +129,7 @@ class ByteSource:
         out = [memoryview(p).cast("B") if not isinstance(p, memoryview) else p for p in parts]
         for view, a, b in zip(out, starts, stops, strict=True):
             if len(view) != b - a:
-                raise RemoteReadError(
+                raise _Transient(
                     f"{self.name}: asked for bytes {a}-{b - 1} ({b - a} bytes) and got {len(view)}. The transfer was "
                     "cut short or the server answered another range; nothing was decoded. Try again; if it "
                     "persists, download the granule."
@@ -155,11 +156,16 @@ class ObjectStoreSource(ByteSource):
         """One GET for the first ``n`` bytes gives the object's size too (no HEAD round trip)."""
         import obstore
 
-        try:
+        def fetch() -> None:
             with _translated(self.name):
                 result = obstore.get(self.store, self.path, options={"range": (0, n)})
-                self._size = int(result.meta["size"])
-                self._head = memoryview(result.bytes())
+                size, head = int(result.meta["size"]), memoryview(result.bytes())
+            if len(head) != min(n, size):
+                raise _Transient(f"{self.name}: asked for the first {n} bytes and got {len(head)}.")
+            self._size, self._head = size, head
+
+        try:
+            self._retrying(fetch)
         except _RangeIgnored:
             self._read_whole()
 
@@ -172,32 +178,52 @@ class ObjectStoreSource(ByteSource):
             return self._checked([self._whole[a:b] for a, b in zip(starts, stops, strict=True)], starts, stops)
         if all(b <= len(self._head) for b in stops):
             return self._checked([self._head[a:b] for a, b in zip(starts, stops, strict=True)], starts, stops)
-        try:
+        def fetch() -> list[memoryview]:
             with _translated(self.name):
                 parts = obstore.get_ranges(
                     self.store, self.path, starts=list(starts), ends=list(stops), coalesce=self.options.coalesce
                 )
+            return self._checked(parts, starts, stops)
+
+        try:
+            return self._retrying(fetch)
         except _RangeIgnored:
             self._read_whole()
             return self.read(starts, stops)
-        return self._checked(parts, starts, stops)
+
+    def _retrying(self, fetch):
+        """obstore retries failed requests; this retries what it does not: cut-short or wrong bodies."""
+        for attempt in range(self.options.retries + 1):
+            try:
+                return fetch()
+            except _Transient as err:
+                if attempt == self.options.retries:
+                    raise RemoteReadError(str(err)) from None
+                time.sleep(self.options.backoff * 2**attempt)
+        raise AssertionError("unreachable")
 
     async def read_async(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
         import obstore
 
+        import asyncio
+
         if not starts or self._whole is not None or all(b <= len(self._head) for b in stops):
             return self.read(starts, stops)
-        try:
-            with _translated(self.name):
-                parts = await obstore.get_ranges_async(
-                    self.store, self.path, starts=list(starts), ends=list(stops), coalesce=self.options.coalesce
-                )
-        except _RangeIgnored:
-            import asyncio
-
-            await asyncio.to_thread(self._read_whole)
-            return self.read(starts, stops)
-        return self._checked(parts, starts, stops)
+        for attempt in range(self.options.retries + 1):
+            try:
+                with _translated(self.name):
+                    parts = await obstore.get_ranges_async(
+                        self.store, self.path, starts=list(starts), ends=list(stops), coalesce=self.options.coalesce
+                    )
+                return self._checked(parts, starts, stops)
+            except _RangeIgnored:
+                await asyncio.to_thread(self._read_whole)
+                return self.read(starts, stops)
+            except _Transient as err:
+                if attempt == self.options.retries:
+                    raise RemoteReadError(str(err)) from None
+                await asyncio.sleep(self.options.backoff * 2**attempt)
+        raise AssertionError("unreachable")
 
     def _read_whole(self) -> None:
         import obstore
@@ -411,6 +437,10 @@ class _RangeIgnored(Exception):
     pass
 
 
+class _Transient(RemoteReadError):
+    """A failure worth another try: a reset or cut-short body, a wrong range, a timeout."""
+
+
 class _translated:
     """Turn obstore and OS errors into is2grid errors that name the granule (never its secrets)."""
 
@@ -462,7 +492,13 @@ def _translate(err: BaseException, name: str) -> BaseException:
     timed_out = (http_kind is not None and http_kind[1] == "Timeout") or "operation timed out" in summary.lower()
     reason = "timed out" if timed_out else "failed"
     detail = f"HTTP {code}" if code else (os_message[1] if os_message else (http_kind[1] if http_kind else kind))
-    return RemoteReadError(
+    unexpected = re.search(r"Requested (\d+)\.\.(\d+), got (\d+)\.\.(\d+)", summary)
+    if unexpected:
+        detail = f"asked for bytes {unexpected[1]}..{unexpected[2]}, the server sent {unexpected[3]}..{unexpected[4]}"
+    elif "IncompleteBody" in text or (http_kind and http_kind[1] in ("Interrupted", "Body")):
+        detail = "the body was cut short"
+    transient = timed_out or unexpected or "reset" in detail.lower() or detail == "the body was cut short"
+    return (_Transient if transient else RemoteReadError)(
         f"{name}: request {reason} ({detail}) after the configured retries. Check the network, or raise "
         "storage_options={'timeout': seconds, 'retries': n}."
     )

@@ -48,7 +48,16 @@ class Granule:
         self._links: dict[str, set[str]] = {}
         root_groups = self.reader.links("/")
         self.beams = [b for b in atl10.BEAMS if b in root_groups]
-        self._check_product(root_groups)
+        missing = {"orbit_info", "ancillary_data"} - root_groups
+        if missing or not self.beams:
+            raise NotATL10Error(
+                f"{self.url}: not an ATL10 granule (no {sorted(missing) or 'beam groups gt1l..gt3r'} at the root; "
+                f"found {sorted(root_groups)}). Open ATL10 granules only (ATL10-01_* Arctic, ATL10-02_* Antarctic)."
+            )
+        # the next level of the tree at once: every beam's members and the orbit/ancillary scalars
+        _, beam_links = self.reader.survey(paths=list(ROOT_SCALARS.values()), groups=self.beams)
+        self._links.update({"links:" + beam: names for beam, names in beam_links.items()})
+        self._check_product()
         values = self.reader.read([(path, None, None) for path in ROOT_SCALARS.values()])
         raw = dict(zip(ROOT_SCALARS, values, strict=True))
         self.sc_orient = int(np.asarray(raw["sc_orient"]).ravel()[0])
@@ -67,13 +76,7 @@ class Granule:
             "product_revision": as_text(raw["revision"]),
         }
 
-    def _check_product(self, root_groups: set[str]) -> None:
-        missing = {"orbit_info", "ancillary_data"} - root_groups
-        if missing or not self.beams:
-            raise NotATL10Error(
-                f"{self.url}: not an ATL10 granule (no {sorted(missing) or 'beam groups gt1l..gt3r'} at the root; "
-                f"found {sorted(root_groups)}). Open ATL10 granules only (ATL10-01_* Arctic, ATL10-02_* Antarctic)."
-            )
+    def _check_product(self) -> None:
         kinds: set[str] = set()
         for beam in self.beams:
             kinds |= self.links(beam)
@@ -111,6 +114,25 @@ class Granule:
             for name in sorted(self.links(group) - set(atl10.SEGMENT_SUBGROUPS)):
                 found.setdefault(name, f"{group}/{name}")
         return found
+
+    def segment_rows_of(self, beams: list[str], names) -> dict[str, dict[str, tuple[str, Any]]]:
+        """Like :meth:`segment_rows` for several beams and known names, with every header read at once.
+
+        Paths come from the product schema, so no group listing is needed.
+        """
+        table = atl10.segment_variable_paths()
+        paths = {
+            (beam, name): f"{beam}/{table[name]}"
+            for beam in beams
+            if beam in self.beams and atl10.SEGMENT_GROUP in self.links(beam)
+            for name in names
+        }
+        metas = self.reader.metadata(list(paths.values()), missing_ok=True) if paths else {}
+        rows: dict[str, dict[str, tuple[str, Any]]] = {beam: {} for beam in beams}
+        for (beam, name), path in paths.items():
+            if metas[path] is not None:
+                rows[beam][name] = (path, metas[path])
+        return rows
 
     def segment_rows(self, beam: str, names=None) -> dict[str, tuple[str, Any]]:
         """Flat name -> (path, h5coro metadata) of the per-segment datasets of one beam (all, or ``names``)."""
@@ -161,7 +183,7 @@ class SegmentStore(AbstractDataStore):
         self.beams = chosen
         self.names = _select_names(variables, drop_variables)
         wanted = {*self.names, "latitude"}
-        self.rows = {beam: granule.segment_rows(beam, wanted) if beam in granule.beams else {} for beam in chosen}
+        self.rows = granule.segment_rows_of(chosen, wanted)
 
     def get_dimensions(self):
         return FrozenDict(segment=sum(self._beam_rows(b) for b in self.beams), trajectory=len(self.beams))
