@@ -46,3 +46,13 @@ def test_s3_granule_in_us_west_2(granule):
     }
     ds = xr.open_dataset(url, engine="atl10", credentials=credentials)
     assert ds.sizes["segment"] > 0
+
+
+def test_search_result_and_auth_open_and_grid(granule):
+    from is2grid.workflow import grid_granules
+
+    auth, result = granule
+    ds = xr.open_dataset(result, engine="atl10", credentials=auth, storage_options={"timeout": 60, "retries": 5})
+    assert ds.sizes["segment"] > 0
+    grid = grid_granules([result], res=25000, credentials=auth, progress=False)
+    assert int(grid.n_segments.sum()) > 0

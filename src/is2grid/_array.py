@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
+import itertools
 import os
 import threading
 from collections import OrderedDict
@@ -28,7 +29,7 @@ from xarray.core import indexing
 
 from is2grid import _chunks, _decode
 from is2grid._fetch import ByteSource, FetchOptions, ObjectStoreSource, describe, open_source
-from is2grid.credentials import Credentials
+from is2grid.credentials import Credentials, redact_url
 from is2grid.errors import CorruptGranuleError, GranuleError
 
 #: h5coro reads metadata in lines of this size (its default, 4 MB lines, moved whole granules).
@@ -118,9 +119,16 @@ class GranuleHandle:
                 self.ahead_bytes -= len(old)
 
 
+class Location(str):
+    """A path or URL that shows itself without secrets (the file manager's cache key holds it)."""
+
+    def __repr__(self) -> str:
+        return repr(redact_url(str(self)))
+
+
 def open_handle(target: Any, options: FetchOptions, credentials: Credentials | None = None, mode: Any = "r"):
     """Opener for the CachingFileManager (its ``mode`` argument is unused: reading only)."""
-    return GranuleHandle(target, options, credentials)
+    return GranuleHandle(str(target) if isinstance(target, Location) else target, options, credentials)
 
 
 _IO_POOL: ThreadPoolExecutor | None = None
@@ -131,7 +139,8 @@ def concurrently(*calls: Callable[[], Any]) -> list[Any]:
     """Run independent blocking calls (metadata reads, group listings) at once; their results in order.
 
     Remote metadata costs round trips, not bandwidth: the objects of one level of the HDF5 tree
-    are independent, so they are fetched together. Calls run here must not call this again.
+    are independent, so they are fetched together. Calls run here may call this once more (the pool
+    is large enough for one level of nesting), no deeper.
     """
     global _IO_POOL
     if len(calls) <= 1:
@@ -200,7 +209,10 @@ class GranuleReader:
         self.lock = _granule_lock(self.name)
         if isinstance(target, str):
             self.manager: Any = CachingFileManager(
-                open_handle, target, kwargs={"options": self.options, "credentials": credentials}, lock=self.lock
+                open_handle,
+                Location(target),
+                kwargs={"options": self.options, "credentials": credentials},
+                lock=self.lock,
             )
         else:
             self.manager = _OwnedHandle(target, self.options, credentials)
@@ -245,15 +257,16 @@ class GranuleReader:
         """Names of the members of ``group`` (datasets and subgroups), without reading their headers."""
         return self.survey(groups=[group])[1][group]
 
-    def metadata(self, paths: list[str], missing_ok: bool = False) -> dict[str, Any]:
+    def metadata(self, paths: list[str], missing_ok: bool = False, index: bool = False) -> dict[str, Any]:
         """h5coro metadata (shape, type, layout) of datasets; their object headers are read concurrently.
 
-        With ``missing_ok``, a dataset that is not there maps to None instead of raising.
+        With ``missing_ok``, a dataset that is not there maps to None instead of raising; with
+        ``index``, each dataset's chunk index is read right after its header, in the same thread.
         """
-        return self.survey(paths=paths, missing_ok=missing_ok)[0]
+        return self.survey(paths=paths, missing_ok=missing_ok, index=index)[0]
 
     def survey(
-        self, paths: Sequence[str] = (), groups: Sequence[str] = (), missing_ok: bool = False
+        self, paths: Sequence[str] = (), groups: Sequence[str] = (), missing_ok: bool = False, index: bool = False
     ) -> tuple[dict[str, Any], dict[str, set[str]]]:
         """Dataset metadata and group member names, all read at once (one level of the tree at a time)."""
         from h5coro.h5dataset import H5Dataset
@@ -267,7 +280,10 @@ class GranuleReader:
                     f"{self.name}: dataset {path!r} is missing or its description is damaged. "
                     "Download the granule again."
                 )
-            handle.layouts.setdefault(path, _chunks.Layout.from_h5coro(path, meta, handle.h5.offsetSize))
+            layout = handle.layouts.setdefault(path, _chunks.Layout.from_h5coro(path, meta, handle.h5.offsetSize))
+            if index and layout.layout == _chunks.CHUNKED and layout.n_elements and path not in handle.indexes:
+                steps = _chunks.index_steps([layout], handle.h5.offsetSize, handle.source.size(), self.name)
+                handle.indexes.update(_drive(steps, handle.source))
             return meta
 
         def group(handle, path):
@@ -291,14 +307,7 @@ class GranuleReader:
         arrays of the right shape to decode into instead of new ones.
         """
         with self._guarded(f"reading {[r[0] for r in requests]}") as handle:
-            steps = self._steps(handle, requests, ahead, into)
-            try:
-                ranges = next(steps)
-                while True:
-                    blobs = handle.source.read([a for a, _ in ranges], [b for _, b in ranges])
-                    ranges = steps.send(blobs)
-            except StopIteration as done:
-                job, blobs = done.value
+            job, blobs = _drive(self._steps(handle, requests, ahead, into), handle.source)
             return self._decode(handle, job, blobs)
 
     async def read_async(
@@ -418,10 +427,20 @@ class GranuleReader:
         parts = min(n, 4 * _decode.pool()._max_workers)
         bounds = [round(i * n / parts) for i in range(parts + 1)] if parts else []
         if parts > 1:
-            list(_decode.pool().map(batch, [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]))
+            list(_decode.pool().map(batch, [range(a, b) for a, b in itertools.pairwise(bounds)]))
         else:
             batch(range(n))
         return job.outputs
+
+
+def _drive(steps: Generator[Any, Any, Any], source: ByteSource) -> Any:
+    """Run a plan generator to its end with blocking fetches."""
+    try:
+        ranges = next(steps)
+        while True:
+            ranges = steps.send(source.read([a for a, _ in ranges], [b for _, b in ranges]))
+    except StopIteration as done:
+        return done.value
 
 
 def _bounds(layout: _chunks.Layout, start: int | None, stop: int | None) -> tuple[int, int]:
@@ -515,6 +534,7 @@ class RaggedArray(BackendArray):
         block = np.empty((hi - lo, *self.shape[1:]), dtype=self.stored_dtype)
         into, at = [], 0
         for _, a, b in self._pieces_for(lo, hi):
+            assert a is not None and b is not None
             into.append(block[at : at + b - a])
             at += b - a
         return block, into
@@ -539,8 +559,8 @@ class RaggedArray(BackendArray):
         out = np.asarray(out, dtype=self.stored_dtype)
         return self.transform(out) if self.transform is not None else out
 
-    def _pieces_for(self, lo: int, hi: int) -> list[tuple[str, int, int]]:
-        found = []
+    def _pieces_for(self, lo: int, hi: int) -> list[Request]:
+        found: list[Request] = []
         for piece, start in zip(self.pieces, self._offsets[:-1], strict=True):
             a, b = max(lo, start), min(hi, start + piece.rows)
             if a < b:

@@ -126,7 +126,7 @@ def index_steps(
             seen.add(address)
             ranges.append((address, min(file_size, address + _node_bytes(offset_size, keys[path], _MAX_ENTRIES))))
         blobs = yield ranges
-        following = []
+        following: list[tuple[str, int]] = []
         for (path, _), blob in zip(level, blobs, strict=True):
             node_level, children = _parse_node(bytes(blob), offset_size, keys[path], by_path[path], name)
             if node_level > 0:

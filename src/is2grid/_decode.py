@@ -51,7 +51,7 @@ def inflate(data: Any, size: int) -> bytes:
     """
     import deflate
 
-    return deflate.zlib_decompress(data, size)
+    return bytes(deflate.zlib_decompress(data, size))
 
 
 def decode_chunk(layout: Layout, raw: memoryview, name: str) -> np.ndarray:

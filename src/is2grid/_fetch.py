@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import os
 import re
 import stat
@@ -57,7 +58,7 @@ class FetchOptions:
     connect_timeout: float = 10.0
     retries: int = 4
     backoff: float = 0.1
-    coalesce: int = 1 << 20
+    coalesce: int = 64 * 1024
     endpoint_url: str | None = None
     region: str = "us-west-2"
     read_ahead: bool | None = None
@@ -156,16 +157,17 @@ class ObjectStoreSource(ByteSource):
         """One GET for the first ``n`` bytes gives the object's size too (no HEAD round trip)."""
         import obstore
 
-        def fetch() -> None:
+        def fetch(starts: list[int], stops: list[int]) -> list[memoryview]:
             with _translated(self.name):
                 result = obstore.get(self.store, self.path, options={"range": (0, n)})
                 size, head = int(result.meta["size"]), memoryview(result.bytes())
             if len(head) != min(n, size):
                 raise _Transient(f"{self.name}: asked for the first {n} bytes and got {len(head)}.")
             self._size, self._head = size, head
+            return [head]
 
         try:
-            self._retrying(fetch)
+            self._split_retrying(fetch, [0], [n], 0)
         except _RangeIgnored:
             self._read_whole()
 
@@ -178,52 +180,67 @@ class ObjectStoreSource(ByteSource):
             return self._checked([self._whole[a:b] for a, b in zip(starts, stops, strict=True)], starts, stops)
         if all(b <= len(self._head) for b in stops):
             return self._checked([self._head[a:b] for a, b in zip(starts, stops, strict=True)], starts, stops)
-        def fetch() -> list[memoryview]:
+
+        def fetch(a: Sequence[int], b: Sequence[int]) -> list[memoryview]:
             with _translated(self.name):
                 parts = obstore.get_ranges(
-                    self.store, self.path, starts=list(starts), ends=list(stops), coalesce=self.options.coalesce
+                    self.store, self.path, starts=list(a), ends=list(b), coalesce=self.options.coalesce
                 )
-            return self._checked(parts, starts, stops)
+            return self._checked(parts, a, b)
 
         try:
-            return self._retrying(fetch)
+            return self._split_retrying(fetch, list(starts), list(stops), 0)
         except _RangeIgnored:
             self._read_whole()
             return self.read(starts, stops)
 
-    def _retrying(self, fetch):
-        """obstore retries failed requests; this retries what it does not: cut-short or wrong bodies."""
-        for attempt in range(self.options.retries + 1):
-            try:
-                return fetch()
-            except _Transient as err:
-                if attempt == self.options.retries:
-                    raise RemoteReadError(str(err)) from None
-                time.sleep(self.options.backoff * 2**attempt)
-        raise AssertionError("unreachable")
+    def _split_retrying(self, fetch, starts: list[int], stops: list[int], attempt: int) -> list[memoryview]:
+        """Retry a failed batch as two halves, so one bad request does not doom the others' retries."""
+        try:
+            return fetch(starts, stops)
+        except _Transient as err:
+            if attempt >= self.options.retries:
+                raise RemoteReadError(str(err)) from None
+            time.sleep(self.options.backoff * 2**attempt)
+            if len(starts) == 1:
+                return self._split_retrying(fetch, starts, stops, attempt + 1)
+            mid = len(starts) // 2
+            return self._split_retrying(fetch, starts[:mid], stops[:mid], attempt + 1) + self._split_retrying(
+                fetch, starts[mid:], stops[mid:], attempt + 1
+            )
 
     async def read_async(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
-        import obstore
-
         import asyncio
+
+        import obstore
 
         if not starts or self._whole is not None or all(b <= len(self._head) for b in stops):
             return self.read(starts, stops)
-        for attempt in range(self.options.retries + 1):
+
+        async def fetch(a: Sequence[int], b: Sequence[int], attempt: int) -> list[memoryview]:
             try:
                 with _translated(self.name):
                     parts = await obstore.get_ranges_async(
-                        self.store, self.path, starts=list(starts), ends=list(stops), coalesce=self.options.coalesce
+                        self.store, self.path, starts=list(a), ends=list(b), coalesce=self.options.coalesce
                     )
-                return self._checked(parts, starts, stops)
-            except _RangeIgnored:
-                await asyncio.to_thread(self._read_whole)
-                return self.read(starts, stops)
+                return self._checked(parts, a, b)
             except _Transient as err:
-                if attempt == self.options.retries:
+                if attempt >= self.options.retries:
                     raise RemoteReadError(str(err)) from None
                 await asyncio.sleep(self.options.backoff * 2**attempt)
-        raise AssertionError("unreachable")
+                if len(a) == 1:
+                    return await fetch(a, b, attempt + 1)
+                mid = len(a) // 2
+                halves = await asyncio.gather(
+                    fetch(a[:mid], b[:mid], attempt + 1), fetch(a[mid:], b[mid:], attempt + 1)
+                )
+                return halves[0] + halves[1]
+
+        try:
+            return await fetch(list(starts), list(stops), 0)
+        except _RangeIgnored:
+            await asyncio.to_thread(self._read_whole)
+            return self.read(starts, stops)
 
     def _read_whole(self) -> None:
         import obstore
@@ -388,9 +405,9 @@ def _s3(location: str, options: FetchOptions, credentials: Credentials | None) -
         config["skip_signature"] = False
     store = S3Store(
         bucket,
-        config=config,
-        client_options=_client_options(options, allow_http=bool(endpoint and endpoint.startswith("http://"))),
-        retry_config=_retry(options),
+        config=config,  # type: ignore[arg-type]
+        client_options=_client_options(options, allow_http=bool(endpoint and endpoint.startswith("http://"))),  # type: ignore[arg-type]
+        retry_config=_retry(options),  # type: ignore[arg-type]
         credential_provider=_checked_provider(provider, name) if provider else None,
     )
     return ObjectStoreSource(store, key, name, options)
@@ -415,22 +432,143 @@ def _http(url: str, options: FetchOptions, credentials: Credentials | None) -> B
     parts = urlsplit(url)
     name = redact_url(url)
     base = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    path = parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
+    path = parts.path.lstrip("/")
     client = _client_options(options, allow_http=parts.scheme == "http")
     headers = {}
-    if parts.username or parts.password:
+    userinfo = credentials.userinfo if credentials is not None else None
+    if userinfo:
         import base64
+        from urllib.parse import unquote
 
-        pair = f"{parts.username or ''}:{parts.password or ''}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        headers["Authorization"] = "Basic " + base64.b64encode(unquote(userinfo).encode()).decode()
     elif credentials is not None:
         token = credentials.token_for(url, extra_hosts=options.allow_hosts)
         if token:
             headers["Authorization"] = f"Bearer {token}"
+    query = parts.query or (credentials.query if credentials is not None else None)
+    if query:
+        # obstore addresses objects by path and would encode the query; a pre-signed URL needs it verbatim
+        return SignedURLSource(f"{base}/{parts.path.lstrip('/')}?{query}", name, options)
     if headers:
         client["default_headers"] = headers
-    store = HTTPStore.from_url(base, client_options=client, retry_config=_retry(options))
+    store = HTTPStore.from_url(base, client_options=client, retry_config=_retry(options))  # type: ignore[arg-type]
     return ObjectStoreSource(store, path, name, options)
+
+
+class SignedURLSource(ByteSource):
+    """A URL whose query string is its authorisation (pre-signed S3, TEA): plain ranged GETs in threads.
+
+    Same guarantees as the obstore path: an overall deadline per request, retries with backoff on
+    5xx, 429, resets and short bodies, and every answer checked for its range and length.
+    """
+
+    def __init__(self, url: str, name: str, options: FetchOptions):
+        self.url, self.name, self.options = url, name, options
+        self._size: int | None = None
+        self._local = threading.local()
+        _hide_query_strings_in("urllib3.connectionpool")
+
+    def __getstate__(self):
+        return {"url": self.url, "name": self.name, "options": self.options}
+
+    def __setstate__(self, state):
+        self.__init__(state["url"], state["name"], state["options"])
+
+    def _session(self):
+        import requests
+
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def size(self) -> int:
+        if self._size is None:
+            self._get(0, 1)
+        return self._size  # type: ignore[return-value]
+
+    def read(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if len(starts) <= 1:
+            return [self._get(a, b) for a, b in zip(starts, stops, strict=True)]
+        with ThreadPoolExecutor(max_workers=min(10, len(starts))) as pool:
+            return list(pool.map(self._get, starts, stops))
+
+    def _get(self, start: int, stop: int) -> memoryview:
+        for attempt in range(self.options.retries + 1):
+            try:
+                return self._get_once(start, stop)
+            except _Transient as err:
+                if attempt == self.options.retries:
+                    raise RemoteReadError(str(err)) from None
+                time.sleep(self.options.backoff * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _get_once(self, start: int, stop: int) -> memoryview:
+        import requests
+
+        deadline = time.monotonic() + self.options.timeout
+        try:
+            reply = self._session().get(
+                self.url,
+                headers={"Range": f"bytes={start}-{stop - 1}"},
+                timeout=(self.options.connect_timeout, self.options.timeout),
+                stream=True,
+            )
+            with reply:
+                if reply.status_code in (429, 500, 502, 503, 504):
+                    raise _Transient(
+                        f"{self.name}: request failed (HTTP {reply.status_code}) after the configured retries."
+                    )
+                if reply.status_code != 206:
+                    raise _status_error(reply.status_code, self.name)
+                found = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", reply.headers.get("Content-Range", ""))
+                if not found or int(found[1]) != start:
+                    raise _Transient(f"{self.name}: asked for bytes from {start}, the server sent another range.")
+                if found[3] != "*":
+                    self._size = int(found[3])
+                body = bytearray()
+                for block in reply.iter_content(1 << 16):
+                    body += block
+                    if time.monotonic() > deadline:
+                        raise _Transient(f"{self.name}: request timed out (slower than {self.options.timeout} s).")
+        except requests.RequestException as err:
+            raise _Transient(
+                f"{self.name}: request failed ({type(err).__name__}) after the configured retries."
+            ) from None
+        expected = min(stop, self._size or stop) - start
+        if len(body) != expected:
+            raise _Transient(f"{self.name}: asked for {expected} bytes from {start} and got {len(body)}.")
+        return memoryview(bytes(body))
+
+
+class _QueryRedactor(logging.Filter):
+    """urllib3 logs each request line at DEBUG, pre-signed query string included: cut it out."""
+
+    pattern = re.compile(r"\?[^\s\"']*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.pattern.sub("?<redacted>", str(record.msg))
+        record.args = tuple(self.pattern.sub("?<redacted>", a) if isinstance(a, str) else a for a in record.args or ())
+        return True
+
+
+def _hide_query_strings_in(logger_name: str) -> None:
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, _QueryRedactor) for f in logger.filters):
+        logger.addFilter(_QueryRedactor())
+
+
+def _status_error(code: int, name: str) -> GranuleError:
+    if code == 404:
+        return GranuleNotFoundError(f"{name}: no such object (404). Check the URL or path.")
+    if code in (401, 403):
+        return AuthenticationError(
+            f"{name}: not authenticated ({code}). The pre-signed URL may have expired: get a new one."
+        )
+    if code == 200:
+        return RemoteReadError(f"{name}: the server ignores Range requests (HTTP 200 for a range).")
+    return RemoteReadError(f"{name}: request failed (HTTP {code}).")
 
 
 class _RangeIgnored(Exception):

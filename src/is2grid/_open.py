@@ -12,7 +12,7 @@ from xarray.backends.store import StoreBackendEntrypoint
 from is2grid import atl10
 from is2grid._fetch import FetchOptions
 from is2grid._store import BeamGroupStore, Granule, SegmentStore
-from is2grid.credentials import as_credentials
+from is2grid.credentials import Credentials, as_credentials, split_url_secrets
 from is2grid.inputs import is_granule_record, pick_link
 
 
@@ -20,9 +20,14 @@ def open_granule(target: Any, credentials: Any, storage_options: Mapping[str, An
     """Structure and orbit_info of a granule given as a path, URL, earthaccess granule or file object."""
     options, from_options = FetchOptions.parse(storage_options)
     if is_granule_record(target):
-        target = pick_link(target, options.access)
-    url = target if isinstance(target, str) else None
+        target = pick_link(target, options.access)  # type: ignore[arg-type]
+    url = os.fspath(target) if isinstance(target, str | os.PathLike) else None
     made = as_credentials(credentials if credentials is not None else from_options, url)
+    if url is not None:
+        # a pre-signed query string or user:password in the URL is a secret: it travels as credentials
+        target, query, userinfo = split_url_secrets(url)
+        if query or userinfo:
+            made = (made or Credentials()).with_url_secrets(query, userinfo)
     return Granule(target, made, options)
 
 
@@ -38,7 +43,10 @@ def _decode(store, mask_and_scale: bool, drop_variables=None) -> xr.Dataset:
         drop_variables=drop_variables,
     )
     coords = [c for c in (*atl10.COORDINATES, "beam", "trajectory") if c in ds.variables]
-    return ds.set_coords(coords)
+    ds = ds.set_coords(coords)
+    # xarray would record the URL as given, pre-signed query string and all
+    ds.encoding["source"] = store.granule.url
+    return ds
 
 
 def open_segments(

@@ -6,6 +6,7 @@ Product rules (beams, names, schema, time) come from :mod:`is2grid.atl10` and
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from typing import Any
@@ -16,7 +17,7 @@ from xarray.backends.common import AbstractDataStore
 from xarray.core.utils import FrozenDict
 
 from is2grid import atl10
-from is2grid._array import GranuleReader, Piece, RaggedArray, RepeatedLabelArray, as_text
+from is2grid._array import GranuleReader, Piece, RaggedArray, RepeatedLabelArray, as_text, concurrently
 from is2grid._fetch import FetchOptions, describe, resolve
 from is2grid.credentials import Credentials
 from is2grid.errors import CorruptGranuleError, Is2gridWarning, NotATL10Error, UnsupportedVersionError
@@ -54,11 +55,16 @@ class Granule:
                 f"{self.url}: not an ATL10 granule (no {sorted(missing) or 'beam groups gt1l..gt3r'} at the root; "
                 f"found {sorted(root_groups)}). Open ATL10 granules only (ATL10-01_* Arctic, ATL10-02_* Antarctic)."
             )
-        # the next level of the tree at once: every beam's members and the orbit/ancillary scalars
-        _, beam_links = self.reader.survey(paths=list(ROOT_SCALARS.values()), groups=self.beams)
-        self._links.update({"links:" + beam: names for beam, names in beam_links.items()})
-        self._check_product()
-        values = self.reader.read([(path, None, None) for path in ROOT_SCALARS.values()])
+        # the next level of the tree at once: every beam's members, and the orbit/ancillary scalars read whole
+        scalars = [(path, None, None) for path in ROOT_SCALARS.values()]
+        *beam_links, values = concurrently(
+            *(functools.partial(self.reader.links, beam) for beam in self.beams),
+            functools.partial(_outcome, self.reader.read, scalars),
+        )
+        self._links.update({"links:" + beam: names for beam, names in zip(self.beams, beam_links, strict=True)})
+        self._check_product()  # what kind of file this is says more than a missing scalar would
+        if isinstance(values, Exception):
+            raise values
         raw = dict(zip(ROOT_SCALARS, values, strict=True))
         self.sc_orient = int(np.asarray(raw["sc_orient"]).ravel()[0])
         self.release = as_text(raw["release"])
@@ -127,7 +133,7 @@ class Granule:
             if beam in self.beams and atl10.SEGMENT_GROUP in self.links(beam)
             for name in names
         }
-        metas = self.reader.metadata(list(paths.values()), missing_ok=True) if paths else {}
+        metas = self.reader.metadata(list(paths.values()), missing_ok=True, index=True) if paths else {}
         rows: dict[str, dict[str, tuple[str, Any]]] = {beam: {} for beam in beams}
         for (beam, name), path in paths.items():
             if metas[path] is not None:
@@ -140,6 +146,14 @@ class Granule:
         wanted = {n: p for n, p in paths.items() if names is None or n in names}
         metas = self.reader.metadata(list(wanted.values())) if wanted else {}
         return {n: (p, metas[p]) for n, p in wanted.items()}
+
+
+def _outcome(call, *args):
+    """The result of ``call(*args)``, or the exception it raised (to be raised later, in order)."""
+    try:
+        return call(*args)
+    except Exception as err:
+        return err
 
 
 def _ragged_variable(reader, dims, pieces, dtype, schema_path, decode_times, trailing=(), siblings=None) -> xr.Variable:

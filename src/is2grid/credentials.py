@@ -62,10 +62,14 @@ class Credentials:
         token: str | None = None,
         s3: Mapping[str, Any] | S3Provider | None = None,
         allow_hosts: list[str] | tuple[str, ...] = (),
+        query: str | None = None,
+        userinfo: str | None = None,
         _key: str | None = None,
     ):
         self._token = token
         self._s3 = dict(s3) if isinstance(s3, Mapping) else s3
+        self._query = query
+        self._userinfo = userinfo
         self.allow_hosts = tuple(allow_hosts)
         self.key = _key or uuid.uuid4().hex
         with _REGISTRY_LOCK:
@@ -77,6 +81,10 @@ class Credentials:
             parts.append("token=***")
         if self._s3 is not None:
             parts.append("s3=<provider>" if callable(self._s3) else "s3=***")
+        if self._query is not None:
+            parts.append("query=***")
+        if self._userinfo is not None:
+            parts.append("userinfo=***")
         return f"Credentials({', '.join(parts)})"
 
     __str__ = __repr__
@@ -91,6 +99,22 @@ class Credentials:
         # a pickle holds the key only; the receiving process resolves it (same process: the object
         # itself; a dask worker: what was registered there by is2grid.workflow, or the environment)
         return (_resolve, (self.key,))
+
+    def with_url_secrets(self, query: str | None, userinfo: str | None) -> Credentials:
+        """A copy that also holds a URL's query string (pre-signed URLs) and user-info."""
+        return Credentials(token=self._token, s3=self._s3, allow_hosts=self.allow_hosts, query=query, userinfo=userinfo)
+
+    @property
+    def query(self) -> str | None:
+        return self._query
+
+    @property
+    def userinfo(self) -> str | None:
+        return self._userinfo
+
+    def portable(self) -> _Portable:
+        """A copy that pickles with its secrets, to install on dask workers (``client.run(register, ...)``)."""
+        return _Portable(self)
 
     @property
     def has_token(self) -> bool:
@@ -140,8 +164,28 @@ def _resolve(key: str) -> Credentials:
     return Credentials(_key=key, **_from_environment())
 
 
-def register(credentials: Credentials) -> None:
+class _Portable:
+    """Carries a Credentials object's secrets across a pickle, on purpose (only to dask workers)."""
+
+    def __init__(self, credentials: Credentials):
+        self.credentials = credentials
+
+    def __repr__(self) -> str:
+        return f"portable {self.credentials!r}"
+
+    def __reduce__(self):
+        c = self.credentials
+        return (_rebuild, (c.key, c._token, c._s3, c.allow_hosts, c._query, c._userinfo))
+
+
+def _rebuild(key: str, token: Any, s3: Any, allow_hosts: tuple[str, ...], query: Any, userinfo: Any) -> Credentials:
+    return Credentials(token=token, s3=s3, allow_hosts=allow_hosts, query=query, userinfo=userinfo, _key=key)
+
+
+def register(credentials: Credentials | _Portable) -> None:
     """Make ``credentials`` resolvable by key in this process (used on dask workers)."""
+    if isinstance(credentials, _Portable):
+        credentials = credentials.credentials
     with _REGISTRY_LOCK:
         _PINNED[credentials.key] = credentials
 
@@ -233,6 +277,21 @@ def _from_earthaccess(auth: Any, url: str | None) -> Credentials:
         return raw
 
     return Credentials(token=token, s3=nsidc_s3)
+
+
+def split_url_secrets(url: str) -> tuple[str, str | None, str | None]:
+    """``(url without secrets, query string, user-info)``; the last two None when absent.
+
+    Examples
+    --------
+    >>> split_url_secrets("https://u:p@host.org/x.h5?sig=1")
+    ('https://host.org/x.h5', 'sig=1', 'u:p')
+    """
+    parts = urlsplit(url)
+    if not parts.scheme or len(parts.scheme) == 1:
+        return url, None, None
+    userinfo = parts.netloc.rsplit("@", 1)[0] if "@" in parts.netloc else None
+    return redact_url(url), parts.query or None, userinfo
 
 
 def redact_url(url: str) -> str:

@@ -15,24 +15,37 @@ import numpy as np
 import xarray as xr
 
 from is2grid import atl10, gridding, grids
+from is2grid import credentials as credentials_module
+from is2grid.credentials import as_credentials
 from is2grid.errors import GridError, Is2gridWarning
+from is2grid.inputs import is_granule_record
 
 __all__ = ["grid_granules"]
 
 
-def _granule_partial(path, grid, bins, filters, beams, credentials, names) -> gridding.Partial:
+def _granule_partial(path, grid, bins, filters, beams, credentials, names, storage_options) -> gridding.Partial:
     variables = [n for n in names if n not in atl10.COORDINATES]
+    # read-ahead: the first variable read fetches the chunks of all of them, in one plan
+    options = {"read_ahead": True, **(storage_options or {})}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Is2gridWarning)  # transition granules contribute nothing, by design
-        ds = xr.open_dataset(path, engine="atl10", beams=beams, variables=variables, credentials=credentials)
+        ds = xr.open_dataset(
+            path, engine="atl10", beams=beams, variables=variables, credentials=credentials, storage_options=options
+        )
     try:
         return gridding._call_partial({n: ds[n].values for n in names}, grid, bins, filters)
     finally:
         ds.close()
 
 
-def _hemisphere_of(paths: Sequence[str]) -> str:
-    found = {atl10.hemisphere_from_name(os.fspath(p).rsplit("/", 1)[-1]) for p in paths}
+def _name_of(granule: Any) -> str:
+    if is_granule_record(granule):
+        return str(granule["meta"].get("native-id") or granule["umm"].get("GranuleUR") or "")
+    return os.fspath(granule).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def _hemisphere_of(names: Sequence[str]) -> str:
+    found = {atl10.hemisphere_from_name(name) for name in names}
     if found in ({"north"}, {"south"}):
         return str(found.pop())
     if {"north", "south"} <= found:
@@ -41,7 +54,7 @@ def _hemisphere_of(paths: Sequence[str]) -> str:
 
 
 def grid_granules(
-    paths: Sequence[str | os.PathLike],
+    paths: Sequence[str | os.PathLike | Any],
     *,
     res: float = 6250,
     grid: grids.Grid | str | None = None,
@@ -57,10 +70,11 @@ def grid_granules(
     min_segments: int = 1,
     beams: str | list[str] = "strong",
     credentials: Any = None,
+    storage_options: dict[str, Any] | None = None,
     client: Any = None,
     progress: bool = True,
 ) -> xr.Dataset:
-    """Grid many ATL10 granules (local paths, s3:// or https:// URLs) onto one (time, y, x) result.
+    """Grid many ATL10 granules (paths, s3:// or https:// URLs, earthaccess search results) onto one grid.
 
     Same options and result as :meth:`is2grid.accessor.Is2gridAccessor.to_grid`; the grid is EASE-Grid 2.0
     at ``res`` unless ``grid`` is given. With a ``dask.distributed`` ``client`` (e.g. a Coiled cluster in
@@ -76,10 +90,15 @@ def grid_granules(
     >>> int(result.n_segments.sum()) == result.attrs["segments_gridded"]
     True
     """
-    urls: list[str] = [os.fspath(p) for p in paths]
+    urls: list[Any] = [p if is_granule_record(p) else os.fspath(p) for p in paths]
     if not urls:
         raise GridError("no granules given: pass a list of ATL10 paths or URLs (earthaccess.search_data finds them).")
-    hemi = hemisphere or _hemisphere_of(urls)
+    names = [_name_of(u) for u in urls]
+    hemi = hemisphere or _hemisphere_of(names)
+    if credentials is not None or client is not None:
+        credentials = as_credentials(credentials)
+    if client is not None and credentials is not None:
+        client.run(credentials_module.register, credentials.portable())
     if grid is None:
         grid = grids.ease2_grid(hemi, res)
     elif isinstance(grid, str):
@@ -91,9 +110,9 @@ def grid_granules(
     gridding._check_inputs(probe, filters, min_segments, bbox, bbox_xy, full_grid)
     bins = gridding.TimeBins(freq)
     window = gridding._fixed_window(grid, bbox, bbox_xy, full_grid)
-    names = (*gridding.NEEDED, *filters.needs())
+    needed = (*gridding.NEEDED, *filters.needs())
     target = window or grid.full()
-    args = (target, bins, filters, beams, credentials, names)
+    args = (target, bins, filters, beams, credentials, needed, storage_options)
 
     bar = _progress(len(urls), progress)
     total = gridding.Partial.empty()
@@ -109,7 +128,7 @@ def grid_granules(
     if bar is not None:
         bar.close()
     ordinals = gridding._fixed_ordinals(bins, time_range)
-    attrs = {"hemisphere": hemi, "granules": " ".join(p.rsplit("/", 1)[-1] for p in urls)}
+    attrs = {"hemisphere": hemi, "granules": " ".join(names)}
     return gridding.grid_from_total(
         total,
         grid,

@@ -1,0 +1,248 @@
+"""Cloud-native reading benchmark (issue 6): local decode speed, remote bytes/requests/latency, faults.
+
+A. Local, N full-size synthetic granules, default variables of the strong beams:
+   engine .load(), engine load_async(), the read path alone (one plan for every dataset), h5py, and
+   the floor: inflating the same chunks with libdeflate on 2 threads. Also one-thread inflate speed
+   of zlib, zlib-ng (if installed), isal and libdeflate on those chunks.
+B. Remote, one full-size granule behind a loopback Range server adding 50 ms to every request:
+   open + load of the two gridding variables and the coordinates, against h5py reading the same
+   datasets through an fsspec HTTP file (what earthaccess.open gives). Requests, bytes, concurrency.
+C. Faults on the same server: what a load ends with, and how long it takes.
+
+Usage: python benchmarks/bench_cloud.py [--granules 4] [--repeats 5] [--remote-repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent))
+from bench_read import NAMES, PATHS, granules, strong, with_h5py
+from common import machine, median, table, timed
+
+from is2grid._array import GranuleReader
+from tests.servers import Behaviour, serve_scripted
+
+GRIDDING = ["beam_fb_height", "height_segment_length_seg"]
+GRIDDING_PATHS = ["beam_fb_height", "heights/height_segment_length_seg", "latitude", "longitude", "delta_time"]
+
+
+def chunks_of(paths, names) -> list[tuple[bytes, int]]:
+    import h5py
+
+    found = []
+    for p in paths:
+        with h5py.File(p) as f:
+            for beam in strong(p):
+                for name in names:
+                    d = f[f"{beam}/freeboard_segment/{name}"]
+                    for i in range(d.id.get_num_chunks()):
+                        info = d.id.get_chunk_info(i)
+                        found.append((d.id.read_direct_chunk(info.chunk_offset)[1], d.chunks[0] * d.dtype.itemsize))
+    return found
+
+
+def local(paths, repeats: int) -> str:
+    import deflate
+
+    chunks = chunks_of(paths, [PATHS[n].split("/", 1)[1] for n in NAMES])
+    raw = sum(n for _, n in chunks)
+    pool = ThreadPoolExecutor(2)
+
+    def floor():
+        list(pool.map(lambda c: deflate.zlib_decompress(*c), chunks))
+
+    def engine():
+        for p in paths:
+            xr.open_dataset(p, engine="atl10").load()
+
+    def engine_async():
+        async def main():
+            await asyncio.gather(*(xr.open_dataset(p, engine="atl10").load_async() for p in paths))
+
+        asyncio.run(main())
+
+    def read_path():
+        for p in paths:
+            reader = GranuleReader(str(p))
+            reader.read([(f"{b}/{PATHS[n]}", None, None) for b in strong(p) for n in NAMES])
+            reader.close()
+
+    methods = {
+        "h5py (libhdf5 + zlib, 1 thread)": lambda: with_h5py(paths),
+        "engine: open + .load()": engine,
+        "engine: open + await .load_async()": engine_async,
+        "read path alone: one plan per granule": read_path,
+        "floor: libdeflate inflate of the same chunks, 2 threads": floor,
+    }
+    for fn in methods.values():
+        fn()
+    times = timed(methods, repeats)
+    base = median(times["h5py (libhdf5 + zlib, 1 thread)"])
+    fl = median(times["floor: libdeflate inflate of the same chunks, 2 threads"])
+    rows = [
+        [name, f"{median(t):.3f}", f"{median(t) / base:.2f}", f"{median(t) / fl:.2f}"] for name, t in times.items()
+    ]
+    decoders = {"zlib": lambda c, n: zlib.decompress(c)}
+    try:
+        from zlib_ng import zlib_ng
+
+        decoders["zlib-ng"] = lambda c, n: zlib_ng.decompress(c)
+    except ImportError:
+        pass
+    try:
+        from isal import isal_zlib
+
+        decoders["isal"] = lambda c, n: isal_zlib.decompress(c, bufsize=n)
+    except ImportError:
+        pass
+    decoders["libdeflate (chosen)"] = lambda c, n: deflate.zlib_decompress(c, n)
+    speed = []
+    for name, fn in decoders.items():
+        t = []
+        for _ in range(3):
+            start = time.perf_counter()
+            for c, n in chunks:
+                fn(c, n)
+            t.append(time.perf_counter() - start)
+        speed.append([name, f"{raw / 1e6 / median(t):.0f}"])
+    return (
+        f"### A. Local: {len(paths)} full-size granules, default variables ({len(NAMES)}) of the strong beams\n\n"
+        f"{raw / 1e6:.0f} MB decompressed from {sum(len(c) for c, _ in chunks) / 1e6:.0f} MB of chunks; warm page "
+        f"cache; {repeats} interleaved repeats, medians.\n\n"
+        + table(rows, ["method", "median s", "/ h5py", "/ floor"])
+        + "\n\nOne-thread inflate speed of the same chunks (MB/s of output):\n\n"
+        + table(speed, ["decoder", "MB/s"])
+    )
+
+
+def remote(path: Path, repeats: int) -> str:
+    import fsspec
+    import h5py
+
+    with h5py.File(path) as f:
+        compressed = sum(
+            f[f"{b}/freeboard_segment/{n}"].id.get_chunk_info(i).size
+            for b in strong(path)
+            for n in GRIDDING_PATHS
+            for i in range(f[f"{b}/freeboard_segment/{n}"].id.get_num_chunks())
+        )
+    stats: dict[str, list[tuple[int, int, int]]] = {"engine": [], "h5py": []}
+
+    def engine():
+        plan = Behaviour(latency=0.05)
+        server, url = serve_scripted(path.parent, plan)
+        try:
+            xr.open_dataset(f"{url}/{path.name}", engine="atl10", variables=GRIDDING).load()
+        finally:
+            server.shutdown()
+        stats["engine"].append((plan.requests, plan.bytes_sent, plan.max_in_flight))
+
+    def h5py_fsspec():
+        plan = Behaviour(latency=0.05)
+        server, url = serve_scripted(path.parent, plan)
+        try:
+            with fsspec.open(f"{url}/{path.name}", "rb") as fo, h5py.File(fo) as f:
+                for b in strong(path):
+                    for n in GRIDDING_PATHS:
+                        f[f"{b}/freeboard_segment/{n}"][:]
+        finally:
+            server.shutdown()
+        stats["h5py"].append((plan.requests, plan.bytes_sent, plan.max_in_flight))
+
+    times = timed({"engine": engine, "h5py": h5py_fsspec}, repeats)
+    base = median(times["h5py"])
+    rows = []
+    for name, label in (("engine", "engine (obstore, coalesced, read-ahead)"), ("h5py", "h5py + fsspec HTTP file")):
+        requests, sent, flight = stats[name][-1]
+        rows.append(
+            [
+                label,
+                f"{median(times[name]):.2f}",
+                f"{median(times[name]) / base:.2f}",
+                str(requests),
+                f"{sent / 1e6:.1f}",
+                f"{sent / (compressed + 2e6):.2f}",
+                str(flight),
+            ]
+        )
+    return (
+        f"### B. Remote: one full-size granule ({path.stat().st_size / 1e6:.0f} MB), loopback Range server with 50 ms "
+        f"per request\n\nopen + load of {', '.join(GRIDDING)} and the coordinates of the strong beams: "
+        f"{compressed / 1e6:.1f} MB of compressed chunks; {repeats} interleaved repeats, medians.\n\n"
+        + table(
+            rows,
+            [
+                "method",
+                "median s",
+                "/ h5py+fsspec",
+                "requests",
+                "MB moved",
+                "MB / (chunks + 2 MB)",
+                "max in flight",
+            ],
+        )
+    )
+
+
+def faults(path: Path) -> str:
+    import is2grid
+
+    reference = xr.open_dataset(path, engine="atl10", variables=GRIDDING).load()
+    cases = {
+        "every 3rd request 503": {"fail_every": 3},
+        "every 5th connection reset mid-body": {"reset_every": 5},
+        "every 3rd 503 and every 5th reset": {"fail_every": 3, "reset_every": 5},
+        "one request in 50 stalls 30 s": {"stall_every": 50, "stall": 30},
+        "every 4th body cut short": {"short_every": 4},
+        "every 3rd answer the wrong range": {"wrong_range_every": 3},
+        "1 byte per second": {"trickle": 1.0},
+    }
+    rows = []
+    options = {"timeout": 5.0, "retries": 6, "backoff": 0.05}
+    for name, behaviour in cases.items():
+        plan = Behaviour(latency=0.05, **behaviour)
+        server, url = serve_scripted(path.parent, plan)
+        start = time.perf_counter()
+        try:
+            ds = xr.open_dataset(f"{url}/{path.name}", engine="atl10", variables=GRIDDING, storage_options=options)
+            ds.load()
+            outcome = "values equal" if ds.identical(reference) else "WRONG VALUES"
+        except is2grid.GranuleError as err:
+            outcome = f"{type(err).__name__}: {str(err).split(': ', 1)[1][:70]}..."
+        finally:
+            server.shutdown()
+        rows.append([name, outcome, f"{time.perf_counter() - start:.1f}", str(plan.requests)])
+    return (
+        "### C. Faults (same server and granule; storage_options timeout=5 s, retries=6)\n\n"
+        + table(rows, ["fault", "outcome", "s", "requests"])
+    )
+
+
+def main() -> str:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--granules", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--remote-repeats", type=int, default=3)
+    args = parser.parse_args()
+    paths = granules(args.granules)
+    np.seterr(all="ignore")
+    report = "\n\n".join(
+        [f"Machine: {machine()}", local(paths, args.repeats), remote(paths[0], args.remote_repeats), faults(paths[0])]
+    )
+    print(report)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""The cloud read path against real servers on loopback: faults, credentials, secrets, inputs, async.
+
+Servers: :class:`tests.servers.ScriptedHandler` (latency and scripted faults) and moto's S3 server
+with IAM authentication switched on, so expired credentials really are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import pickle
+import threading
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import is2grid
+from is2grid.workflow import grid_granules
+
+from .servers import Behaviour, self_signed_cert, serve_scripted, start_moto
+
+DATA = Path(__file__).parent / "data"
+SECRET = "SeCrEt-T0ken-do-not-leak"
+
+
+@pytest.fixture(scope="module")
+def granule(synthetic) -> Path:
+    return synthetic["south-backward"]
+
+
+@pytest.fixture(scope="module")
+def local(granule):
+    return xr.open_dataset(granule, engine="atl10").load()
+
+
+@pytest.fixture
+def scripted(granule):
+    servers = []
+
+    def start(**behaviour):
+        plan = Behaviour(**behaviour)
+        server, url = serve_scripted(granule.parent, plan)
+        servers.append(server)
+        return plan, f"{url}/{granule.name}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+# --- faults ---------------------------------------------------------------------------------
+
+FAULTS = {
+    "every 3rd request 503": {"fail_every": 3},
+    "every 5th connection reset mid-body": {"reset_every": 5},
+    "every 4th body cut short": {"short_every": 4},
+    "every 7th request stalls past the timeout": {"stall_every": 7, "stall": 3.0},
+    "every 3rd answer is the wrong range": {"wrong_range_every": 3},
+    "1 byte every 0.4 s": {"trickle": 0.4},
+}
+
+
+@pytest.mark.parametrize("faults", FAULTS.values(), ids=FAULTS.keys())
+def test_faults_give_right_values_or_a_named_error_in_time(scripted, local, faults):
+    _plan, url = scripted(**faults)
+    options = {"timeout": 1.0, "retries": 3, "backoff": 0.05}
+    start = time.perf_counter()
+    try:
+        ds = xr.open_dataset(url, engine="atl10", storage_options=options).load()
+    except is2grid.RemoteReadError as err:
+        assert url in str(err) and "storage_options" in str(err)
+    else:
+        xr.testing.assert_identical(ds, local)
+    # each request is cut at the timeout; retries are bounded (obstore's and ours)
+    assert time.perf_counter() - start < 60
+
+
+def test_503s_and_resets_are_retried_to_the_right_values(scripted, local):
+    plan, url = scripted(fail_every=3, reset_every=5)
+    ds = xr.open_dataset(url, engine="atl10", storage_options={"retries": 10, "backoff": 0.01}).load()
+    xr.testing.assert_identical(ds, local)
+    assert plan.requests > 10
+
+
+def test_stalled_server_is_a_named_timeout_not_a_hang(scripted):
+    _plan, url = scripted(stall_every=1, stall=30)
+    start = time.perf_counter()
+    with pytest.raises(is2grid.RemoteReadError, match="timed out"):
+        xr.open_dataset(url, engine="atl10", storage_options={"timeout": 0.5, "retries": 1, "backoff": 0.01})
+    assert time.perf_counter() - start < 10
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"timeout": 0}, "timeout"),
+        ({"retries": -1}, "retries"),
+        ({"retry": 3}, "unknown key"),
+    ],
+)
+def test_bad_storage_options_are_named(granule, options, match):
+    with pytest.raises(ValueError, match=match):
+        xr.open_dataset(granule, engine="atl10", storage_options=options)
+
+
+# --- fetching only what is needed ---------------------------------------------------------------
+
+
+def test_load_reads_only_the_chunks_it_needs_in_few_concurrent_requests(scripted, granule, local):
+    import h5py
+
+    plan, url = scripted(latency=0.02)
+    names = ["beam_fb_height", "height_segment_length_seg"]
+    ds = xr.open_dataset(url, engine="atl10", variables=names)
+    opened, metadata = plan.requests, plan.bytes_sent
+    ds.load()
+    xr.testing.assert_identical(ds, local[[*names, "beam", "row_size", "trajectory"]])
+    with h5py.File(granule) as f:
+        chunks = [
+            f[f"{b}/freeboard_segment/{p}"].id.get_chunk_info(i).size
+            for b in ("gt1l", "gt2l", "gt3l")
+            for p in ("beam_fb_height", "heights/height_segment_length_seg", "latitude", "longitude", "delta_time")
+            for i in range(f[f"{b}/freeboard_segment/{p}"].id.get_num_chunks())
+        ]
+    # the load moves the needed chunks plus at most one coalesced gap (< 64 KiB) between them
+    assert plan.bytes_sent - metadata <= sum(chunks) + len(chunks) * 64 * 1024
+    assert metadata <= 3e6, "opening reads headers in 64 KiB lines, not whole files"
+    assert plan.requests - opened <= 2 * len(chunks), "read-ahead: the variables of one load share their requests"
+    assert plan.max_in_flight >= 4
+
+
+def test_load_async_equals_load_and_overlaps(scripted, local):
+    plan, url = scripted(latency=0.02)
+    ds = xr.open_dataset(url, engine="atl10", storage_options={"read_ahead": False})
+
+    async def main():
+        return await ds.load_async()
+
+    xr.testing.assert_identical(asyncio.run(main()), local)
+    assert plan.max_in_flight >= 4
+
+
+def test_server_answering_404_is_not_found(scripted):
+    _, url = scripted()
+    with pytest.raises(is2grid.GranuleNotFoundError, match="no such object"):
+        xr.open_dataset(url.replace(".h5", "_x.h5").replace("ATL10-02", "ATL10-01"), engine="atl10")
+
+
+# --- credentials ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto_with_auth(granule):
+    """moto's S3 on loopback, with IAM authentication on: two access keys of one user."""
+    import boto3
+    from moto import settings
+
+    mp = pytest.MonkeyPatch()
+    for key, value in {"AWS_ACCESS_KEY_ID": "setup", "AWS_SECRET_ACCESS_KEY": "setup"}.items():
+        mp.setenv(key, value)
+    mp.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    server, endpoint = start_moto()
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1")
+    iam.create_user(UserName="reader")
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "iam:*"], "Resource": "*"}]}
+    iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps(policy))
+    keys = [iam.create_access_key(UserName="reader")["AccessKey"] for _ in range(2)]
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-west-2",
+        aws_access_key_id=keys[0]["AccessKeyId"],
+        aws_secret_access_key=keys[0]["SecretAccessKey"],
+    )
+    s3.create_bucket(Bucket="nsidc-auth-test", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    key = f"ATLAS/ATL10/006/2019/09/15/{granule.name}"
+    s3.upload_file(str(granule), "nsidc-auth-test", key)
+    mp.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # from here on every request is authenticated
+    admin = boto3.client(
+        "iam",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=keys[1]["AccessKeyId"],
+        aws_secret_access_key=keys[1]["SecretAccessKey"],
+    )
+    yield endpoint, f"s3://nsidc-auth-test/{key}", keys, admin
+    mp.undo()
+    server.stop()
+
+
+class RotatingProvider:
+    """Hands out the first key until told to rotate; each answer expires after ``life`` seconds."""
+
+    def __init__(self, keys, life: float):
+        self.keys, self.life, self.current, self.calls = keys, life, 0, 0
+        self.lock = threading.Lock()
+
+    def __call__(self):
+        with self.lock:
+            self.calls += 1
+            key = self.keys[self.current]
+        return {
+            "aws_access_key_id": key["AccessKeyId"],
+            "aws_secret_access_key": key["SecretAccessKey"],
+            "expires_at": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.life),
+        }
+
+
+def test_refreshing_provider_keeps_a_run_going_across_expiry(moto_with_auth, local):
+    endpoint, url, keys, iam = moto_with_auth
+    provider = RotatingProvider(keys, life=1.0)
+    options = {"endpoint_url": endpoint, "retries": 1, "backoff": 0.01}
+    ds = xr.open_dataset(url, engine="atl10", credentials=provider, storage_options=options)
+    np.testing.assert_array_equal(ds.latitude[:50].values, local.latitude[:50].values)
+    # the first key is revoked and expires; a client that did not refresh would now be refused
+    iam.update_access_key(UserName="reader", AccessKeyId=keys[0]["AccessKeyId"], Status="Inactive")
+    provider.current = 1
+    time.sleep(1.5)
+    xr.testing.assert_identical(ds.load(), local)
+    assert provider.calls >= 2
+    iam.update_access_key(UserName="reader", AccessKeyId=keys[0]["AccessKeyId"], Status="Active")
+
+
+def test_expired_static_credentials_are_an_authentication_error(moto_with_auth):
+    endpoint, url, _, _ = moto_with_auth
+    stale = {"aws_access_key_id": "AKIAEXPIRED", "aws_secret_access_key": SECRET, "endpoint_url": endpoint}
+    with pytest.raises(
+        is2grid.AuthenticationError, match=r"s3://nsidc-auth-test/.*not authenticated|access denied"
+    ) as info:
+        xr.open_dataset(url, engine="atl10", credentials=stale, storage_options={"retries": 0})
+    assert SECRET not in "".join(traceback.format_exception(info.value))
+
+
+def test_credentials_never_show(scripted, granule, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    plan, url = scripted()
+    signed = f"{url}?X-Amz-Signature={SECRET}&X-Amz-Security-Token={SECRET}"
+    creds = is2grid.Credentials(token=SECRET, s3={"aws_access_key_id": "A", "aws_secret_access_key": SECRET})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = xr.open_dataset(signed, engine="atl10", credentials=creds)
+        ds.load()
+        with pytest.raises(is2grid.GranuleError) as info:
+            xr.open_dataset(signed.replace(".h5", "_missing.h5"), engine="atl10", credentials=creds)
+    out = tmp_path / "out.nc"
+    ds.to_netcdf(out)
+    seen = [
+        repr(ds),
+        str(ds.attrs),
+        str({k: v.encoding for k, v in ds.variables.items()}),
+        repr(creds),
+        str(creds),
+        "".join(traceback.format_exception(info.value)),
+        " ".join(str(w.message) for w in caught),
+        caplog.text,
+    ]
+    for text in seen:
+        assert SECRET not in text
+    assert SECRET.encode() not in pickle.dumps(ds)
+    assert SECRET.encode() not in pickle.dumps(creds)
+    assert SECRET.encode() not in out.read_bytes()
+    assert ds.attrs["source_file"] == granule.name
+    # the token went nowhere: plain http and a host that is not Earthdata's
+    assert all(a is None for a in plan.authorization)
+
+
+def test_token_goes_only_to_allowed_https_hosts(granule, tmp_path, local, monkeypatch):
+    cert, authority = self_signed_cert(tmp_path)
+    plan = Behaviour()
+    from .servers import ScriptedHandler  # noqa: F401  (the HTTPS variant below wraps the same handler)
+
+    server, url = serve_scripted(granule.parent, plan)
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    https = url.replace("http://", "https://") + f"/{granule.name}"
+    options = {"ca_bundle": str(authority)}
+    try:
+        monkeypatch.setenv("EARTHDATA_TOKEN", SECRET)
+        xr.open_dataset(https, engine="atl10", storage_options=options).close()
+        assert all(a is None for a in plan.authorization), "127.0.0.1 is not an Earthdata host"
+        ds = xr.open_dataset(https, engine="atl10", storage_options={**options, "allow_hosts": ["127.0.0.1"]})
+        xr.testing.assert_identical(ds.load(), local)
+        assert plan.authorization[-1] == f"Bearer {SECRET}"
+    finally:
+        server.shutdown()
+
+
+def test_pickled_remote_dataset_reads_in_the_same_process(moto_with_auth, local):
+    endpoint, url, keys, _ = moto_with_auth
+    creds = {"aws_access_key_id": keys[1]["AccessKeyId"], "aws_secret_access_key": keys[1]["SecretAccessKey"]}
+    ds = xr.open_dataset(url, engine="atl10", credentials=creds, storage_options={"endpoint_url": endpoint})
+    blob = pickle.dumps(ds)
+    assert keys[1]["SecretAccessKey"].encode() not in blob
+    np.testing.assert_array_equal(pickle.loads(blob).seg_dist_x.values, local.seg_dist_x.values)
+
+
+# --- inputs: earthaccess granules and file objects -------------------------------------------------------
+
+
+def _data_granule(http_base: str):
+    from earthaccess.results import DataGranule
+
+    record = json.loads((DATA / "earthaccess_granule.json").read_text().replace("{https}", http_base))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return DataGranule(record, cloud_hosted=True)
+
+
+def test_earthaccess_granule_opens_through_its_https_link(scripted, granule, local):
+    _, url = scripted()
+    record = _data_granule(url.rsplit("/", 1)[0])
+    assert record.data_links(access="external")[0].endswith(granule.name)
+    ds = xr.open_dataset(record, engine="atl10", storage_options={"access": "external"})
+    xr.testing.assert_identical(ds.load(), local)
+
+
+def test_earthaccess_granule_direct_access_uses_s3(moto_with_auth, local, scripted):
+    endpoint, _, keys, _ = moto_with_auth
+    _, url = scripted()
+    record = _data_granule(url.rsplit("/", 1)[0])
+    creds = {"aws_access_key_id": keys[1]["AccessKeyId"], "aws_secret_access_key": keys[1]["SecretAccessKey"]}
+    options = {"access": "direct", "endpoint_url": endpoint}
+    ds = xr.open_dataset(record, engine="atl10", credentials=creds, storage_options=options)
+    assert ds.attrs["source_file"] == local.attrs["source_file"]
+    xr.testing.assert_identical(ds.load(), local)
+
+
+def test_grid_granules_takes_search_results(scripted, granule):
+    _, url = scripted()
+    record = _data_granule(url.rsplit("/", 1)[0])
+    from_record = grid_granules([record], res=25000, progress=False, storage_options={"access": "external"})
+    from_path = grid_granules([granule], res=25000, progress=False)
+    xr.testing.assert_equal(from_record, from_path)
+
+
+def test_python_and_fsspec_file_objects(scripted, granule, local):
+    import fsspec
+
+    with open(granule, "rb") as f:
+        xr.testing.assert_identical(xr.open_dataset(f, engine="atl10").load(), local)
+    _, url = scripted()
+    with fsspec.open(url, "rb") as f:
+        ds = xr.open_dataset(f, engine="atl10")
+        assert ds.attrs["source_file"] == granule.name
+        xr.testing.assert_identical(ds.load(), local)
+
+
+def test_something_else_is_a_named_error():
+    with pytest.raises(is2grid.UnsupportedInputError, match="not a readable file object"):
+        xr.open_dataset(object(), engine="atl10")
