@@ -90,9 +90,7 @@ def local(paths, repeats: int) -> str:
     times = timed(methods, repeats)
     base = median(times["h5py (libhdf5 + zlib, 1 thread)"])
     fl = median(times["floor: libdeflate inflate of the same chunks, 2 threads"])
-    rows = [
-        [name, f"{median(t):.3f}", f"{median(t) / base:.2f}", f"{median(t) / fl:.2f}"] for name, t in times.items()
-    ]
+    rows = [[name, f"{median(t):.3f}", f"{median(t) / base:.2f}", f"{median(t) / fl:.2f}"] for name, t in times.items()]
     decoders = {"zlib": lambda c, n: zlib.decompress(c)}
     try:
         from zlib_ng import zlib_ng
@@ -223,9 +221,8 @@ def faults(path: Path) -> str:
         finally:
             server.shutdown()
         rows.append([name, outcome, f"{time.perf_counter() - start:.1f}", str(plan.requests)])
-    return (
-        "### C. Faults (same server and granule; storage_options timeout=5 s, retries=6)\n\n"
-        + table(rows, ["fault", "outcome", "s", "requests"])
+    return "### C. Faults (same server and granule; storage_options timeout=5 s, retries=6)\n\n" + table(
+        rows, ["fault", "outcome", "s", "requests"]
     )
 
 

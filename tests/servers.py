@@ -80,6 +80,7 @@ class Behaviour:
         self.short_every = int(faults.pop("short_every", 0))
         self.wrong_range_every = int(faults.pop("wrong_range_every", 0))
         self.trickle = float(faults.pop("trickle", 0.0))
+        self.login_page = bool(faults.pop("login_page", False))
         if faults:
             raise TypeError(f"unknown faults {sorted(faults)}")
         self.lock = threading.Lock()
@@ -130,6 +131,21 @@ class ScriptedHandler(SimpleHTTPRequestHandler):
                 time.sleep(plan.stall)
             if plan.every(plan.fail_every, number):
                 self.send_error(503, "slow down")
+                return
+            if plan.login_page:  # what Earthdata Login does without a token: redirect to a login form
+                if not self.path.startswith("/oauth/"):
+                    self.send_response(302)
+                    self.send_header("Location", "/oauth/authorize?client_id=x")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                page = b"<!DOCTYPE html><html><body><form>Earthdata Login</form></body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+                sent = len(page)
                 return
             path = Path(self.translate_path(self.path.split("?", 1)[0]))
             if not path.is_file():

@@ -358,3 +358,91 @@ def test_python_and_fsspec_file_objects(scripted, granule, local):
 def test_something_else_is_a_named_error():
     with pytest.raises(is2grid.UnsupportedInputError, match="not a readable file object"):
         xr.open_dataset(object(), engine="atl10")
+
+
+def test_earthaccess_auth_gives_refreshing_s3_credentials(moto_with_auth, local, monkeypatch):
+    import earthaccess
+
+    endpoint, url, keys, _ = moto_with_auth
+    auth = earthaccess.Auth()
+    asked = []
+
+    def get_s3_credentials(daac=None, provider=None, endpoint=None):
+        asked.append(daac)
+        key = keys[1]
+        # NSIDC's answer has this shape: camelCase keys and an expiration one hour ahead
+        return {"accessKeyId": key["AccessKeyId"], "secretAccessKey": key["SecretAccessKey"], "sessionToken": None}
+
+    monkeypatch.setattr(auth, "get_s3_credentials", get_s3_credentials)
+    auth.token = {"access_token": SECRET}
+    ds = xr.open_dataset(url, engine="atl10", credentials=auth, storage_options={"endpoint_url": endpoint})
+    xr.testing.assert_identical(ds.load(), local)
+    assert asked == ["NSIDC"]
+    assert SECRET not in repr(is2grid.credentials.as_credentials(auth))
+
+
+def test_grid_granules_on_a_cluster_reads_s3_with_installed_credentials(moto_with_auth, granule):
+    import distributed
+
+    endpoint, url, keys, _ = moto_with_auth
+    creds = {"aws_access_key_id": keys[1]["AccessKeyId"], "aws_secret_access_key": keys[1]["SecretAccessKey"]}
+    expected = grid_granules([granule], res=25000, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            result = grid_granules(
+                [url],
+                res=25000,
+                credentials=creds,
+                storage_options={"endpoint_url": endpoint},
+                client=client,
+                progress=False,
+            )
+    xr.testing.assert_equal(result.drop_attrs(), expected.drop_attrs())
+
+
+def test_earthdata_login_page_is_an_authentication_error(scripted):
+    _, url = scripted(login_page=True)
+    with pytest.raises(is2grid.AuthenticationError, match="Earthdata Login"):
+        xr.open_dataset(url, engine="atl10")
+
+
+@pytest.mark.parametrize("target", [b"/data/granule.h5", 42])
+def test_odd_targets_are_named(target):
+    with pytest.raises(is2grid.UnsupportedInputError):
+        xr.open_dataset(target, engine="atl10")
+
+
+def test_directory_and_fifo_are_refused(tmp_path):
+    import os
+
+    with pytest.raises(is2grid.UnsupportedInputError, match="directory"):
+        xr.open_dataset(tmp_path, engine="atl10")
+    fifo = tmp_path / "ATL10-02_20190915000000_12340402_006_01.h5"
+    os.mkfifo(fifo)
+    with pytest.raises(is2grid.UnsupportedInputError, match="not a regular file"):
+        xr.open_dataset(fifo, engine="atl10")
+
+
+def test_password_in_url_never_shows(scripted):
+    _, url = scripted()
+    with pytest.raises(is2grid.GranuleError) as info:
+        xr.open_dataset(url.replace("http://", f"http://user:{SECRET}@").replace(".h5", "_x.h5"), engine="atl10")
+    assert SECRET not in "".join(traceback.format_exception(info.value))
+
+
+def test_reads_survive_a_fork(granule, local, scripted):
+    import multiprocessing
+
+    _, url = scripted()
+    for target in (str(granule), url):  # pools, clients and a cached handle exist before the fork
+        ds = xr.open_dataset(target, engine="atl10")
+        np.testing.assert_array_equal(ds.latitude[:10].values, local.latitude[:10].values)
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        for target in (str(granule), url):
+            result = pool.apply_async(_mean_freeboard, (target,)).get(timeout=60)
+            assert result == pytest.approx(float(local.beam_fb_height.mean()))
+
+
+def _mean_freeboard(path: str) -> float:
+    return float(xr.open_dataset(path, engine="atl10").beam_fb_height.mean())

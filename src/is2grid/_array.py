@@ -28,7 +28,7 @@ from xarray.backends.locks import SerializableLock
 from xarray.core import indexing
 
 from is2grid import _chunks, _decode
-from is2grid._fetch import ByteSource, FetchOptions, ObjectStoreSource, describe, open_source
+from is2grid._fetch import ByteSource, FetchOptions, FileObjectSource, LocalFileSource, describe, open_source
 from is2grid.credentials import Credentials, redact_url
 from is2grid.errors import CorruptGranuleError, GranuleError
 
@@ -64,9 +64,10 @@ class GranuleHandle:
     def __init__(self, target: Any, options: FetchOptions, credentials: Credentials | None):
         from h5coro import h5coro
 
+        self.pid = os.getpid()
         self.source = open_source(target, options, credentials)
         self.name = self.source.name
-        remote = not (isinstance(self.source, ObjectStoreSource) and type(self.source.store).__name__ == "LocalStore")
+        remote = not isinstance(self.source, LocalFileSource | FileObjectSource)
         self.read_ahead = remote if options.read_ahead is None else bool(options.read_ahead)
 
         class H5Coro(h5coro.H5Coro):
@@ -228,7 +229,11 @@ class GranuleReader:
         self.manager.close()
 
     def handle(self) -> GranuleHandle:
-        return self.manager.acquire(needs_lock=False)
+        handle = self.manager.acquire(needs_lock=False)
+        if handle.pid != os.getpid():  # inherited through fork: its clients and threads are the parent's
+            self.manager.close()
+            handle = self.manager.acquire(needs_lock=False)
+        return handle
 
     @contextlib.contextmanager
     def _guarded(self, what: str) -> Iterator[GranuleHandle]:

@@ -139,9 +139,11 @@ class ByteSource:
 
 
 class ObjectStoreSource(ByteSource):
-    """One object of an obstore store (LocalStore, S3Store or HTTPStore)."""
+    """One object of an obstore store (S3Store or HTTPStore)."""
 
     def __init__(self, store: Any, path: str, name: str, options: FetchOptions, size: int | None = None):
+        _OBSTORE["used"] = True
+        self.pid = os.getpid()
         self.store, self.path, self.name, self.options = store, path, name, options
         self._size = size
         self._whole: Any = None
@@ -247,6 +249,9 @@ class ObjectStoreSource(ByteSource):
 
         with self._lock:
             if self._whole is None:
+                with _translated(self.name):
+                    whole = memoryview(obstore.get(self.store, self.path).bytes())
+                _refuse_web_page(whole, self.name)
                 warnings.warn(
                     f"{self.name}: the server ignores HTTP Range requests, so the whole granule is downloaded once "
                     "and kept in memory. Use a server or URL that supports ranges (NSIDC's do) to read only what "
@@ -254,9 +259,68 @@ class ObjectStoreSource(ByteSource):
                     Is2gridWarning,
                     stacklevel=2,
                 )
-                with _translated(self.name):
-                    self._whole = memoryview(obstore.get(self.store, self.path).bytes())
-                self._size = len(self._whole)
+                self._whole, self._size = whole, len(whole)
+
+
+def _refuse_web_page(head: Any, name: str) -> None:
+    """A web page where a granule should be is, in practice, a login page: say so."""
+    start = bytes(head[:512]).lstrip().lower()
+    if start.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")):
+        raise AuthenticationError(
+            f"{name}: the server answered with a web page (an Earthdata Login page?), not the granule. Pass an "
+            "Earthdata Login token: credentials=earthaccess.login() or a token string, or set EARTHDATA_TOKEN."
+        )
+
+
+class LocalFileSource(ByteSource):
+    """A local file read with positioned reads (``os.pread``): no shared offset, safe from many threads.
+
+    Local reads bypass obstore: its Rust runtime does not survive ``fork`` (a forked child would hang).
+    """
+
+    def __init__(self, path: str, name: str, size: int):
+        self.path, self.name, self._size = path, name, size
+        self._fd: int | None = None
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    def __getstate__(self):
+        return {"path": self.path, "name": self.name, "size": self._size}
+
+    def __setstate__(self, state):
+        self.__init__(state["path"], state["name"], state["size"])
+
+    def size(self) -> int:
+        return self._size
+
+    def _descriptor(self) -> int:
+        with self._lock:
+            if self._fd is None or self._pid != os.getpid():
+                try:
+                    self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+                except OSError as err:
+                    raise GranuleError(f"{self.name}: cannot be read ({err.strerror}).") from None
+            return self._fd
+
+    def read(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
+        fd = self._descriptor()
+        try:
+            parts = [os.pread(fd, b - a, a) for a, b in zip(starts, stops, strict=True)]
+        except OSError as err:
+            raise GranuleError(f"{self.name}: read failed ({err.strerror}).") from None
+        for part, a, b in zip(parts, starts, stops, strict=True):
+            if len(part) != b - a:
+                raise CorruptGranuleError(
+                    f"{self.name}: bytes {a}-{b - 1} lie past the end of the file ({self._size} bytes): it is "
+                    "truncated or was changed while open. Download the granule again."
+                )
+        return [memoryview(p) for p in parts]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd = None
 
 
 class FileObjectSource(ByteSource):
@@ -296,6 +360,17 @@ class FileObjectSource(ByteSource):
         self.__init__(state["fileobj"])
 
 
+#: obstore's Rust runtime does not survive fork: a child forked after it started must not use it.
+_OBSTORE = {"used": False, "forked": False}
+
+
+def _after_fork_in_child() -> None:
+    _OBSTORE["forked"] = _OBSTORE["used"]
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def open_source(target: Any, options: FetchOptions, credentials: Credentials | None) -> ByteSource:
     """A checked ByteSource for a path, URL or file object: it exists and starts like an HDF5 file."""
     if not isinstance(target, str | os.PathLike):
@@ -313,6 +388,11 @@ def open_source(target: Any, options: FetchOptions, credentials: Credentials | N
     if size == 0:
         raise NotHDF5Error(f"{source.name}: the file is empty (0 bytes). Download the granule again.")
     if bytes(head) != HDF5_SIGNATURE:
+        if (
+            isinstance(source, ObjectStoreSource | RequestsSource)
+            and type(getattr(source, "store", None)).__name__ != "LocalStore"
+        ):
+            _refuse_web_page(source.read([0], [min(512, size)])[0], source.name)
         raise NotHDF5Error(f"{source.name}: not an HDF5 file (no HDF5 signature). ATL10 granules are HDF5 (.h5).")
     return source
 
@@ -365,8 +445,6 @@ def _retry(options: FetchOptions) -> dict[str, Any]:
 
 
 def _local(location: str, options: FetchOptions) -> ByteSource:
-    from obstore.store import LocalStore
-
     path = os.path.abspath(location)
     try:
         info = os.stat(path)
@@ -384,8 +462,7 @@ def _local(location: str, options: FetchOptions) -> ByteSource:
         raise UnsupportedInputError(
             f"{location}: not a regular file (a pipe or device). Pass the path of an ATL10 .h5 file."
         )
-    folder, name = os.path.split(path)
-    return ObjectStoreSource(LocalStore(folder), name, location, options, size=info.st_size)
+    return LocalFileSource(path, location, info.st_size)
 
 
 def _s3(location: str, options: FetchOptions, credentials: Credentials | None) -> ByteSource:
@@ -393,6 +470,12 @@ def _s3(location: str, options: FetchOptions, credentials: Credentials | None) -
 
     bucket, _, key = location.partition("/")
     name = f"s3://{location}"
+    if _OBSTORE["forked"]:
+        raise UnsupportedInputError(
+            f"{name}: this process was forked after reading from the cloud, and the S3 client cannot run in such "
+            "a child. Start worker processes with 'spawn' or 'forkserver' (multiprocessing.set_start_method('spawn'); "
+            "dask's default), or read before forking nothing from the cloud."
+        )
     if not bucket or not key:
         raise GranuleError(f"{name}: an S3 URL needs a bucket and a key (s3://bucket/path/granule.h5).")
     endpoint = options.endpoint_url or (credentials.s3_endpoint() if credentials else None)
@@ -446,33 +529,33 @@ def _http(url: str, options: FetchOptions, credentials: Credentials | None) -> B
         if token:
             headers["Authorization"] = f"Bearer {token}"
     query = parts.query or (credentials.query if credentials is not None else None)
-    if query:
-        # obstore addresses objects by path and would encode the query; a pre-signed URL needs it verbatim
-        return SignedURLSource(f"{base}/{parts.path.lstrip('/')}?{query}", name, options)
+    if query or _OBSTORE["forked"]:
+        # obstore addresses objects by path and would encode the query (a pre-signed URL needs it
+        # verbatim), and it cannot run in a child forked after it started
+        suffix = f"?{query}" if query else ""
+        return RequestsSource(f"{base}/{parts.path.lstrip('/')}{suffix}", name, options, {} if query else headers)
     if headers:
         client["default_headers"] = headers
     store = HTTPStore.from_url(base, client_options=client, retry_config=_retry(options))  # type: ignore[arg-type]
     return ObjectStoreSource(store, path, name, options)
 
 
-class SignedURLSource(ByteSource):
-    """A URL whose query string is its authorisation (pre-signed S3, TEA): plain ranged GETs in threads.
+class RequestsSource(ByteSource):
+    """Plain ranged GETs in threads, for what obstore cannot do: pre-signed URLs (query strings that
+    are the authorisation) and reads in a child forked after obstore started.
 
     Same guarantees as the obstore path: an overall deadline per request, retries with backoff on
     5xx, 429, resets and short bodies, and every answer checked for its range and length.
     """
 
-    def __init__(self, url: str, name: str, options: FetchOptions):
-        self.url, self.name, self.options = url, name, options
+    def __init__(self, url: str, name: str, options: FetchOptions, headers: dict[str, str] | None = None):
+        self.url, self.name, self.options, self.headers = url, name, options, dict(headers or {})
         self._size: int | None = None
         self._local = threading.local()
         _hide_query_strings_in("urllib3.connectionpool")
 
     def __getstate__(self):
-        return {"url": self.url, "name": self.name, "options": self.options}
-
-    def __setstate__(self, state):
-        self.__init__(state["url"], state["name"], state["options"])
+        raise TypeError(f"{self.name}: a granule reader holding secrets is not pickled; pickle the Dataset instead.")
 
     def _session(self):
         import requests
@@ -511,7 +594,7 @@ class SignedURLSource(ByteSource):
         try:
             reply = self._session().get(
                 self.url,
-                headers={"Range": f"bytes={start}-{stop - 1}"},
+                headers={**self.headers, "Range": f"bytes={start}-{stop - 1}"},
                 timeout=(self.options.connect_timeout, self.options.timeout),
                 stream=True,
             )

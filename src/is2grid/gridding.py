@@ -52,6 +52,13 @@ class Filters:
         cls, *, segment_types=None, max_quality=None, fb_range=None, bbox=None, hemisphere=None
     ) -> Filters:
         """Filters from the user-facing keyword arguments (sequences normalised to tuples of numbers)."""
+        if bbox is not None and hemisphere in ("north", "south") and len(bbox) == 4:
+            lat_min, lat_max = float(bbox[1]), float(bbox[3])
+            if (hemisphere == "south" and lat_min >= 0) or (hemisphere == "north" and lat_max <= 0):
+                raise GridError(
+                    f"bbox={tuple(bbox)!r} lies in the other hemisphere than the {hemisphere}ern granules. "
+                    "bbox is (lon_min, lat_min, lon_max, lat_max): check the order."
+                )
         return cls(
             segment_types=None if segment_types is None else tuple(int(s) for s in segment_types),
             max_quality=max_quality,
@@ -130,6 +137,8 @@ class TimeBins:
                 f"freq={self.freq!r}: not a pandas frequency. "
                 "Use e.g. '1D' (daily, like ATL20), '7D', 'MS' (monthly) or None."
             ) from err
+        if offset.n <= 0:
+            raise GridError(f"freq={self.freq!r}: a time bin must be longer than zero. Use e.g. '1D', '7D' or 'MS'.")
         if isinstance(offset, Tick):
             object.__setattr__(self, "_step", int(pd.Timedelta(offset).value))
         else:
