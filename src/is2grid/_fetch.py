@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from is2grid.credentials import Credentials, redact_url
 from is2grid.errors import (
     AuthenticationError,
+    CorruptGranuleError,
     GranuleError,
     GranuleNotFoundError,
     Is2gridWarning,
