@@ -3,9 +3,50 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+#: Exit codes of a run stopped by a signal, as shells report them (128 + signal number).
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Stopped(BaseException):
+    """A SIGINT or SIGTERM arrived: stop, leave no partial output, exit 130 or 143."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While gridding: SIGINT and SIGTERM raise :class:`Stopped` (nothing has been written yet)."""
+
+    def handler(signum, frame):
+        raise Stopped(signum)
+
+    previous = {s: signal.signal(s, handler) for s in EXIT_CODES}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[list[int]]:
+    """While writing: remember SIGINT/SIGTERM and act after the write (netCDF's C library must not be cut)."""
+    pending: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in EXIT_CODES}
+    try:
+        yield pending
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,13 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     grid = sub.add_parser("grid", help="grid ATL10 granules (paths or s3:// / https:// URLs)")
     grid.add_argument("granules", nargs="+")
     grid.add_argument("--out", type=Path, required=True, help="NetCDF file to write")
+    grid.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     grid.add_argument("--png", type=Path, default=None, help="also draw a quicklook map")
     grid.add_argument("--res", type=float, default=6250)
     grid.add_argument("--grid", default=None, help="'nsidc_ps25' for the ATL20 polar stereographic grid")
+    grid.add_argument("--hemisphere", choices=("north", "south"), default=None, help="default: from the granules")
     grid.add_argument("--freq", default="1D", help="pandas alias, or 'none' for one grid")
     grid.add_argument("--bbox", type=float, nargs=4, metavar=("LON_MIN", "LAT_MIN", "LON_MAX", "LAT_MAX"))
+    grid.add_argument("--time-range", nargs=2, metavar=("START", "END"), default=None)
     grid.add_argument("--segment-types", type=int, nargs="+", default=None)
     grid.add_argument("--max-quality", type=int, default=None)
+    grid.add_argument("--fb-range", type=float, nargs=2, metavar=("MIN", "MAX"), default=None)
+    grid.add_argument("--min-segments", type=int, default=1)
     grid.add_argument("--beams", default="strong")
 
     info = sub.add_parser("info", help="print a summary of ATL10 granules as the atl10 engine opens them")
@@ -36,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        return {"demo": _demo, "grid": _grid, "info": _info}[args.command](args)
+        with stop_on_signals():
+            return {"demo": _demo, "grid": _grid, "info": _info}[args.command](args)
+    except Stopped as stop:
+        print(f"is2grid: stopped by {signal.Signals(stop.signum).name}; nothing was written.", file=sys.stderr)
+        return EXIT_CODES[stop.signum]
     except Exception as err:  # a command-line user gets the message, not a traceback
         from is2grid.errors import Is2gridError
 
@@ -69,20 +119,35 @@ def _demo(args) -> int:
 def _grid(args) -> int:
     from is2grid import plot, workflow
 
+    # the output location is checked before any work (the options are checked by grid_granules)
+    workflow.check_output(args.out, overwrite=args.overwrite, inputs=args.granules)
+    if args.png:
+        workflow.check_output(args.png, overwrite=True, inputs=args.granules)
     freq = None if args.freq.lower() == "none" else args.freq
     result = workflow.grid_granules(
         args.granules,
         res=args.res,
         grid=args.grid,
+        hemisphere=args.hemisphere,
         freq=freq,
         bbox=tuple(args.bbox) if args.bbox else None,
+        time_range=tuple(args.time_range) if args.time_range else None,
         segment_types=args.segment_types,
         max_quality=args.max_quality,
+        fb_range=tuple(args.fb_range) if args.fb_range else None,
+        min_segments=args.min_segments,
         beams=args.beams,
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     print(_summary(result))
-    print(f"NetCDF: {Path(workflow.write_netcdf(result, args.out)).resolve()}")
+    with deferred_signals() as pending:
+        written = workflow.write_netcdf(result, args.out, overwrite=args.overwrite, inputs=args.granules)
+    if pending:
+        Path(written).unlink(missing_ok=True)
+        raise Stopped(pending[0])
+    print(f"NetCDF: {Path(written).resolve()}")
+    if int(result.n_segments.sum()) == 0:
+        print(f"no valid segments in {len(args.granules)} granules: the file describes an empty result; no map.")
+        return 0
     if args.png:
         plot.quicklook(result, "mean_fb", path=args.png)
         print(f"Map:    {args.png.resolve()}")
@@ -102,6 +167,8 @@ def _info(args) -> int:
 
 def _summary(result) -> str:
     n = result.n_segments
+    if int(n.sum()) == 0:
+        return f"{result.attrs['grid']}: no valid segments (all fill, filtered out or outside the window)"
     cells = int((n.sum("time") if "time" in n.dims else n).astype(bool).sum())
     times = f"{result.sizes.get('time', 1)} time bins" + (
         f" from {str(result.time.values[0])[:10]} to {str(result.time.values[-1])[:10]}"

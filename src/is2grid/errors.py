@@ -12,7 +12,8 @@ Every error names the input, says what is wrong with it and, where there is one,
     │   ├── UnsupportedInputError  not something is2grid can open (URL scheme, directory, pipe, object)
     │   ├── RemoteReadError        a remote read failed after retries, timed out or came back short
     │   └── AuthenticationError    missing, wrong or expired credentials, or access denied
-    └── GridError                  gridding input or parameters are not usable (also a ValueError)
+    ├── GridError                  gridding input or parameters are not usable (also a ValueError)
+    └── OutputError                the output cannot or must not be written there
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "Is2gridWarning",
     "NotATL10Error",
     "NotHDF5Error",
+    "OutputError",
     "RemoteReadError",
     "UnsupportedInputError",
     "UnsupportedVersionError",
@@ -79,3 +81,7 @@ class GridError(Is2gridError, ValueError):
 
 class Is2gridWarning(UserWarning):
     """Something the user should know about the data, e.g. a transition-orientation granule."""
+
+
+class OutputError(Is2gridError, ValueError):
+    """The output path cannot or must not be written: a folder, an input granule, an existing file."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,10 +18,10 @@ import xarray as xr
 from is2grid import atl10, gridding, grids
 from is2grid import credentials as credentials_module
 from is2grid.credentials import as_credentials
-from is2grid.errors import GridError, Is2gridWarning
+from is2grid.errors import GridError, Is2gridWarning, OutputError
 from is2grid.inputs import is_granule_record
 
-__all__ = ["grid_granules"]
+__all__ = ["check_output", "grid_granules", "write_netcdf"]
 
 
 def _granule_partial(path, grid, bins, filters, beams, credentials, names, storage_options) -> gridding.Partial:
@@ -161,8 +162,16 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, desc="gridding granules", unit="granule")
 
 
-def write_netcdf(grid: xr.Dataset, path: str | os.PathLike) -> str:
-    """Write a gridded result as compressed CF netCDF-4 (deflate 4, one chunk per time bin)."""
+def write_netcdf(
+    grid: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False, inputs: Sequence[Any] = ()
+) -> str:
+    """Write a gridded result as compressed CF netCDF-4 (deflate 4, one chunk per time bin).
+
+    The file is written under a temporary name in the same folder and renamed when complete, so
+    ``path`` is never a half-written file. An existing ``path`` is replaced only with ``overwrite``;
+    a path among ``inputs`` (the granules) never is.
+    """
+    target = check_output(path, overwrite=overwrite, inputs=inputs)
     encoding: dict[Any, dict[str, Any]] = {}
     for name, var in grid.data_vars.items():
         chunks = tuple(1 if d == "time" else max(1, n) for d, n in zip(var.dims, var.shape, strict=True))
@@ -175,5 +184,29 @@ def write_netcdf(grid: xr.Dataset, path: str | os.PathLike) -> str:
         if var.dtype.kind == "f":
             encoding[name]["_FillValue"] = np.float32(np.nan) if var.dtype == np.float32 else np.nan
         encoding[name] = {k: v for k, v in encoding[name].items() if v is not None}
-    grid.to_netcdf(path, engine="netcdf4", encoding=encoding)
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        grid.to_netcdf(partial, engine="netcdf4", encoding=encoding)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     return os.fspath(path)
+
+
+def check_output(path: str | os.PathLike, *, overwrite: bool = False, inputs: Sequence[Any] = ()) -> Path:
+    """Check, before any work, that ``path`` can be written: raises :class:`OutputError` saying why not."""
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"{target}: is a folder; give a file name such as {target / 'freeboard.nc'}.")
+    local_inputs = {
+        Path(os.fspath(p)).resolve() for p in inputs if isinstance(p, str | os.PathLike) and "://" not in os.fspath(p)
+    }
+    if target.resolve() in local_inputs:
+        raise OutputError(f"{target}: is one of the input granules; write the result somewhere else.")
+    if target.exists() and not overwrite:
+        raise OutputError(f"{target}: exists already. Pass overwrite=True (--overwrite) to replace it.")
+    folder = target.parent
+    folder.mkdir(parents=True, exist_ok=True) if not folder.exists() else None
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"{folder}: cannot write there (permission denied). Choose another folder.")
+    return target

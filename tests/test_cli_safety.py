@@ -1,0 +1,123 @@
+"""The command line never leaves a half-written or clobbered file, and stops cleanly on signals."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from is2grid.cli import main
+
+# The child grids a slowed-down copy of the work and says when it reached a stage, so that the
+# test can send its signal there.
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    import xarray as xr
+    import is2grid.workflow as workflow
+    from is2grid.cli import main
+
+    stage = sys.argv[1]
+    original_partial, original_write = workflow._granule_partial, xr.Dataset.to_netcdf
+
+    def slow_partial(*args, **kwargs):
+        if stage == "gridding":
+            print("gridding", flush=True)
+            time.sleep(30)
+        return original_partial(*args, **kwargs)
+
+    def slow_write(self, path, *args, **kwargs):
+        out = original_write(self, path, *args, **kwargs)
+        if stage == "writing":
+            print("writing", flush=True)
+            time.sleep(2)
+        return out
+
+    workflow._granule_partial = slow_partial
+    xr.Dataset.to_netcdf = slow_write
+    sys.exit(main(["grid", *sys.argv[3:], "--out", sys.argv[2], "--res", "25000"]))
+    """
+)
+
+
+@pytest.mark.parametrize("stage", ["gridding", "writing"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_cleanly(tmp_path, south, stage, signum):
+    out = tmp_path / "out.nc"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, stage, str(out), str(south)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while (line := child.stdout.readline().strip()) != stage:
+            assert line, f"the child ended before {stage}"
+        child.send_signal(signum)
+        code = child.wait(timeout=60)
+    finally:
+        child.kill()
+    assert code == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum]
+    assert "stopped by" in child.stderr.read()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "no output, no partial file"
+
+
+def test_existing_output_needs_overwrite(tmp_path, south, capsys):
+    out = tmp_path / "out.nc"
+    out.write_text("precious")
+    assert main(["grid", str(south), "--out", str(out), "--res", "25000"]) == 2
+    assert "exists already" in capsys.readouterr().err and out.read_text() == "precious"
+    assert main(["grid", str(south), "--out", str(out), "--res", "25000", "--overwrite"]) == 0
+    assert out.read_bytes()[:4] == b"\x89HDF"
+
+
+def test_output_is_never_an_input(tmp_path, south, capsys):
+    import shutil
+
+    copy = tmp_path / south.name
+    shutil.copy(south, copy)
+    before = copy.read_bytes()
+    assert main(["grid", str(copy), "--out", str(copy), "--res", "25000", "--overwrite"]) == 2
+    assert "input granules" in capsys.readouterr().err
+    assert copy.read_bytes() == before
+
+
+def test_output_folder_is_named_before_work(tmp_path, south, capsys, monkeypatch):
+    import is2grid.workflow
+
+    monkeypatch.setattr(is2grid.workflow, "grid_granules", lambda *a, **k: pytest.fail("worked before checking"))
+    assert main(["grid", str(south), "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--freq", "0D"], "longer than zero"),
+        (["--freq", "fortnightly"], "not a pandas frequency"),
+        (["--res", "7000"], "7000"),
+        (["--bbox", "-78", "-180", "-74", "-160"], "bbox"),
+        (["--bbox", "-180", "74", "-160", "78"], "other hemisphere"),
+        (["--min-segments", "0"], "min_segments"),
+        (["--fb-range", "2", "1"], "fb_range"),
+    ],
+)
+def test_bad_options_are_named_before_work(tmp_path, south, capsys, monkeypatch, flags, message):
+    import is2grid.workflow
+
+    monkeypatch.setattr(is2grid.workflow, "_run", lambda *a, **k: pytest.fail("read granules before checking"))
+    assert main(["grid", str(south), "--out", str(tmp_path / "o.nc"), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o.nc").exists()
+
+
+def test_all_fill_granules_give_a_described_empty_result(tmp_path, synthetic, capsys):
+    out, png = tmp_path / "o.nc", tmp_path / "o.png"
+    granule = synthetic["all-fill"]
+    code = main(["grid", str(granule), "--out", str(out), "--png", str(png), "--beams", "gt1r", "--res", "25000"])
+    printed = capsys.readouterr().out
+    assert code == 0 and out.exists() and not png.exists()
+    assert "no valid segments" in printed
