@@ -446,3 +446,14 @@ def test_reads_survive_a_fork(granule, local, scripted):
 
 def _mean_freeboard(path: str) -> float:
     return float(xr.open_dataset(path, engine="atl10").beam_fb_height.mean())
+
+
+def test_the_same_granule_twice_is_gridded_once(granule, tmp_path):
+    import shutil
+
+    twin = tmp_path / f"processed_{granule.name.replace('_01.h5', '_02.h5')}"  # another folder, prefix, revision
+    shutil.copy(granule, twin)
+    once = grid_granules([granule], res=25000, progress=False)
+    with pytest.warns(is2grid.Is2gridWarning, match="appear twice"):
+        twice = grid_granules([granule, twin, str(granule)], res=25000, progress=False)
+    xr.testing.assert_equal(once.n_segments, twice.n_segments)

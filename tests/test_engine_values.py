@@ -124,3 +124,24 @@ def test_group_opens_one_beam(south):
     np.testing.assert_array_equal(ds.latitude.values, h5py_rows(south, ["gt1r"], "freeboard_segment/latitude"))
     with pytest.raises(ValueError, match="gt1l"):
         xr.open_dataset(south, engine="atl10", group="leads")
+
+
+def test_big_endian_dataset_reads_its_values(south, tmp_path):
+    """A valid file may store a variable big-endian: read the numbers, not their bytes reversed."""
+    import shutil
+
+    import h5py
+
+    path = tmp_path / south.name
+    shutil.copy(south, path)
+    with h5py.File(path, "a") as f:
+        for beam, chunked in (("gt1l", True), ("gt2l", False)):
+            name = f"{beam}/freeboard_segment/beam_fb_height"
+            values = f[name][:]
+            del f[name]
+            options = {"chunks": (1000,), "compression": "gzip", "shuffle": True} if chunked else {}
+            f.create_dataset(name, data=values.astype(">f4"), **options)
+        expected = {b: f[f"{b}/freeboard_segment/beam_fb_height"][:].astype("<f4") for b in ("gt1l", "gt2l")}
+    ds = xr.open_dataset(path, engine="atl10", mask_and_scale=False)
+    for beam, values in expected.items():
+        np.testing.assert_array_equal(ds.beam_fb_height.where(ds.beam == beam, drop=True).values, values)

@@ -58,6 +58,32 @@ class _SourceDriver:
         pass
 
 
+def _described_class():
+    from h5coro.h5dataset import H5Dataset
+
+    class Described(H5Dataset):
+        """h5coro's header parser, also recording the byte order it skips (bit 0 of the datatype class bits)."""
+
+        def datatypeMsgHandler(self, msg_size, obj_hdr_flags, dlvl, meta=None):
+            target = meta if meta is not None else self.meta
+            version_class = int.from_bytes(bytes(self.resourceObject.ioRequest(self.pos, 4)), "little")
+            found = super().datatypeMsgHandler(msg_size, obj_hdr_flags, dlvl, meta)
+            target.big_endian = (version_class & 0x0F) in (0, 1) and bool((version_class >> 8) & 1)
+            return found
+
+    return Described
+
+
+def _Described(*args, **kwargs):  # noqa: N802  (a class, made on first use: h5coro is imported lazily)
+    global _DESCRIBED
+    if _DESCRIBED is None:
+        _DESCRIBED = _described_class()
+    return _DESCRIBED(*args, **kwargs)
+
+
+_DESCRIBED: Any = None
+
+
 class GranuleHandle:
     """An open granule in this process: byte source, h5coro parser, chunk indexes, read-ahead."""
 
@@ -274,10 +300,11 @@ class GranuleReader:
         self, paths: Sequence[str] = (), groups: Sequence[str] = (), missing_ok: bool = False, index: bool = False
     ) -> tuple[dict[str, Any], dict[str, set[str]]]:
         """Dataset metadata and group member names, all read at once (one level of the tree at a time)."""
-        from h5coro.h5dataset import H5Dataset
 
         def dataset(handle, path):
-            meta = H5Dataset(handle.h5, path, earlyExit=True, metaOnly=True, enableAttributes=False).meta
+            if getattr(handle.h5.metadataTable.get(path), "big_endian", None) is None:
+                handle.h5.metadataTable.pop(path, None)  # described by plain h5coro: no byte order recorded
+            meta = _Described(handle.h5, path, earlyExit=True, metaOnly=True, enableAttributes=False).meta
             if meta.typeSize == 0 and meta.layout is None and missing_ok:
                 return None
             if meta.typeSize == 0 or meta.layout is None:
@@ -366,8 +393,9 @@ class GranuleReader:
             layout = layouts[path]
             lo, hi = _bounds(layout, start, stop)
             shape = (hi - lo, *layout.shape[1:])
-            out = into[number] if into is not None else np.empty(shape, dtype=layout.dtype)
-            if out.shape != shape or out.dtype != layout.dtype:
+            native = layout.dtype.newbyteorder("=")
+            out = into[number] if into is not None else np.empty(shape, dtype=native)
+            if out.shape != shape or out.dtype.newbyteorder("=") != native:
                 raise CorruptGranuleError(
                     f"{self.name}: {path!r} holds {layout.dtype}{list(layout.shape)}, not the {out.dtype} the "
                     "granule's other datasets led to expect. The file is damaged or not ATL10."

@@ -43,6 +43,8 @@ class Layout:
     def from_h5coro(cls, path: str, meta: Any, offset_size: int) -> Layout:
         invalid = (1 << (8 * offset_size)) - 1
         dtype = _numpy_dtype(path, meta)
+        if getattr(meta, "big_endian", False) and dtype.itemsize > 1:
+            dtype = dtype.newbyteorder(">")  # honoured on decode; outputs are native
         filters = frozenset(k for k, on in meta.filter.items() if on)
         unsupported = filters - {DEFLATE, SHUFFLE, FLETCHER32}
         if unsupported:

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_VARIABLES",
     "GRANULE_NAME",
     "beams_for",
+    "granule_identity",
     "hemisphere_from_name",
     "segment_variable_paths",
     "variable_attrs",
@@ -175,3 +176,23 @@ def hemisphere_from_name(name: str) -> str | None:
     if match is None:
         return None
     return "north" if match["hemi"] == "01" else "south"
+
+
+def granule_identity(name: str) -> str:
+    """What makes two granule files the same granule: product, hemisphere, start time, RGT, cycle, region.
+
+    The release and revision, a subsetter's ``processed_`` prefix and the folder or URL do not count, so
+    the same granule found twice (two paths, two releases) is recognised.
+
+    Examples
+    --------
+    >>> granule_identity("s3://b/ATLAS/processed_ATL10-02_20190915000000_12340401_006_01.h5")
+    'ATL10-02_20190915000000_12340401'
+    >>> granule_identity("/data/ATL10-02_20190915000000_12340401_006_02.h5")
+    'ATL10-02_20190915000000_12340401'
+    """
+    base = name.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    match = GRANULE_NAME.match(base)
+    if match is None:
+        return base
+    return f"ATL10-{match['hemi']}_{match['time']}_{match['rgt']}{match['cycle']}{match['region']}"

@@ -45,6 +45,26 @@ def _name_of(granule: Any) -> str:
     return os.fspath(granule).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
+def _without_duplicates(granules: list[Any]) -> list[Any]:
+    """Each granule once: the same granule under two paths or releases would be counted twice."""
+    seen: dict[str, Any] = {}
+    dropped = []
+    for granule in granules:
+        key = atl10.granule_identity(_name_of(granule))
+        if key in seen:
+            dropped.append(_name_of(granule))
+        else:
+            seen[key] = granule
+    if dropped:
+        warnings.warn(
+            f"{len(dropped)} granule(s) appear twice (the same granule by product, time, RGT, cycle and region) and "
+            f"are gridded once: {', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''}.",
+            Is2gridWarning,
+            stacklevel=3,
+        )
+    return list(seen.values())
+
+
 def _hemisphere_of(names: Sequence[str]) -> str:
     found = {atl10.hemisphere_from_name(name) for name in names}
     if found in ({"north"}, {"south"}):
@@ -94,6 +114,7 @@ def grid_granules(
     urls: list[Any] = [p if is_granule_record(p) else os.fspath(p) for p in paths]
     if not urls:
         raise GridError("no granules given: pass a list of ATL10 paths or URLs (earthaccess.search_data finds them).")
+    urls = _without_duplicates(urls)
     names = [_name_of(u) for u in urls]
     hemi = hemisphere or _hemisphere_of(names)
     if credentials is not None or client is not None:
