@@ -74,7 +74,8 @@ def _described_class():
     return Described
 
 
-def _Described(*args, **kwargs):  # noqa: N802  (a class, made on first use: h5coro is imported lazily)
+def _described(*args, **kwargs):
+    """The Described parser (made on first use: h5coro is imported lazily)."""
     global _DESCRIBED
     if _DESCRIBED is None:
         _DESCRIBED = _described_class()
@@ -304,7 +305,7 @@ class GranuleReader:
         def dataset(handle, path):
             if getattr(handle.h5.metadataTable.get(path), "big_endian", None) is None:
                 handle.h5.metadataTable.pop(path, None)  # described by plain h5coro: no byte order recorded
-            meta = _Described(handle.h5, path, earlyExit=True, metaOnly=True, enableAttributes=False).meta
+            meta = _described(handle.h5, path, earlyExit=True, metaOnly=True, enableAttributes=False).meta
             if meta.typeSize == 0 and meta.layout is None and missing_ok:
                 return None
             if meta.typeSize == 0 or meta.layout is None:
