@@ -109,3 +109,63 @@ def test_errors_form_a_hierarchy():
     ):
         assert issubclass(cls, is2grid.GranuleError) and issubclass(cls, is2grid.Is2gridError)
     assert issubclass(is2grid.GridError, ValueError)
+
+
+@pytest.fixture(scope="module")
+def three_chunks(tmp_path_factory):
+    """A synthetic granule whose strong beams span three HDF5 chunks."""
+    import h5py
+
+    from is2grid import tutorial
+
+    path = tutorial.write_granule(tmp_path_factory.mktemp("chunks"), n_segments=25_000, seed=5)
+    with h5py.File(path) as f:
+        assert f["gt1l/freeboard_segment/beam_fb_height"].id.get_num_chunks() >= 3
+    return path
+
+
+def _damage_chunk_index(source, tmp_path, change):
+    """A copy of ``source`` with the first chunk B-tree node of gt1l's beam_fb_height edited by ``change``."""
+    import shutil
+
+    from is2grid._array import GranuleReader
+
+    path = tmp_path / source.name
+    shutil.copy(source, path)
+    reader = GranuleReader(str(path))
+    name = "gt1l/freeboard_segment/beam_fb_height"
+    reader.metadata([name])
+    address = reader.handle().layouts[name].address
+    reader.close()
+    with open(path, "r+b") as f:
+        f.seek(address)
+        node = bytearray(f.read(24 + 65 * 24 + 64 * 8))
+        change(node)
+        f.seek(address)
+        f.write(node)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        # key 1's first row made equal to key 0's: two chunks claim the same rows
+        (lambda node: node.__setitem__(slice(64, 72), node[32:40]), "same rows"),
+        # a key's row moved off the chunk grid
+        (
+            lambda node: node.__setitem__(
+                slice(64, 72), (int.from_bytes(node[64:72], "little") + 7).to_bytes(8, "little")
+            ),
+            "off the chunk grid",
+        ),
+        # one entry fewer: rows that no chunk covers (h5coro returned zeros for them)
+        (
+            lambda node: node.__setitem__(slice(6, 8), (int.from_bytes(node[6:8], "little") - 1).to_bytes(2, "little")),
+            "chunks where the shape needs",
+        ),
+    ],
+)
+def test_damaged_chunk_index_is_named_not_read(three_chunks, tmp_path, damage, problem):
+    path = _damage_chunk_index(three_chunks, tmp_path, damage)
+    with pytest.raises(is2grid.CorruptGranuleError, match=f"beam_fb_height.*{problem}"):
+        xr.open_dataset(path, engine="atl10").beam_fb_height.values

@@ -457,3 +457,11 @@ def test_the_same_granule_twice_is_gridded_once(granule, tmp_path):
     with pytest.warns(is2grid.Is2gridWarning, match="appear twice"):
         twice = grid_granules([granule, twin, str(granule)], res=25000, progress=False)
     xr.testing.assert_equal(once.n_segments, twice.n_segments)
+
+
+def test_wrong_secret_is_an_authentication_error(moto_with_auth):
+    endpoint, url, keys, _ = moto_with_auth
+    wrong = {"aws_access_key_id": keys[1]["AccessKeyId"], "aws_secret_access_key": SECRET, "endpoint_url": endpoint}
+    with pytest.raises(is2grid.AuthenticationError, match="SignatureDoesNotMatch") as info:
+        xr.open_dataset(url, engine="atl10", credentials=wrong, storage_options={"retries": 0})
+    assert SECRET not in "".join(traceback.format_exception(info.value))
