@@ -168,4 +168,4 @@ def _damage_chunk_index(source, tmp_path, change):
 def test_damaged_chunk_index_is_named_not_read(three_chunks, tmp_path, damage, problem):
     path = _damage_chunk_index(three_chunks, tmp_path, damage)
     with pytest.raises(is2grid.CorruptGranuleError, match=f"beam_fb_height.*{problem}"):
-        xr.open_dataset(path, engine="atl10").beam_fb_height.values
+        xr.open_dataset(path, engine="atl10").beam_fb_height.load()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 #: Exit codes of a run stopped by a signal, as shells report them (128 + signal number).
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class Stopped(BaseException):
