@@ -30,6 +30,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check src tests benchmarks tools
 
 bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_cloud.py
 	$(BIN)/python benchmarks/bench_read.py
 	$(BIN)/python benchmarks/bench_grid.py
 
