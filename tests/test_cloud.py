@@ -465,3 +465,15 @@ def test_wrong_secret_is_an_authentication_error(moto_with_auth):
     with pytest.raises(is2grid.AuthenticationError, match="SignatureDoesNotMatch") as info:
         xr.open_dataset(url, engine="atl10", credentials=wrong, storage_options={"retries": 0})
     assert SECRET not in "".join(traceback.format_exception(info.value))
+
+
+def test_throttling_after_retries_is_named(scripted):
+    _, url = scripted(fail_every=1)
+    with pytest.raises(is2grid.RemoteReadError, match="throttling"):
+        xr.open_dataset(url, engine="atl10", storage_options={"retries": 1, "backoff": 0.01})
+
+
+def test_s3_is_https_unless_the_endpoint_says_otherwise():
+    from is2grid._fetch import FetchOptions, _client_options
+
+    assert _client_options(FetchOptions(), allow_http=False)["allow_http"] is False

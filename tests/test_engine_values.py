@@ -9,6 +9,8 @@ import xarray as xr
 
 from is2grid import atl10
 
+from .conftest import REAL_GRANULES
+
 ALL_SEGMENT_VARIABLES = sorted(set(atl10.segment_variable_paths()) - set(atl10.COORDINATES))
 EPOCH = np.datetime64("2018-01-01T00:00:00", "ns")
 
@@ -145,3 +147,45 @@ def test_big_endian_dataset_reads_its_values(south, tmp_path):
     ds = xr.open_dataset(path, engine="atl10", mask_and_scale=False)
     for beam, values in expected.items():
         np.testing.assert_array_equal(ds.beam_fb_height.where(ds.beam == beam, drop=True).values, values)
+
+
+@pytest.mark.parametrize("path", REAL_GRANULES, ids=lambda p: p.name)
+def test_group_listings_are_what_h5py_lists(path):
+    """Only links that exist are listed: every group's members equal h5py's, a missing group has none."""
+    import h5py
+
+    from is2grid._array import GranuleReader
+
+    reader = GranuleReader(str(path))
+    reader.metadata(["gt1l/freeboard_segment/no_such_dataset", "gt9x/nothing"], missing_ok=True)  # failed lookups
+    with h5py.File(path) as f:
+        groups = ["/"]
+        f.visititems(lambda name, obj: groups.append(name) if isinstance(obj, h5py.Group) else None)
+        for group in groups:
+            assert reader.links(group) == set(f[group].keys()), group
+    reader.close()
+
+
+def test_fletcher32_checksums_are_checked(south, tmp_path):
+    """Chunks with a Fletcher-32 checksum read right, and a damaged one is an error, not data."""
+    import shutil
+
+    from is2grid.errors import CorruptGranuleError
+
+    path = tmp_path / south.name
+    shutil.copy(south, path)
+    name = "gt1l/freeboard_segment/heights/height_segment_length_seg"
+    with h5py.File(path, "a") as f:
+        values = f[name][:]
+        del f[name]
+        f.create_dataset(name, data=values, chunks=(1000,), compression="gzip", shuffle=True, fletcher32=True)
+        chunk = f[name].id.get_chunk_info(1)
+    ds = xr.open_dataset(path, engine="atl10", beams=["gt1l"], mask_and_scale=False)
+    np.testing.assert_array_equal(ds.height_segment_length_seg.values, values)
+    with open(path, "r+b") as f:  # flip a byte of the stored checksum
+        f.seek(chunk.byte_offset + chunk.size - 1)
+        last = f.read(1)
+        f.seek(chunk.byte_offset + chunk.size - 1)
+        f.write(bytes([last[0] ^ 0xFF]))
+    with pytest.raises(CorruptGranuleError, match="Fletcher-32"):
+        xr.open_dataset(path, engine="atl10", beams=["gt1l"]).height_segment_length_seg.load()

@@ -320,7 +320,12 @@ class GranuleReader:
             return meta
 
         def group(handle, path):
-            return set(handle.h5.inspectPath(path, w_attr=False)[0])
+            # h5coro matches members by string prefix ("lidar" would list "lidarDocument"'s "Document"):
+            # take the names below "path/" from the addresses it read
+            handle.h5.inspectPath(path, w_attr=False)
+            prefix = path.strip("/") + "/" if path.strip("/") else ""
+            known = list(handle.h5.pathAddresses)
+            return {p[len(prefix) :].split("/")[0] for p in known if p.startswith(prefix) and len(p) > len(prefix)}
 
         what = f"reading the description of {[*paths, *groups]}"
         with self._guarded(what) as handle:

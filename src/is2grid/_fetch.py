@@ -706,6 +706,11 @@ def _translate(err: BaseException, name: str) -> BaseException:
             f"{name}: access denied ({s3 or code or kind}). Check that your Earthdata Login account may read "
             "this collection and, for s3://, that you run inside AWS us-west-2 with current credentials."
         )
+    if code in (429, 503) or s3 in ("SlowDown", "Throttling", "RequestLimitExceeded"):
+        return RemoteReadError(
+            f"{name}: the server kept throttling requests ({s3 or f'HTTP {code}'}) after the configured retries. "
+            "Read with fewer workers at once, retry later, or raise storage_options={'retries': n}."
+        )
     if (isinstance(err, OSError) and not kind.endswith("Error")) or isinstance(err, PermissionError):
         return GranuleError(f"{name}: cannot be read ({err}). Check the path and its permissions.")
     summary = text.split("\n\n", 1)[0]
