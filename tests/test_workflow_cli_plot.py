@@ -96,6 +96,9 @@ def test_cli_demo_on_a_small_sample(tmp_path, capsys):
     assert str(nc.resolve()) in printed and str(png.resolve()) in printed
     grid = xr.open_dataset(nc)
     assert grid.sizes["time"] == 30 and int(grid.n_segments.sum()) > 0
+    grid.close()
+    again = ["demo", "--out", str(tmp_path / "demo"), "--cache", str(tmp_path / "cache"), "--n-segments", "300"]
+    assert cli.main(again) == 0, "a second demo run replaces its own results"
 
 
 def test_quicklook_draws_a_titled_map_with_units(week, tmp_path):

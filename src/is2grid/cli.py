@@ -107,7 +107,11 @@ def _demo(args) -> int:
     result = workflow.grid_granules(paths, res=args.res, freq=None if args.freq.lower() == "none" else args.freq)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"is2grid_demo_{result.attrs['grid']}_201909"
-    nc = workflow.write_netcdf(result, args.out / f"{stem}.nc")
+    with deferred_signals() as pending:  # the demo replaces its own earlier results
+        nc = workflow.write_netcdf(result, args.out / f"{stem}.nc", overwrite=True)
+    if pending:
+        Path(nc).unlink(missing_ok=True)
+        raise Stopped(pending[0])
     print("3/3 quicklook map")
     png = args.out / f"{stem}_mean_fb.png"
     plot.quicklook(result, "mean_fb", path=png)
