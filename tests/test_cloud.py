@@ -477,3 +477,20 @@ def test_s3_is_https_unless_the_endpoint_says_otherwise():
     from is2grid._fetch import FetchOptions, _client_options
 
     assert _client_options(FetchOptions(), allow_http=False)["allow_http"] is False
+
+
+def test_dask_chunk_tasks_fetch_only_their_own_variable(scripted, granule, local):
+    import h5py
+
+    plan, url = scripted()
+    ds = xr.open_dataset(url, engine="atl10", chunks={})
+    opened = plan.bytes_sent
+    total = float(ds.beam_fb_height.sum().compute())
+    assert total == pytest.approx(float(local.beam_fb_height.sum()), rel=1e-6)
+    with h5py.File(granule) as f:
+        chunks = [
+            f[f"{b}/freeboard_segment/beam_fb_height"].id.get_chunk_info(i).size
+            for b in ("gt1l", "gt2l", "gt3l")
+            for i in range(f[f"{b}/freeboard_segment/beam_fb_height"].id.get_num_chunks())
+        ]
+    assert plan.bytes_sent - opened <= sum(chunks) + len(chunks) * 64 * 1024, "no read-ahead of other variables"

@@ -558,7 +558,10 @@ class RaggedArray(BackendArray):
         rows, lo, hi = self._rows(key)
         block, into = self._allocate(lo, hi)
         if hi > lo:
-            self.reader.read(*self._requests(lo, hi), into=into)
+            # read-ahead only for whole variables (what load() and .values ask for), not for dask's
+            # chunk tasks, which may run in other processes and would fetch their siblings' bytes again
+            whole = lo == 0 and hi == self.shape[0]
+            self.reader.read(*self._requests(lo, hi, ahead=whole), into=into)
         return self._finish(key, rows, lo, block)
 
     async def _getitem_async(self, key: tuple) -> np.ndarray:
