@@ -172,27 +172,28 @@ def moto_with_auth(granule):
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "iam:*"], "Resource": "*"}]}
     iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps(policy))
     keys = [iam.create_access_key(UserName="reader")["AccessKey"] for _ in range(2)]
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-west-2",
-        aws_access_key_id=keys[0]["AccessKeyId"],
-        aws_secret_access_key=keys[0]["SecretAccessKey"],
-    )
+
+    def client(service: str, key: dict):
+        return boto3.client(
+            service,
+            endpoint_url=endpoint,
+            region_name="us-west-2",
+            aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"],
+        )
+
+    s3 = client("s3", keys[0])
     s3.create_bucket(Bucket="nsidc-auth-test", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     key = f"ATLAS/ATL10/006/2019/09/15/{granule.name}"
     s3.upload_file(str(granule), "nsidc-auth-test", key)
     mp.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # from here on every request is authenticated
-    admin = boto3.client(
-        "iam",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=keys[1]["AccessKeyId"],
-        aws_secret_access_key=keys[1]["SecretAccessKey"],
-    )
-    yield endpoint, f"s3://nsidc-auth-test/{key}", keys, admin
+    yield endpoint, f"s3://nsidc-auth-test/{key}", keys, client("iam", keys[1])
     mp.undo()
     server.stop()
+
+
+def _s3_keys(key: dict) -> dict:
+    return {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
 
 
 class RotatingProvider:
@@ -297,7 +298,7 @@ def test_token_goes_only_to_allowed_https_hosts(granule, tmp_path, local, monkey
 
 def test_pickled_remote_dataset_reads_in_the_same_process(moto_with_auth, local):
     endpoint, url, keys, _ = moto_with_auth
-    creds = {"aws_access_key_id": keys[1]["AccessKeyId"], "aws_secret_access_key": keys[1]["SecretAccessKey"]}
+    creds = _s3_keys(keys[1])
     ds = xr.open_dataset(url, engine="atl10", credentials=creds, storage_options={"endpoint_url": endpoint})
     blob = pickle.dumps(ds)
     assert keys[1]["SecretAccessKey"].encode() not in blob
@@ -328,7 +329,7 @@ def test_earthaccess_granule_direct_access_uses_s3(moto_with_auth, local, script
     endpoint, _, keys, _ = moto_with_auth
     _, url = scripted()
     record = _data_granule(url.rsplit("/", 1)[0])
-    creds = {"aws_access_key_id": keys[1]["AccessKeyId"], "aws_secret_access_key": keys[1]["SecretAccessKey"]}
+    creds = _s3_keys(keys[1])
     options = {"access": "direct", "endpoint_url": endpoint}
     ds = xr.open_dataset(record, engine="atl10", credentials=creds, storage_options=options)
     assert ds.attrs["source_file"] == local.attrs["source_file"]
@@ -385,7 +386,7 @@ def test_grid_granules_on_a_cluster_reads_s3_with_installed_credentials(moto_wit
     import distributed
 
     endpoint, url, keys, _ = moto_with_auth
-    creds = {"aws_access_key_id": keys[1]["AccessKeyId"], "aws_secret_access_key": keys[1]["SecretAccessKey"]}
+    creds = _s3_keys(keys[1])
     expected = grid_granules([granule], res=25000, progress=False)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client:
