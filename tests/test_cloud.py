@@ -53,6 +53,7 @@ def scripted(granule):
     yield start
     for server in servers:
         server.shutdown()
+        server.server_close()
 
 
 # --- faults ---------------------------------------------------------------------------------
@@ -294,6 +295,7 @@ def test_token_goes_only_to_allowed_https_hosts(granule, tmp_path, local, monkey
         assert plan.authorization[-1] == f"Bearer {SECRET}"
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_pickled_remote_dataset_reads_in_the_same_process(moto_with_auth, local):

@@ -22,6 +22,7 @@ def http_server(synthetic):
     server, url = serve_http(directory)
     yield url, synthetic["south-backward"].name
     server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,7 @@ def https_server(synthetic, tmp_path_factory):
     server, url = serve_http(synthetic["south-backward"].parent, certfile=cert)
     yield url, synthetic["south-backward"].name, authority
     server.shutdown()
+    server.server_close()
 
 
 def test_http_range_reads_equal_local(http_server, local):
@@ -84,6 +86,7 @@ def test_server_ignoring_range_still_gives_right_values(synthetic, local):
         xr.testing.assert_identical(ds.load(), local)
     finally:
         server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="module")
