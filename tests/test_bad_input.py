@@ -169,3 +169,9 @@ def test_damaged_chunk_index_is_named_not_read(three_chunks, tmp_path, damage, p
     path = _damage_chunk_index(three_chunks, tmp_path, damage)
     with pytest.raises(is2grid.CorruptGranuleError, match=f"beam_fb_height.*{problem}"):
         xr.open_dataset(path, engine="atl10").beam_fb_height.load()
+
+
+def test_group_and_beams_together_are_refused(south):
+    with pytest.raises(ValueError, match="give one of them"):
+        xr.open_dataset(south, engine="atl10", group="gt1l", beams="weak")
+    assert xr.open_dataset(south, engine="atl10", group="gt1l").trajectory.values.tolist() == ["gt1l"]

@@ -87,13 +87,17 @@ def open_groups(
 ) -> dict[str, xr.Dataset]:
     """Every beam group of a granule at its own length: ``{"/": root, "/gt1l/leads": ..., ...}``."""
     granule = open_granule(filename_or_obj, credentials, storage_options)
-    groups: dict[str, xr.Dataset] = {"/": xr.Dataset(attrs=granule.attrs)}
-    for beam in granule.beams:
-        groups[f"/{beam}"] = xr.Dataset(attrs={"beam": beam, **atl10.group_attrs("{beam}")})
-        for group in atl10.BEAM_GROUPS:
-            if group not in granule.links(beam) or not granule.listing(f"{beam}/{group}")[0]:
-                continue
-            store = BeamGroupStore(granule, beam, group, decode_times, drop_variables)
-            groups[f"/{beam}/{group}"] = _decode(store, mask_and_scale)
+    try:
+        groups: dict[str, xr.Dataset] = {"/": xr.Dataset(attrs=granule.attrs)}
+        for beam in granule.beams:
+            groups[f"/{beam}"] = xr.Dataset(attrs={"beam": beam, **atl10.group_attrs("{beam}")})
+            for group in atl10.BEAM_GROUPS:
+                if group not in granule.links(beam) or not granule.listing(f"{beam}/{group}")[0]:
+                    continue
+                store = BeamGroupStore(granule, beam, group, decode_times, drop_variables)
+                groups[f"/{beam}/{group}"] = _decode(store, mask_and_scale)
+    except BaseException:
+        granule.reader.close()
+        raise
     groups["/"].set_close(granule.reader.close)
     return groups

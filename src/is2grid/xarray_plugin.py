@@ -18,7 +18,8 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
     contiguous ragged array, featureType trajectory) read lazily through h5coro.
     """
 
-    description = "ICESat-2 ATL10 sea ice freeboard granules (local, s3://, https://) through h5coro"
+    description = "ICESat-2 ATL10 sea ice freeboard granules (local, s3://, https://, earthaccess results)"
+    supports_groups = True
     url = "https://github.com/is2grid/is2grid"
     open_dataset_parameters = (
         "filename_or_obj",
@@ -47,6 +48,11 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
     ):
         from is2grid._open import open_segments
 
+        if group is not None and beams != DEFAULT_BEAMS:
+            raise ValueError(
+                f"group={group!r} and beams={beams!r}: give one of them. group= opens one beam; beams= opens "
+                "'strong', 'weak', 'all' or a list of beams."
+            )
         return open_segments(
             filename_or_obj,
             beams=[group] if group is not None else beams,
