@@ -198,11 +198,10 @@ def _granule_lock(name: str) -> SerializableLock:
 
 @dataclass(frozen=True)
 class Piece:
-    """``rows`` rows of dataset ``path`` (``contiguous`` is kept for reference: any layout reads by rows)."""
+    """``rows`` rows of dataset ``path`` (of any layout: chunked, contiguous or compact)."""
 
     path: str
     rows: int
-    contiguous: bool = False
 
 
 def as_text(value: Any) -> str:
@@ -463,7 +462,7 @@ class GranuleReader:
 
         # a few batches per thread: one future per chunk cost more than decoding small chunks
         n = len(job.tasks)
-        parts = min(n, 4 * _decode.pool()._max_workers)
+        parts = min(n, 4 * _decode.THREADS)
         bounds = [round(i * n / parts) for i in range(parts + 1)] if parts else []
         if parts > 1:
             list(_decode.pool().map(batch, [range(a, b) for a, b in itertools.pairwise(bounds)]))

@@ -19,6 +19,8 @@ import numpy as np
 from is2grid._chunks import DEFLATE, FLETCHER32, SHUFFLE, Layout
 from is2grid.errors import CorruptGranuleError
 
+#: Decode threads: one per core, at least two.
+THREADS = max(2, os.cpu_count() or 2)
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -28,7 +30,7 @@ def pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="is2grid-decode")
+            _POOL = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="is2grid-decode")
         return _POOL
 
 

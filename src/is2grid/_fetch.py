@@ -8,6 +8,7 @@ and failures become :mod:`is2grid.errors` exceptions that name the granule witho
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime as dt
 import logging
@@ -108,24 +109,26 @@ def describe(source: Any) -> str:
     return redact_url(str(name)) if name else f"<{type(source).__name__}>"
 
 
-class ByteSource:
+class ByteSource(abc.ABC):
     """Ranges of one object. ``read`` returns exactly the bytes asked for, or raises."""
 
     name: str
 
+    @abc.abstractmethod
     def size(self) -> int:
-        raise NotImplementedError
+        """The object's size in bytes."""
 
+    @abc.abstractmethod
     def read(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
-        raise NotImplementedError
+        """Bytes ``starts[i]:stops[i]`` for every i, each checked for length."""
 
     async def read_async(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
         import asyncio
 
         return await asyncio.to_thread(self.read, starts, stops)
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027  (most sources hold nothing to release)
+        """Release what the source holds (a file descriptor); remote clients need nothing."""
 
     def _checked(self, parts: Sequence[Any], starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
         out = [memoryview(p).cast("B") if not isinstance(p, memoryview) else p for p in parts]

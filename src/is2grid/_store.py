@@ -23,7 +23,6 @@ from is2grid.credentials import Credentials
 from is2grid.errors import CorruptGranuleError, Is2gridWarning, NotATL10Error, UnsupportedVersionError
 from is2grid.gpstime import delta_time_to_utc
 
-CHUNKED = 2
 TIME_ENCODING = {"units": "seconds since 2018-01-01T00:00:00", "calendar": "standard", "dtype": "float64"}
 ROOT_SCALARS = {
     "sc_orient": "orbit_info/sc_orient",
@@ -242,7 +241,7 @@ class SegmentStore(AbstractDataStore):
                         f"{self.granule.url}: {path} has {meta.dimensions[0]} rows, latitude has {count}."
                     )
                 dtype = meta.getNumpyType()
-                pieces.append(Piece(path, count, meta.layout != CHUNKED))
+                pieces.append(Piece(path, count))
             variables[name] = _ragged_variable(
                 self.granule.reader, ("segment",), pieces, dtype, schema_path, self.decode_times, siblings=siblings
             )
@@ -324,7 +323,7 @@ class BeamGroupStore(AbstractDataStore):
                 dims = (
                     ("hist_bin",) if name == "ds_si_hist_bins" else tuple(f"{name}_dim{i}" for i in range(len(shape)))
                 )
-            piece = Piece(path, shape[0], meta.layout != CHUNKED)
+            piece = Piece(path, shape[0])
             variables[name] = _ragged_variable(
                 self.granule.reader,
                 dims,
