@@ -279,10 +279,16 @@ class GranuleReader:
                 handle.h5.cache.clear()
 
     def listing(self, group: str) -> tuple[dict[str, Any], set[str]]:
-        """Datasets (name -> h5coro metadata) and subgroup names of ``group``; empty if it is missing."""
-        with self._guarded(f"reading the structure of group {group!r}") as handle:
-            variables, _, groups = handle.h5.list(group, w_attr=False)
-        return {k: v["__metadata__"] for k, v in variables.items()}, set(groups)
+        """Datasets (name -> h5coro metadata) and subgroup names of ``group``; empty if it is missing.
+
+        Built on :meth:`links` (h5coro's own ``list`` has its prefix-matching bug) and :meth:`metadata`:
+        a member without a datatype is a group.
+        """
+        names = sorted(self.links(group))
+        prefix = group.strip("/") + "/" if group.strip("/") else ""
+        metas = self.metadata([prefix + n for n in names], missing_ok=True) if names else {}
+        variables = {n: metas[prefix + n] for n in names if metas[prefix + n] is not None}
+        return variables, set(names) - set(variables)
 
     def links(self, group: str) -> set[str]:
         """Names of the members of ``group`` (datasets and subgroups), without reading their headers."""

@@ -86,7 +86,8 @@ class FetchOptions:
         unknown = sorted(set(options) - names)
         if unknown:
             raise ValueError(
-                f"storage_options: unknown key(s) {unknown}. Known: {sorted(names | {'credentials', 'token'})}."
+                f"storage_options: unknown key(s) {unknown}. Known: "
+                f"{sorted(names | {'credentials', 'token', 'auth', 'key', 'secret', 'session_token'})}."
             )
         if "allow_hosts" in options:
             options["allow_hosts"] = tuple(options["allow_hosts"])
@@ -173,7 +174,7 @@ class ObjectStoreSource(ByteSource):
             return [head]
 
         try:
-            self._split_retrying(fetch, [0], [n], 0)
+            _split_retrying(fetch, [0], [n], self.options)
         except _RangeIgnored:
             self._read_whole()
 
@@ -195,25 +196,10 @@ class ObjectStoreSource(ByteSource):
             return self._checked(parts, a, b)
 
         try:
-            return self._split_retrying(fetch, list(starts), list(stops), 0)
+            return _split_retrying(fetch, list(starts), list(stops), self.options)
         except _RangeIgnored:
             self._read_whole()
             return self.read(starts, stops)
-
-    def _split_retrying(self, fetch, starts: list[int], stops: list[int], attempt: int) -> list[memoryview]:
-        """Retry a failed batch as two halves, so one bad request does not doom the others' retries."""
-        try:
-            return fetch(starts, stops)
-        except _Transient as err:
-            if attempt >= self.options.retries:
-                raise RemoteReadError(str(err)) from None
-            time.sleep(self.options.backoff * 2**attempt)
-            if len(starts) == 1:
-                return self._split_retrying(fetch, starts, stops, attempt + 1)
-            mid = len(starts) // 2
-            return self._split_retrying(fetch, starts[:mid], stops[:mid], attempt + 1) + self._split_retrying(
-                fetch, starts[mid:], stops[mid:], attempt + 1
-            )
 
     async def read_async(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
         import asyncio
@@ -264,6 +250,24 @@ class ObjectStoreSource(ByteSource):
                     stacklevel=2,
                 )
                 self._whole, self._size = whole, len(whole)
+
+
+def _split_retrying(fetch, starts: list[int], stops: list[int], options: FetchOptions, attempt: int = 0) -> list:
+    """``fetch(starts, stops)``, retried with backoff on transient failures (cut-short, reset or wrong-range
+    bodies, timeouts: what obstore does not retry itself). A failed batch is retried as two halves, so one
+    bad request does not use up the others' retries."""
+    try:
+        return fetch(starts, stops)
+    except _Transient as err:
+        if attempt >= options.retries:
+            raise RemoteReadError(str(err)) from None
+        time.sleep(options.backoff * 2**attempt)
+        if len(starts) == 1:
+            return _split_retrying(fetch, starts, stops, options, attempt + 1)
+        mid = len(starts) // 2
+        return _split_retrying(fetch, starts[:mid], stops[:mid], options, attempt + 1) + _split_retrying(
+            fetch, starts[mid:], stops[mid:], options, attempt + 1
+        )
 
 
 def _refuse_web_page(head: Any, name: str) -> None:
@@ -382,7 +386,7 @@ def open_source(target: Any, options: FetchOptions, credentials: Credentials | N
     else:
         kind, location = resolve(target)
         if kind == "file":
-            source = _local(location, options)
+            source = _local(location)
         elif kind == "s3":
             source = _s3(location, options, credentials)
         else:
@@ -448,7 +452,7 @@ def _retry(options: FetchOptions) -> dict[str, Any]:
     }
 
 
-def _local(location: str, options: FetchOptions) -> ByteSource:
+def _local(location: str) -> ByteSource:
     path = os.path.abspath(location)
     try:
         info = os.stat(path)
@@ -582,14 +586,7 @@ class RequestsSource(ByteSource):
             return list(pool.map(self._get, starts, stops))
 
     def _get(self, start: int, stop: int) -> memoryview:
-        for attempt in range(self.options.retries + 1):
-            try:
-                return self._get_once(start, stop)
-            except _Transient as err:
-                if attempt == self.options.retries:
-                    raise RemoteReadError(str(err)) from None
-                time.sleep(self.options.backoff * 2**attempt)
-        raise AssertionError("unreachable")
+        return _split_retrying(lambda a, b: [self._get_once(a[0], b[0])], [start], [stop], self.options)[0]
 
     def _get_once(self, start: int, stop: int) -> memoryview:
         import requests
