@@ -24,8 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, median, peak_memory, table, timed
 
 import is2grid  # noqa: F401
-from is2grid import tutorial
-from is2grid.gpstime import utc_to_delta_time
+from is2grid import atl10, tutorial
 
 RES, N, EXTENT = 6250.0, 2880, 9_000_000.0
 
@@ -38,9 +37,8 @@ def month_of_segments(target: int, seed: int = 0) -> xr.Dataset:
     cols = {k: [] for k in ("latitude", "longitude", "delta_time", "length", "fb")}
     for i in range(tracks):
         day = i * 30 // tracks
-        t0 = float(
-            utc_to_delta_time(np.datetime64("2019-09-01T01:00") + np.timedelta64(int(day * 86400 + i * 1800), "s"))
-        )
+        start = np.datetime64("2019-09-01T01:00") + np.timedelta64(int(day * 86400 + i * 1800), "s")
+        t0 = float(atl10.seconds_since_epoch(start))
         lan = (i * 137.5) % 360 - 180
         for beam in ("gt1l", "gt2l", "gt3l"):
             track = tutorial._beam_track(beam, "south", lan, t0, per_track, True, rng)
@@ -51,14 +49,12 @@ def month_of_segments(target: int, seed: int = 0) -> xr.Dataset:
             cols["length"].append(track["length"])
             cols["fb"].append((fb + rng.normal(0, 0.08, fb.size)).clip(0).astype(np.float32))
     c = {k: np.concatenate(v) for k, v in cols.items()}
-    from is2grid.gpstime import delta_time_to_utc
-
     return xr.Dataset(
         {"beam_fb_height": ("segment", c["fb"]), "height_segment_length_seg": ("segment", c["length"])},
         coords={
             "latitude": ("segment", c["latitude"]),
             "longitude": ("segment", c["longitude"]),
-            "delta_time": ("segment", delta_time_to_utc(c["delta_time"])),
+            "delta_time": ("segment", atl10.ATLAS_EPOCH + (c["delta_time"] * 1e9).astype("timedelta64[ns]")),
         },
         attrs={"hemisphere": "south"},
     )

@@ -17,17 +17,17 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     import xarray as xr
-    import is2grid.workflow as workflow
+    from is2grid import reduction
     from is2grid.cli import main
 
     stage = sys.argv[1]
-    original_partial, original_write = workflow._granule_partial, xr.Dataset.to_netcdf
+    original_sums, original_write = reduction.cell_sums, xr.Dataset.to_netcdf
 
-    def slow_partial(*args, **kwargs):
+    def slow_sums(*args, **kwargs):
         if stage == "gridding":
             print("gridding", flush=True)
             time.sleep(30)
-        return original_partial(*args, **kwargs)
+        return original_sums(*args, **kwargs)
 
     def slow_write(self, path, *args, **kwargs):
         out = original_write(self, path, *args, **kwargs)
@@ -36,7 +36,7 @@ CHILD = textwrap.dedent(
             time.sleep(2)
         return out
 
-    workflow._granule_partial = slow_partial
+    reduction.cell_sums = slow_sums
     xr.Dataset.to_netcdf = slow_write
     sys.exit(main(["grid", *sys.argv[3:], "--out", sys.argv[2], "--res", "25000"]))
     """
@@ -86,6 +86,7 @@ def test_output_is_never_an_input(tmp_path, south, capsys):
 
 
 def test_output_folder_is_named_before_work(tmp_path, south, capsys, monkeypatch):
+    import is2grid.reduction
     import is2grid.workflow
 
     monkeypatch.setattr(is2grid.workflow, "grid_granules", lambda *a, **k: pytest.fail("worked before checking"))
@@ -106,9 +107,10 @@ def test_output_folder_is_named_before_work(tmp_path, south, capsys, monkeypatch
     ],
 )
 def test_bad_options_are_named_before_work(tmp_path, south, capsys, monkeypatch, flags, message):
+    import is2grid.reduction
     import is2grid.workflow
 
-    monkeypatch.setattr(is2grid.workflow, "_run", lambda *a, **k: pytest.fail("read granules before checking"))
+    monkeypatch.setattr(is2grid.reduction, "cell_sums", lambda *a, **k: pytest.fail("read granules before checking"))
     assert main(["grid", str(south), "--out", str(tmp_path / "o.nc"), *flags]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o.nc").exists()

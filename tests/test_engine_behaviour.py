@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 import is2grid
-from is2grid import atl10, gpstime
+from is2grid import atl10
 from is2grid._array import GranuleReader
 from is2grid.xarray_plugin import ATL10BackendEntrypoint
 
@@ -159,16 +159,33 @@ def test_decode_times_false_keeps_gps_seconds(south):
 # --- time ----------------------------------------------------------------------------------
 
 
+def cf_decode(seconds) -> np.ndarray:
+    """ATLAS seconds decoded by xarray's CF rules, as the engine's delta_time is."""
+    raw = xr.Dataset({"t": ("n", np.atleast_1d(np.asarray(seconds, float)), {"units": "seconds since 2018-01-01"})})
+    return xr.decode_cf(raw).t.values
+
+
 def test_time_is_utc_not_gps_on_real_granule():
     """data_start_utc and start_delta_time, both stored in the granule, must agree once decoded."""
     with h5py.File(REAL_VALID) as f:
         start_utc = np.datetime64(f["ancillary_data/data_start_utc"][0].decode().rstrip("Z"), "ns")
         start_delta = f["ancillary_data/start_delta_time"][0]
         epoch = f["ancillary_data/atlas_sdp_gps_epoch"][0]
-    decoded = gpstime.delta_time_to_utc(start_delta)
+    decoded = cf_decode(start_delta)[0]
     assert abs(decoded - start_utc) < np.timedelta64(1, "us")
     tutorial_gps = np.datetime64("1980-01-06", "ns") + np.timedelta64(round((start_delta + epoch) * 1e6), "us")
     assert tutorial_gps - start_utc == np.timedelta64(18, "s")  # the NSIDC tutorial's bug
+
+
+def test_engine_time_is_the_cf_decoding_of_the_stored_seconds():
+    ds = xr.open_dataset(REAL_VALID, engine="atl10", beams="all")
+    with h5py.File(REAL_VALID) as f:
+        stored = np.concatenate([f[f"{b}/freeboard_segment/delta_time"][:] for b in ds.attrs["beams"].split()])
+    assert ds.delta_time.dtype == np.dtype("datetime64[ns]")
+    # to the float64's own resolution at ~1.3e8 s (30 ns): the decoding adds no error of its own
+    by_hand = atl10.ATLAS_EPOCH + np.round(stored * 1e6).astype("timedelta64[us]")
+    assert np.abs(ds.delta_time.values - by_hand).max() < np.timedelta64(1, "us")
+    assert ds.delta_time.encoding["units"] == "seconds since 2018-01-01"
 
 
 @pytest.mark.parametrize(
@@ -180,17 +197,8 @@ def test_time_is_utc_not_gps_on_real_granule():
     ],
 )
 def test_known_instants(seconds, utc):
-    assert gpstime.delta_time_to_utc(seconds) == np.datetime64(utc, "ns")
-    assert gpstime.utc_to_delta_time(np.datetime64(utc)) == pytest.approx(seconds, abs=1e-6)
-
-
-def test_a_future_leap_second_is_one_table_line():
-    table = [*gpstime.LEAP_SECONDS, ("2030-01-01T00:00:00", 19)]
-    before = gpstime.utc_to_delta_time(np.datetime64("2029-12-31T23:59:59"), table)
-    after = gpstime.utc_to_delta_time(np.datetime64("2030-01-01T00:00:00"), table)
-    assert after - before == 2.0  # the inserted second 23:59:60 lies between
-    assert gpstime.delta_time_to_utc(after, table) == np.datetime64("2030-01-01T00:00:00", "ns")
-    assert gpstime.delta_time_to_utc([np.nan]).astype("int64")[0] == np.datetime64("NaT").astype("int64")
+    assert abs(cf_decode(seconds)[0] - np.datetime64(utc, "ns")) < np.timedelta64(1, "us")
+    assert atl10.seconds_since_epoch(np.datetime64(utc)) == pytest.approx(seconds, abs=1e-6)
 
 
 # --- laziness, pickling, dask ----------------------------------------------------------------
@@ -212,7 +220,14 @@ def test_open_reads_no_segment_data(monkeypatch, south):
     spy = Spy(monkeypatch)
     ds = xr.open_dataset(south, engine="atl10")
     assert spy.requests, "open must read orbit_info"
-    assert all(p.startswith(("orbit_info/", "ancillary_data/")) for p, _, _ in spy.requests)
+    # xarray checks that delta_time decodes by decoding its first and last value: one row each
+    segment_reads = [r for r in spy.requests if not r[0].startswith(("orbit_info/", "ancillary_data/"))]
+    last_beam = ds.attrs["beams"].split()[-1]
+    n_last = int(ds.row_size[-1])
+    assert segment_reads == [
+        ("gt1l/freeboard_segment/delta_time", 0, 1),
+        (f"{last_beam}/freeboard_segment/delta_time", n_last - 1, n_last),
+    ]
     spy.requests.clear()
     part = ds.beam_fb_height[10:20].values
     assert part.shape == (10,)

@@ -10,10 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from is2grid import gridding, grids
+import is2grid
+from is2grid import grids, reduction
+from is2grid.request import GridRequest
 
 from .reference import brute_force
-from .test_gridding import segments
+from .test_gridding import assert_matches_reference, segments
 
 RES = 100_000.0
 GRID = grids.ease2_grid("south", RES)
@@ -89,18 +91,16 @@ def test_dask_equals_numpy(ds, chunk):
 @given(segment_sets(), st.integers(0, 60))
 def test_split_and_combine_equals_whole(ds, cut):
     cut = min(cut, ds.sizes["segment"])
-    bins, filters = gridding.TimeBins("1D"), gridding.Filters()
+    request = GridRequest.create(GRID, freq="1D")
 
     def partial(part):
-        return gridding.partial_sums(part.latitude.values, part.longitude.values, part.delta_time.values,
-                                     part.height_segment_length_seg.values, part.beam_fb_height.values,
-                                     grid=GRID, bins=bins, filters=filters)  # fmt: skip
+        return reduction.cell_sums({n: part[n].values for n in request.needed}, request)
 
     whole = partial(ds)
-    merged = gridding.combine(partial(ds.isel(segment=slice(0, cut))), partial(ds.isel(segment=slice(cut, None))))
+    merged = reduction.combine(partial(ds.isel(segment=slice(0, cut))), partial(ds.isel(segment=slice(cut, None))))
     np.testing.assert_array_equal(merged.keys, whole.keys)
     np.testing.assert_array_equal(merged.count, whole.count)
-    for name in ("sum_l", "sum_lh", "sum_lh2"):
+    for name in ("sum_length", "sum_length_fb", "sum_length_fb2"):
         np.testing.assert_allclose(getattr(merged, name), getattr(whole, name), rtol=1e-12)
 
 
@@ -136,8 +136,10 @@ def test_building_the_graph_computes_nothing(synthetic, extent):
     xr.testing.assert_allclose(grid.compute(), expected, rtol=1e-9, atol=1e-7)
 
 
-def test_dask_without_extent_computes_chunkwise_and_returns_numpy(synthetic):
+def test_dask_without_extent_raises_with_the_fix_instead_of_computing(synthetic):
     ds = xr.open_dataset(synthetic["south-backward"], engine="atl10", chunks={})
-    with raise_if_dask_computes(max_computes=1):
-        grid = ds.is2grid.to_ease2(res=25000)
-    assert isinstance(grid.n_segments.data, np.ndarray)
+    with raise_if_dask_computes(), pytest.raises(is2grid.GridError, match=r"time_range=.*full_grid=True.*ds\.load\(\)"):
+        ds.is2grid.to_ease2(res=25000)
+    loaded = ds.load().is2grid.to_ease2(res=3125)
+    assert int(loaded.n_segments.sum()) == int(ds.beam_fb_height.count())
+    assert_matches_reference(ds, loaded, 6932, 3125)

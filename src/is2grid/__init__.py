@@ -24,7 +24,6 @@ from is2grid.errors import (
     UnsupportedInputError,
     UnsupportedVersionError,
 )
-from is2grid.gpstime import delta_time_to_utc
 from is2grid.grids import Grid, ease2_grid, nsidc_polar_stereo_grid
 
 try:
@@ -48,7 +47,6 @@ __all__ = [
     "UnsupportedInputError",
     "UnsupportedVersionError",
     "__version__",
-    "delta_time_to_utc",
     "ease2_grid",
     "nsidc_polar_stereo_grid",
 ]

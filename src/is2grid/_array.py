@@ -537,16 +537,12 @@ class RaggedArray(BackendArray):
         pieces: list[Piece],
         dtype: np.dtype,
         trailing_shape: tuple[int, ...] = (),
-        transform: Callable[[np.ndarray], np.ndarray] | None = None,
-        stored_dtype: np.dtype | None = None,
         siblings: list[RaggedArray] | None = None,
     ):
         self.reader = reader
         self.pieces = [p for p in pieces if p.rows > 0]
-        self.stored_dtype = np.dtype(stored_dtype if stored_dtype is not None else dtype)
         self.dtype = np.dtype(dtype)
         self.shape = (sum(p.rows for p in self.pieces), *trailing_shape)
-        self.transform = transform
         self._offsets = np.cumsum([0] + [p.rows for p in self.pieces])
         self.siblings = siblings if siblings is not None else []
         self.siblings.append(self)
@@ -578,7 +574,7 @@ class RaggedArray(BackendArray):
 
     def _allocate(self, lo: int, hi: int) -> tuple[np.ndarray, list[np.ndarray]]:
         """One output for rows [lo, hi) and its views, one per piece, for the reader to fill."""
-        block = np.empty((hi - lo, *self.shape[1:]), dtype=self.stored_dtype)
+        block = np.empty((hi - lo, *self.shape[1:]), dtype=self.dtype)
         into, at = [], 0
         for _, a, b in self._pieces_for(lo, hi):
             assert a is not None and b is not None
@@ -603,8 +599,7 @@ class RaggedArray(BackendArray):
             out = block[tuple(rest)] if rest else block
         else:
             out = block[(slice(None), *rest)] if rest else block
-        out = np.asarray(out, dtype=self.stored_dtype)
-        return self.transform(out) if self.transform is not None else out
+        return np.asarray(out, dtype=self.dtype)
 
     def _pieces_for(self, lo: int, hi: int) -> list[Request]:
         found: list[Request] = []

@@ -31,12 +31,11 @@ def open_granule(target: Any, credentials: Any, storage_options: Mapping[str, An
     return Granule(target, made, options)
 
 
-def _decode(store, mask_and_scale: bool, drop_variables=None) -> xr.Dataset:
-    # delta_time is decoded by the store itself (GPS -> UTC with leap seconds), never by CF rules
+def _decode(store, mask_and_scale: bool, decode_times: bool, drop_variables=None) -> xr.Dataset:
     ds = StoreBackendEntrypoint().open_dataset(
         store,
         mask_and_scale=mask_and_scale,
-        decode_times=False,
+        decode_times=decode_times,
         decode_timedelta=False,
         concat_characters=True,
         decode_coords=False,
@@ -69,8 +68,8 @@ def open_segments(
         )
     granule = open_granule(filename_or_obj, credentials, storage_options)
     try:
-        store = SegmentStore(granule, beams, variables, drop_variables, decode_times)
-        return _decode(store, mask_and_scale)
+        store = SegmentStore(granule, beams, variables, drop_variables)
+        return _decode(store, mask_and_scale, decode_times)
     except BaseException:
         granule.reader.close()
         raise
@@ -94,8 +93,8 @@ def open_groups(
             for group in atl10.BEAM_GROUPS:
                 if group not in granule.links(beam) or not granule.listing(f"{beam}/{group}")[0]:
                     continue
-                store = BeamGroupStore(granule, beam, group, decode_times, drop_variables)
-                groups[f"/{beam}/{group}"] = _decode(store, mask_and_scale)
+                store = BeamGroupStore(granule, beam, group, drop_variables)
+                groups[f"/{beam}/{group}"] = _decode(store, mask_and_scale, decode_times)
     except BaseException:
         granule.reader.close()
         raise

@@ -1,7 +1,8 @@
 """The ATL10 data store: granule structure -> lazily read xarray Variables.
 
-Product rules (beams, names, schema, time) come from :mod:`is2grid.atl10` and
-:mod:`is2grid.gpstime`; reading goes through :class:`is2grid._array.GranuleReader`.
+Product rules (beams, names, schema) come from :mod:`is2grid.atl10`; reading goes through
+:class:`is2grid._array.GranuleReader`. Times stay the stored seconds with their CF ``units``, so
+xarray decodes them (see "Time" in the README's design decisions).
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ from is2grid._array import GranuleReader, Piece, RaggedArray, RepeatedLabelArray
 from is2grid._fetch import FetchOptions, describe, resolve
 from is2grid.credentials import Credentials
 from is2grid.errors import CorruptGranuleError, Is2gridWarning, NotATL10Error, UnsupportedVersionError
-from is2grid.gpstime import delta_time_to_utc
 
-TIME_ENCODING = {"units": "seconds since 2018-01-01T00:00:00", "calendar": "standard", "dtype": "float64"}
 ROOT_SCALARS = {
     "sc_orient": "orbit_info/sc_orient",
     "rgt": "orbit_info/rgt",
@@ -155,19 +154,10 @@ def _outcome(call, *args):
         return err
 
 
-def _ragged_variable(reader, dims, pieces, dtype, schema_path, decode_times, trailing=(), siblings=None) -> xr.Variable:
+def _ragged_variable(reader, dims, pieces, dtype, schema_path, trailing=(), siblings=None) -> xr.Variable:
     attrs = atl10.variable_attrs(schema_path)
     encoding: dict[str, Any] = {}
-    name = schema_path.rsplit("/", 1)[-1]
-    if name == "delta_time" and decode_times:
-        array = RaggedArray(
-            reader, pieces, np.dtype("datetime64[ns]"), trailing, delta_time_to_utc, dtype, siblings=siblings
-        )
-        attrs = {k: v for k, v in attrs.items() if k not in ("units", "_FillValue")}
-        attrs["long_name"] = "UTC time of the segment (decoded from GPS delta_time, leap seconds applied)"
-        encoding.update(TIME_ENCODING)
-    else:
-        array = RaggedArray(reader, pieces, dtype, trailing, siblings=siblings)
+    array = RaggedArray(reader, pieces, dtype, trailing, siblings=siblings)
     chunks = tuple(size for p in array.pieces for size in _chunk_sizes(p.rows))
     if chunks:
         encoding["preferred_chunks"] = {dims[0]: chunks}
@@ -181,9 +171,8 @@ def _chunk_sizes(rows: int, chunk: int = 10000) -> list[int]:
 class SegmentStore(AbstractDataStore):
     """The chosen beams' freeboard segments as one ragged ``segment`` dimension."""
 
-    def __init__(self, granule: Granule, beams, variables, drop_variables, decode_times: bool):
+    def __init__(self, granule: Granule, beams, variables, drop_variables):
         self.granule = granule
-        self.decode_times = decode_times
         chosen, undefined = atl10.beams_for(granule.sc_orient, beams)
         if undefined:
             warnings.warn(
@@ -243,7 +232,7 @@ class SegmentStore(AbstractDataStore):
                 dtype = meta.getNumpyType()
                 pieces.append(Piece(path, count))
             variables[name] = _ragged_variable(
-                self.granule.reader, ("segment",), pieces, dtype, schema_path, self.decode_times, siblings=siblings
+                self.granule.reader, ("segment",), pieces, dtype, schema_path, siblings=siblings
             )
         variables["beam"] = xr.Variable(
             ("segment",),
@@ -291,10 +280,9 @@ def _select_names(variables, drop_variables) -> list[str]:
 class BeamGroupStore(AbstractDataStore):
     """One group of one beam (freeboard_segment, leads or reference_surface_section) at its own length."""
 
-    def __init__(self, granule: Granule, beam: str, group: str, decode_times: bool, drop_variables=None):
+    def __init__(self, granule: Granule, beam: str, group: str, drop_variables=None):
         self.granule = granule
         self.beam, self.group = beam, group
-        self.decode_times = decode_times
         self.dim = atl10.BEAM_GROUPS[group]
         drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
         if group == atl10.SEGMENT_GROUP:
@@ -330,7 +318,6 @@ class BeamGroupStore(AbstractDataStore):
                 [piece],
                 meta.getNumpyType(),
                 "{beam}/" + path.split("/", 1)[1],
-                self.decode_times,
                 trailing=shape[1:],
             )
         return FrozenDict(variables)

@@ -16,16 +16,25 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "ATLAS_EPOCH",
     "BEAMS",
     "DEFAULT_VARIABLES",
     "GRANULE_NAME",
     "beams_for",
+    "decode_attr",
     "granule_identity",
     "hemisphere_from_name",
+    "hemisphere_of_dataset",
+    "hemisphere_of_names",
+    "seconds_since_epoch",
     "segment_variable_paths",
     "variable_attrs",
     "variable_dtype",
 ]
+
+#: ``delta_time`` counts GPS seconds from this UTC instant; with GPS - UTC fixed at 18 s since 2017 the CF
+#: units "seconds since 2018-01-01" decode to UTC exactly (see the README's design decisions on time)
+ATLAS_EPOCH = np.datetime64("2018-01-01T00:00:00", "ns")
 
 BEAMS = ("gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r")
 STRONG_BEAMS = {0: ("gt1l", "gt2l", "gt3l"), 1: ("gt1r", "gt2r", "gt3r")}
@@ -63,7 +72,8 @@ def _schema() -> dict[str, Any]:
     return json.loads(text)
 
 
-def _decode(value: Any) -> Any:
+def decode_attr(value: Any) -> Any:
+    """An attribute value as stored in the schema JSON, back to its numpy type."""
     if isinstance(value, dict) and "dtype" in value:
         if "values" in value:
             return np.array(value["values"], dtype=value["dtype"])
@@ -83,12 +93,12 @@ def dataset_paths() -> list[str]:
 
 def group_attrs(path: str) -> dict[str, Any]:
     """Attributes of a group as stored in real granules (``{beam}`` for beam groups)."""
-    return {k: _decode(v) for k, v in _schema()["groups"].get(path, {}).items()}
+    return {k: decode_attr(v) for k, v in _schema()["groups"].get(path, {}).items()}
 
 
 def root_attrs() -> dict[str, Any]:
     """Root attributes of the granule the schema was extracted from."""
-    return {k: _decode(v) for k, v in _schema()["root_attrs"].items()}
+    return {k: decode_attr(v) for k, v in _schema()["root_attrs"].items()}
 
 
 def variable_attrs(path: str) -> dict[str, Any]:
@@ -102,7 +112,7 @@ def variable_attrs(path: str) -> dict[str, Any]:
     entry = schema_entry(path)
     if entry is None:
         return {}
-    return {k: _decode(v) for k, v in entry["attrs"].items()}
+    return {k: decode_attr(v) for k, v in entry["attrs"].items()}
 
 
 def variable_dtype(path: str) -> np.dtype:
@@ -196,3 +206,64 @@ def granule_identity(name: str) -> str:
     if match is None:
         return base
     return f"ATL10-{match['hemi']}_{match['time']}_{match['rgt']}{match['cycle']}{match['region']}"
+
+
+def seconds_since_epoch(utc) -> np.ndarray:
+    """UTC datetimes to ``delta_time`` seconds (the inverse of CF-decoding ``delta_time``).
+
+    Examples
+    --------
+    >>> seconds_since_epoch(np.datetime64("2018-01-02T00:00:00"))
+    array(86400.)
+    """
+    return np.asarray((np.asarray(utc, dtype="datetime64[ns]") - ATLAS_EPOCH) / np.timedelta64(1, "s"))
+
+
+def hemisphere_of_names(names) -> str:
+    """The one hemisphere of a set of ATL10 granule names (ATL10-01 north, ATL10-02 south).
+
+    Examples
+    --------
+    >>> hemisphere_of_names(["ATL10-02_20190915000000_12340501_006_01.h5"])
+    'south'
+    """
+    from is2grid.errors import GridError
+
+    found = {hemisphere_from_name(name) for name in names}
+    if found in ({"north"}, {"south"}):
+        return str(found.pop())
+    if {"north", "south"} <= found:
+        raise GridError("the granules mix ATL10-01 (Arctic) and ATL10-02 (Antarctic): grid each hemisphere separately.")
+    raise GridError("cannot tell the hemisphere from the file names: pass hemisphere='north' or 'south'.")
+
+
+def hemisphere_of_dataset(ds) -> str:
+    """'north' or 'south': the ``hemisphere`` attribute the engine sets, or else the latitudes' sign.
+
+    Raises
+    ------
+    is2grid.GridError
+        For data of both hemispheres, or none.
+    """
+    from is2grid.errors import GridError
+
+    hemi = ds.attrs.get("hemisphere")
+    if hemi in ("north", "south"):
+        return hemi
+    if hemi == "mixed":
+        raise GridError(
+            "the Dataset mixes granules of both hemispheres. Grid each separately: open the ATL10-01 (Arctic) "
+            "and ATL10-02 (Antarctic) granules apart, or pass hemisphere= and filter by latitude."
+        )
+    if "latitude" not in ds.variables:
+        raise GridError("cannot tell the hemisphere: no 'hemisphere' attribute and no latitude. Pass hemisphere=.")
+    lat = ds["latitude"]
+    north, south = bool((lat > 0).any()), bool((lat < 0).any())
+    if north and south:
+        raise GridError(
+            "the Dataset holds segments of both hemispheres. Split it (e.g. ds.where(ds.latitude < 0, drop=True)) "
+            "and grid each hemisphere separately."
+        )
+    if not (north or south):
+        raise GridError("cannot tell the hemisphere of an empty Dataset. Pass hemisphere='north' or 'south'.")
+    return "north" if north else "south"

@@ -121,27 +121,26 @@ def _demo(args) -> int:
 
 
 def _grid(args) -> int:
-    from is2grid import plot, workflow
+    from is2grid import atl10, plot, workflow
+    from is2grid.request import GridRequest
 
-    # the output location is checked before any work (the options are checked by grid_granules)
-    workflow.check_output(args.out, overwrite=args.overwrite, inputs=args.granules)
-    if args.png:
-        workflow.check_output(args.png, overwrite=True, inputs=args.granules)
-    freq = None if args.freq.lower() == "none" else args.freq
-    result = workflow.grid_granules(
-        args.granules,
+    # the options and the output location are checked before any work
+    request = GridRequest.create(
+        args.grid or "ease2",
         res=args.res,
-        grid=args.grid,
-        hemisphere=args.hemisphere,
-        freq=freq,
+        hemisphere=args.hemisphere or atl10.hemisphere_of_names([str(g) for g in args.granules]),
+        freq=None if args.freq.lower() == "none" else args.freq,
         bbox=tuple(args.bbox) if args.bbox else None,
         time_range=tuple(args.time_range) if args.time_range else None,
         segment_types=args.segment_types,
         max_quality=args.max_quality,
         fb_range=tuple(args.fb_range) if args.fb_range else None,
         min_segments=args.min_segments,
-        beams=args.beams,
     )
+    workflow.check_output(args.out, overwrite=args.overwrite, inputs=args.granules)
+    if args.png:
+        workflow.check_output(args.png, overwrite=True, inputs=args.granules)
+    result = workflow.grid_granules(args.granules, request, beams=args.beams)
     print(_summary(result))
     with deferred_signals() as pending:
         written = workflow.write_netcdf(result, args.out, overwrite=args.overwrite, inputs=args.granules)

@@ -1,10 +1,13 @@
-"""Polar grids as values: CRS + origin + cell size + shape, and point -> cell indexing.
+"""Polar grids as values: CRS + origin + cell size + shape, point -> cell indexing, cell keys.
 
 EASE-Grid 2.0 North/South (EPSG:6931/6932) at every standard cell size, and the NSIDC sea ice
 polar stereographic 25 km grids (EPSG:3411/3412) that NASA's ATL20 uses. Cell (row, col) has its
 centre at ``x = x0 + (col + 0.5) * res`` and ``y = y0 - (row + 0.5) * res``; a point belongs to the
 grid only if its row and its column are each inside (checked separately, so a point past the right
 edge can never alias into the next row).
+
+A (time bin, cell) pair is one int64 *key*, ``(ordinal * rows + row) * cols + col`` over the
+parent grid, so sums of different windows and batches combine by key alone.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 
 from is2grid.errors import GridError
 
-__all__ = ["EASE2_CELLS", "Grid", "ease2_grid", "grid_by_name", "nsidc_polar_stereo_grid"]
+__all__ = ["EASE2_CELLS", "Grid", "ease2_grid", "grid_by_name", "nsidc_polar_stereo_grid", "to_lonlat", "to_xy"]
 
 EASE2_EXTENT = 9_000_000.0
 #: standard EASE-Grid 2.0 polar cell sizes (m) -> cells per side
@@ -54,11 +57,22 @@ class Grid:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(rows, columns) of this grid or window."""
         return (self.nrows, self.ncols)
 
     @property
     def full_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the parent grid."""
         return self.parent_shape or self.shape
+
+    @property
+    def hemisphere(self) -> str:
+        """'north' or 'south', from the latitude of the projection origin."""
+        from pyproj import CRS
+
+        origin = CRS.from_user_input(self.crs).to_cf()
+        lat = origin.get("latitude_of_projection_origin", origin.get("standard_parallel", 0.0))
+        return "north" if float(lat) > 0 else "south"
 
     @property
     def x(self) -> np.ndarray:
@@ -94,6 +108,26 @@ class Grid:
         row = np.where(inside, rowf, -1).astype(np.int64)
         return row, col, inside
 
+    def keys(self, ordinal, row, col) -> np.ndarray:
+        """One int64 key per (time-bin ordinal, global row, global column).
+
+        Examples
+        --------
+        >>> g = ease2_grid("south", 100000)
+        >>> keys = g.keys(np.array([2]), np.array([3]), np.array([4]))
+        >>> keys, g.split_keys(keys)
+        (array([65344]), (array([2]), array([3]), array([4])))
+        """
+        rows, cols = self.full_shape
+        return (np.asarray(ordinal, dtype=np.int64) * rows + row) * cols + col
+
+    def split_keys(self, keys) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ordinal, global row, global column) of each key: the inverse of :meth:`keys`."""
+        rows, cols = self.full_shape
+        ordinal, cell = np.divmod(np.asarray(keys, dtype=np.int64), rows * cols)
+        row, col = np.divmod(cell, cols)
+        return ordinal, row, col
+
     def window(self, row_min: int, row_max: int, col_min: int, col_max: int) -> Grid:
         """The sub-grid of global rows/cols ``[row_min, row_max] x [col_min, col_max]`` (inclusive), clipped."""
         full_rows, full_cols = self.full_shape
@@ -107,6 +141,7 @@ class Grid:
         )
 
     def full(self) -> Grid:
+        """The parent grid of a window (or the grid itself)."""
         rows, cols = self.full_shape
         return dataclasses.replace(self, row0=0, col0=0, nrows=rows, ncols=cols, parent_shape=(rows, cols))
 
@@ -119,6 +154,26 @@ class Grid:
         row_max = np.floor((self.y0 - ymin) / self.res)
         return full.window(row_min, row_max, col_min, col_max)
 
+    def window_for_lonlat(self, lon_min: float, lat_min: float, lon_max: float, lat_max: float) -> Grid:
+        """The smallest window of the full grid covering a lon/lat box (``lon_min > lon_max`` crosses 180°).
+
+        Examples
+        --------
+        >>> ease2_grid("south", 25000).window_for_lonlat(-180, -90, 180, -89).shape
+        (10, 10)
+        """
+        from pyproj import Transformer
+
+        to_grid = Transformer.from_crs("EPSG:4326", self.crs, always_xy=True)
+        # the box's edges, densified, hold the extremes: a projection has no interior extremum
+        xmin, ymin, xmax, ymax = to_grid.transform_bounds(lon_min, lat_min, lon_max, lat_max, densify_pts=720)
+        return self.window_for_xy(xmin, ymin, xmax, ymax)
+
+    def lonlat(self) -> tuple[np.ndarray, np.ndarray]:
+        """2-D longitude and latitude (degrees) of the cell centres, shape ``(rows, cols)``."""
+        xx, yy = np.meshgrid(self.x, self.y)
+        return to_lonlat(xx, yy, self.crs)
+
     def cf_grid_mapping(self) -> dict[str, Any]:
         """CF grid-mapping attributes, with ``crs_wkt``, for the grid's CRS."""
         from pyproj import CRS
@@ -130,6 +185,44 @@ class Grid:
             for v in (self.x0 + self.col0 * self.res, self.res, 0.0, self.y0 - self.row0 * self.res, 0.0, -self.res)
         )
         return attrs
+
+
+def to_xy(lon, lat, crs: str, threads: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Longitude/latitude (WGS84 degrees) to ``crs`` metres; large inputs split over threads.
+
+    PROJ releases the GIL, so two threads halve the time of a granule's million points.
+
+    Examples
+    --------
+    >>> x, y = to_xy([0.0], [-90.0], "EPSG:6932")
+    >>> float(x[0]), float(y[0])
+    (0.0, 0.0)
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pyproj import Transformer
+
+    lon = np.ascontiguousarray(lon, dtype=np.float64)
+    lat = np.ascontiguousarray(lat, dtype=np.float64)
+    if threads <= 1 or lon.size < 200_000:
+        return Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+    bounds = np.linspace(0, lon.size, threads + 1).astype(int)
+    x, y = np.empty_like(lon), np.empty_like(lat)
+
+    def run(i):
+        a, b = bounds[i], bounds[i + 1]
+        x[a:b], y[a:b] = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon[a:b], lat[a:b])
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(run, range(threads)))
+    return x, y
+
+
+def to_lonlat(x, y, crs) -> tuple[np.ndarray, np.ndarray]:
+    """Projected ``crs`` metres to longitude/latitude (WGS84 degrees)."""
+    from pyproj import Transformer
+
+    return Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
 
 
 def ease2_grid(hemisphere: str, res: float) -> Grid:
@@ -163,14 +256,29 @@ def nsidc_polar_stereo_grid(hemisphere: str) -> Grid:
     return Grid("NSIDC_PS_S25km", "EPSG:3412", 25000.0, -3_950_000.0, 4_350_000.0, 332, 316)
 
 
-def grid_by_name(name: str, hemisphere: str) -> Grid:
-    """``"ease2_6250"`` style names, or ``"nsidc_ps25"`` for the ATL20 polar stereographic grid."""
+def grid_by_name(name: str, hemisphere: str, res: float | None = None) -> Grid:
+    """A grid by name: ``"ease2"`` (with ``res``), ``"ease2_6250"``, or ``"nsidc_ps25"`` (ATL20's grid).
+
+    Examples
+    --------
+    >>> grid_by_name("ease2", "north", res=25000).name
+    'EASE2_N25km'
+    >>> grid_by_name("nsidc_ps25", "south").crs
+    'EPSG:3412'
+    """
     key = name.lower().replace("-", "_")
     if key in ("nsidc_ps25", "polar_stereo", "ps25", "atl20"):
         return nsidc_polar_stereo_grid(hemisphere)
+    if key == "ease2":
+        return ease2_grid(hemisphere, 6250 if res is None else res)
     if key.startswith("ease2_"):
-        return ease2_grid(hemisphere, float(key.split("_", 1)[1]))
-    raise GridError(f"grid={name!r}: unknown grid. Use 'nsidc_ps25', 'ease2_<metres>' or a Grid object.")
+        try:
+            size = float(key.split("_", 1)[1])
+        except ValueError:
+            size = None
+        if size is not None:
+            return ease2_grid(hemisphere, size)
+    raise GridError(f"grid={name!r}: unknown grid. Use 'ease2' (with res=), 'ease2_<metres>', 'nsidc_ps25' or a Grid.")
 
 
 def _check_hemisphere(hemisphere: str) -> str:

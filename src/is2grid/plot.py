@@ -2,65 +2,42 @@
 
 The NSIDC tutorial drew EASE-Grid 2.0 data on an azimuthal *equidistant* map; here the map
 projection is built from the result's own ``crs`` variable, so it is always the true one.
-Coastlines are Natural Earth 1:110m outlines shipped with the package (no download).
+Coastlines are Natural Earth 1:110m outlines shipped with the package (:mod:`is2grid.coastlines`).
 """
 
 from __future__ import annotations
 
-import functools
-from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 __all__ = ["cartopy_crs", "quicklook"]
 
 
 def cartopy_crs(grid: xr.Dataset):
-    """The cartopy projection of a gridded Dataset's ``crs`` variable (LAEA or polar stereographic)."""
+    """The cartopy projection of a gridded Dataset's ``crs`` variable, bounded around its cells.
+
+    Examples
+    --------
+    >>> from is2grid import grids
+    >>> g = grids.ease2_grid("south", 25000).window(100, 119, 200, 239)
+    >>> ds = xr.Dataset(coords={"x": g.x, "y": g.y, "crs": ((), 0, g.cf_grid_mapping())})
+    >>> cartopy_crs(ds).x_limits
+    (-4250000.0, -2750000.0)
+    """
     import cartopy.crs as ccrs
+    from pyproj import CRS
 
-    attrs = grid["crs"].attrs
-    globe = ccrs.Globe(
-        semimajor_axis=attrs["semi_major_axis"], inverse_flattening=attrs["inverse_flattening"], ellipse=None
-    )
-    if attrs["grid_mapping_name"] == "lambert_azimuthal_equal_area":
-        return ccrs.LambertAzimuthalEqualArea(
-            central_longitude=attrs["longitude_of_projection_origin"],
-            central_latitude=attrs["latitude_of_projection_origin"],
-            globe=globe,
-        )
-    if attrs["grid_mapping_name"] == "polar_stereographic":
-        cls = ccrs.NorthPolarStereo if attrs["standard_parallel"] > 0 else ccrs.SouthPolarStereo
-        return cls(
-            central_longitude=attrs["straight_vertical_longitude_from_pole"],
-            true_scale_latitude=attrs["standard_parallel"],
-            globe=globe,
-        )
-    raise ValueError(f"no cartopy projection for grid_mapping_name={attrs['grid_mapping_name']!r}")
-
-
-@functools.cache
-def _land_rings() -> list[np.ndarray]:
-    """Natural Earth 1:110m land outlines as closed (lon, lat) rings."""
-    with resources.files("is2grid").joinpath("data/coastlines_110m.npz").open("rb") as f:
-        data = np.load(f)
-        lonlat, lengths = data["lonlat"].astype(np.float64), data["lengths"]
-    return np.split(lonlat, np.cumsum(lengths)[:-1])
-
-
-@functools.cache
-def _coastlines() -> list[np.ndarray]:
-    lines = []
-    for ring in _land_rings():
-        # the polygon edges Natural Earth adds along the antimeridian and the pole are not coast
-        keep = (ring[:, 1] > -85.5) & (np.abs(ring[:, 0]) < 179.999)
-        breaks = np.flatnonzero(np.diff(keep.astype(int)) != 0) + 1
-        for piece, ok in zip(np.split(ring, breaks), np.split(keep, breaks), strict=True):
-            if ok[0] and len(piece) > 1:
-                lines.append(piece)
-    return lines
+    projection = ccrs.Projection(CRS.from_cf(grid["crs"].attrs))
+    # cartopy bounds a pyproj CRS by its EPSG area of use, which is empty for these polar CRSs (the
+    # map would show nothing), so the cells' extent, with a margin for the map's padding, bounds it
+    half = abs(float(grid.x[1] - grid.x[0])) / 2 if grid.sizes.get("x", 0) > 1 else 1.0
+    x0, x1 = float(grid.x.min()) - half, float(grid.x.max()) + half
+    y0, y1 = float(grid.y.min()) - half, float(grid.y.max()) + half
+    pad = 0.25 * max(x1 - x0, y1 - y0)
+    projection.bounds = (x0 - pad, x1 + pad, y0 - pad, y1 + pad)
+    projection.threshold = max(x1 - x0, y1 - y0) / 1000
+    return projection
 
 
 def _period(grid: xr.Dataset, time_index) -> str:
@@ -98,6 +75,7 @@ def quicklook(grid: xr.Dataset, variable: str = "mean_fb", path=None, time_index
     import cartopy.crs as ccrs
     import matplotlib.pyplot as plt
 
+    from is2grid.coastlines import coastlines
     from is2grid.gridding import collapse_time
 
     period = _period(grid, time_index)
@@ -114,7 +92,7 @@ def quicklook(grid: xr.Dataset, variable: str = "mean_fb", path=None, time_index
     ax.set_extent((x0 - pad, x1 + pad, y0 - pad, y1 + pad), crs=proj)
     data = values.where(values > 0) if variable == "n_segments" else values
     mesh = ax.pcolormesh(grid.x, grid.y, data, transform=proj, shading="nearest", cmap="viridis")
-    for line in _coastlines():
+    for line in coastlines():
         ax.plot(line[:, 0], line[:, 1], transform=ccrs.Geodetic(), color="0.25", linewidth=0.6)
     ax.gridlines(color="0.7", linewidth=0.4, linestyle=":")
     bar = fig.colorbar(mesh, ax=ax, shrink=0.8, pad=0.03)

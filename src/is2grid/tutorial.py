@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 
 from is2grid import atl10
-from is2grid.gpstime import utc_to_delta_time
 
 __all__ = ["granule_name", "sample_month", "write_granule", "write_month"]
 
@@ -120,7 +119,7 @@ def write_granule(
         path = path / granule_name(hemisphere, start, rgt, cycle)
     rng = np.random.default_rng([seed, rgt, cycle])
     lan = float(lan) if lan is not None else (rgt * 360.0 / 1387.0 * 7.0) % 360.0 - 180.0
-    t0 = float(utc_to_delta_time(np.datetime64(pd.Timestamp(start).to_datetime64(), "ns")))
+    t0 = float(atl10.seconds_since_epoch(np.datetime64(pd.Timestamp(start).to_datetime64(), "ns")))
     strong = set(atl10.STRONG_BEAMS.get(sc_orient, ("gt1l", "gt2l", "gt3l")))
     missing, all_fill = set(missing_beams), set(all_fill_beams)
 
@@ -296,14 +295,14 @@ def _over_land(lat, lon) -> np.ndarray:
     """True where a point lies on land (Natural Earth 1:110m), so that segments stay over the sea."""
     from matplotlib.path import Path as MplPath
 
-    from is2grid.plot import _land_rings
+    from is2grid.coastlines import land_rings
 
     land = np.zeros(lat.shape, dtype=bool)
     if not lat.size:
         return land
     xy = _polar_xy(lat, lon)
     hemisphere = np.sign(lat.mean())
-    for ring in _land_rings():
+    for ring in land_rings():
         if np.sign(ring[:, 1].mean()) != hemisphere:
             continue
         outline = _polar_xy(ring[:, 1], ring[:, 0])
@@ -384,7 +383,7 @@ def _create(group, name, data, schema_path):
             kwargs.update(compression="gzip", compression_opts=entry["deflate"])
     fill = entry["attrs"].get("_FillValue") if entry else None
     if fill is not None:
-        kwargs["fillvalue"] = atl10._decode(fill)
+        kwargs["fillvalue"] = atl10.decode_attr(fill)
     dset = group.create_dataset(name, data=data, **kwargs)
     attrs = atl10.variable_attrs(schema_path) if entry else {}
     if dset.ndim and name not in ("latitude", "longitude", "delta_time") and entry and entry["chunks"] == [CHUNK]:

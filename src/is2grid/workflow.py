@@ -1,6 +1,6 @@
-"""Many granules to one grid: per-granule partial sums (locally or on a Dask cluster), merged, labelled.
+"""Many granules to one grid: per-granule cell sums (locally or on a Dask cluster), merged, labelled.
 
-Only the small sparse sums of each granule travel and stay in memory, so a month or a year of
+Only the small sparse cell sums of each granule travel and stay in memory, so a month or a year of
 granules needs memory for one granule plus the output grid.
 """
 
@@ -15,17 +15,19 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from is2grid import atl10, gridding, grids
+from is2grid import atl10, gridding, grids, reduction
 from is2grid import credentials as credentials_module
 from is2grid.credentials import as_credentials
 from is2grid.errors import GridError, Is2gridWarning, OutputError
 from is2grid.inputs import is_granule_record
+from is2grid.reduction import CellSums
+from is2grid.request import GridRequest
 
 __all__ = ["check_output", "grid_granules", "write_netcdf"]
 
 
-def _granule_partial(path, grid, bins, filters, beams, credentials, names, storage_options) -> gridding.Partial:
-    variables = [n for n in names if n not in atl10.COORDINATES]
+def _granule_sums(path, request: GridRequest, beams, credentials, storage_options) -> CellSums:
+    variables = [n for n in request.needed if n not in atl10.COORDINATES]
     # read-ahead: the first variable read fetches the chunks of all of them, in one plan
     options = {"read_ahead": True, **(storage_options or {})}
     with warnings.catch_warnings():
@@ -34,7 +36,7 @@ def _granule_partial(path, grid, bins, filters, beams, credentials, names, stora
             path, engine="atl10", beams=beams, variables=variables, credentials=credentials, storage_options=options
         )
     try:
-        return gridding._call_partial({n: ds[n].values for n in names}, grid, bins, filters)
+        return reduction.cell_sums({n: ds[n].values for n in request.needed}, request)
     finally:
         ds.close()
 
@@ -65,42 +67,44 @@ def _without_duplicates(granules: list[Any]) -> list[Any]:
     return list(seen.values())
 
 
-def _hemisphere_of(names: Sequence[str]) -> str:
-    found = {atl10.hemisphere_from_name(name) for name in names}
-    if found in ({"north"}, {"south"}):
-        return str(found.pop())
-    if {"north", "south"} <= found:
-        raise GridError("the granules mix ATL10-01 (Arctic) and ATL10-02 (Antarctic): grid each hemisphere separately.")
-    raise GridError("cannot tell the hemisphere from the file names: pass hemisphere='north' or 'south'.")
-
-
 def grid_granules(
     paths: Sequence[str | os.PathLike | Any],
+    request: GridRequest | None = None,
     *,
-    res: float = 6250,
-    grid: grids.Grid | str | None = None,
-    hemisphere: str | None = None,
-    freq: str | None = "1D",
-    bbox: tuple[float, float, float, float] | None = None,
-    bbox_xy: tuple[float, float, float, float] | None = None,
-    full_grid: bool = False,
-    time_range: tuple[Any, Any] | None = None,
-    segment_types: Sequence[int] | None = None,
-    max_quality: int | None = None,
-    fb_range: tuple[float, float] | None = None,
-    min_segments: int = 1,
     beams: str | list[str] = "strong",
     credentials: Any = None,
     storage_options: dict[str, Any] | None = None,
     client: Any = None,
     progress: bool = True,
+    **options: Any,
 ) -> xr.Dataset:
     """Grid many ATL10 granules (paths, s3:// or https:// URLs, earthaccess search results) onto one grid.
 
-    Same options and result as :meth:`is2grid.accessor.Is2gridAccessor.to_grid`; the grid is EASE-Grid 2.0
-    at ``res`` unless ``grid`` is given. With a ``dask.distributed`` ``client`` (e.g. a Coiled cluster in
-    us-west-2 next to the data), each granule is read and summed on a worker; otherwise granules are read
-    one after another here. A progress bar shows granules done.
+    Parameters
+    ----------
+    paths : sequence
+        Granules: paths, ``s3://`` or ``https://`` URLs, or earthaccess search results.
+    request : GridRequest, optional
+        A ready request; otherwise one is built from ``options``.
+    beams : str or list of str
+        ``"strong"`` (default), ``"weak"``, ``"all"`` or beam names.
+    credentials : optional
+        See :class:`is2grid.Credentials`; installed on the workers of ``client`` once.
+    storage_options : dict, optional
+        Fetch options (``timeout``, ``retries``...), as for ``xr.open_dataset(..., engine="atl10")``.
+    client : distributed.Client, optional
+        Read and sum each granule on a worker (e.g. a Coiled cluster in us-west-2 next to the data);
+        otherwise granules are read one after another here.
+    progress : bool
+        Show a progress bar of granules done.
+    **options
+        The keyword arguments of :meth:`is2grid.request.GridRequest.create`. The grid is EASE-Grid 2.0
+        (``grid="ease2"``) at ``res=6250`` unless given; ``hemisphere`` defaults to the granule names'.
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`is2grid.gridding.grid_segments`.
 
     Examples
     --------
@@ -116,61 +120,42 @@ def grid_granules(
         raise GridError("no granules given: pass a list of ATL10 paths or URLs (earthaccess.search_data finds them).")
     urls = _without_duplicates(urls)
     names = [_name_of(u) for u in urls]
-    hemi = hemisphere or _hemisphere_of(names)
+    if request is None:
+        if options.get("hemisphere") is None and not isinstance(options.get("grid"), grids.Grid):
+            options["hemisphere"] = atl10.hemisphere_of_names(names)
+        request = GridRequest.create(**options)
+    elif options:
+        raise TypeError(f"grid_granules: give a request or options, not both ({sorted(options)}).")
     if credentials is not None or client is not None:
         credentials = as_credentials(credentials)
     if client is not None and credentials is not None:
         client.run(credentials_module.register, credentials.portable())
-    if grid is None:
-        grid = grids.ease2_grid(hemi, res)
-    elif isinstance(grid, str):
-        grid = grids.grid_by_name(grid, hemi)
-    filters = gridding.Filters.from_options(
-        segment_types=segment_types, max_quality=max_quality, fb_range=fb_range, bbox=bbox, hemisphere=hemi
-    )
-    probe = xr.Dataset({n: ("segment", np.zeros(0)) for n in (*gridding.NEEDED, *filters.needs())})
-    gridding._check_inputs(probe, filters, min_segments, bbox, bbox_xy, full_grid)
-    bins = gridding.TimeBins(freq)
-    window = gridding._fixed_window(grid, bbox, bbox_xy, full_grid)
-    needed = (*gridding.NEEDED, *filters.needs())
-    target = window or grid.full()
-    args = (target, bins, filters, beams, credentials, needed, storage_options)
+    args = (request, beams, credentials, storage_options)
 
     bar = _progress(len(urls), progress)
-    total = gridding.Partial.empty()
-    pending: list[gridding.Partial] = []
-    for part in _run(urls, args, client):
-        pending.append(part)
+    total = CellSums.empty()
+    pending: list[CellSums] = []
+    for sums in _run(urls, args, client):
+        pending.append(sums)
         if len(pending) >= 16:
-            total = gridding.combine(total, *pending)
+            total = reduction.combine(total, *pending)
             pending = []
         if bar is not None:
             bar.update()
-    total = gridding.combine(total, *pending)
+    total = reduction.combine(total, *pending)
     if bar is not None:
         bar.close()
-    ordinals = gridding._fixed_ordinals(bins, time_range)
-    attrs = {"hemisphere": hemi, "granules": " ".join(names)}
-    return gridding.grid_from_total(
-        total,
-        grid,
-        bins,
-        window=window,
-        ordinals=ordinals,
-        filters=filters,
-        min_segments=min_segments,
-        source_attrs=attrs,
-    )
+    return gridding.gridded_dataset(total, request, {"hemisphere": request.hemisphere, "granules": " ".join(names)})
 
 
 def _run(paths, args, client):
     if client is None:
         for path in paths:
-            yield _granule_partial(path, *args)
+            yield _granule_sums(path, *args)
         return
     from distributed import as_completed
 
-    futures = client.map(_granule_partial, paths, *[[a] * len(paths) for a in args], pure=False)
+    futures = client.map(_granule_sums, paths, *[[a] * len(paths) for a in args], pure=False)
     for future in as_completed(futures):
         yield future.result()
 
