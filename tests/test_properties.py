@@ -8,33 +8,17 @@ import pytest
 import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 import is2grid
 from is2grid import grids, reduction
 from is2grid.request import GridRequest
 
+from .helpers import assert_matches_reference, raise_if_dask_computes
 from .reference import brute_force
-from .test_gridding import assert_matches_reference, segments
+from .strategies import segment_sets
 
 RES = 100_000.0
 GRID = grids.ease2_grid("south", RES)
-FINITE = {"allow_nan": False, "allow_infinity": False}
-
-
-@st.composite
-def segment_sets(draw, max_size=60):
-    n = draw(st.integers(0, max_size))
-    lat = draw(arrays(np.float64, n, elements=st.floats(-89.9, -50.0, **FINITE)))
-    lon = draw(arrays(np.float64, n, elements=st.floats(-180.0, 180.0, **FINITE)))
-    length = draw(arrays(np.float32, n, elements=st.floats(5.0, 560.0, width=32)))
-    fb = draw(arrays(np.float32, n, elements=st.floats(0.0, 3.0, width=32)))
-    hours = draw(arrays(np.int64, n, elements=st.integers(0, 24 * 5 - 1)))
-    times = np.datetime64("2019-09-10", "ns") + hours.astype("timedelta64[h]")
-    bad = draw(arrays(np.bool_, n))
-    fb = np.where(bad & (np.arange(n) % 2 == 0), np.float32(np.nan), fb)
-    lat = np.where(bad & (np.arange(n) % 2 == 1), np.nan, lat)
-    return segments(lat, lon, times, length, fb)
 
 
 def grid_of(ds, **kw):
@@ -102,24 +86,6 @@ def test_split_and_combine_equals_whole(ds, cut):
     np.testing.assert_array_equal(merged.count, whole.count)
     for name in ("sum_length", "sum_length_fb", "sum_length_fb2"):
         np.testing.assert_allclose(getattr(merged, name), getattr(whole, name), rtol=1e-12)
-
-
-class CountingScheduler:
-    """A dask scheduler that fails when anything is computed (flox's raise_if_dask_computes)."""
-
-    def __init__(self, max_computes=0):
-        self.total_computes = 0
-        self.max_computes = max_computes
-
-    def __call__(self, dsk, keys, **kwargs):
-        self.total_computes += 1
-        if self.total_computes > self.max_computes:
-            raise RuntimeError(f"dask computed {self.total_computes} times; at most {self.max_computes} allowed")
-        return dask.get(dsk, keys, **kwargs)
-
-
-def raise_if_dask_computes(max_computes=0):
-    return dask.config.set(scheduler=CountingScheduler(max_computes))
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import xarray as xr
 
 from is2grid import atl10, grids, plot
 
-from .test_gridding import at_xy, segments
+from .helpers import at_xy, segments
 
 
 def test_time_is_utc_so_late_segments_stay_in_their_day():

@@ -253,9 +253,12 @@ class ObjectStoreSource(ByteSource):
 
 
 def _split_retrying(fetch, starts: list[int], stops: list[int], options: FetchOptions, attempt: int = 0) -> list:
-    """``fetch(starts, stops)``, retried with backoff on transient failures (cut-short, reset or wrong-range
-    bodies, timeouts: what obstore does not retry itself). A failed batch is retried as two halves, so one
-    bad request does not use up the others' retries."""
+    """``fetch(starts, stops)``, retried with backoff on transient failures.
+
+    Transient: cut-short, reset or wrong-range bodies and timeouts, what obstore does not retry
+    itself. A failed batch is retried as two halves, so one bad request does not use up the
+    others' retries.
+    """
     try:
         return fetch(starts, stops)
     except _Transient as err:
@@ -549,8 +552,10 @@ def _http(url: str, options: FetchOptions, credentials: Credentials | None) -> B
 
 
 class RequestsSource(ByteSource):
-    """Plain ranged GETs in threads, for what obstore cannot do: pre-signed URLs (query strings that
-    are the authorisation) and reads in a child forked after obstore started.
+    """Plain ranged GETs in threads, for what obstore cannot do.
+
+    That is: pre-signed URLs (query strings that are the authorisation) and reads in a child
+    forked after obstore started.
 
     Same guarantees as the obstore path: an overall deadline per request, retries with backoff on
     5xx, 429, resets and short bodies, and every answer checked for its range and length.

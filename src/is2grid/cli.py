@@ -50,6 +50,7 @@ def deferred_signals() -> Iterator[list[int]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``is2grid`` command with ``argv`` (default: the process's arguments); return its exit code."""
     parser = argparse.ArgumentParser(prog="is2grid", description="ICESat-2 ATL10 freeboard -> gridded time series.")
     sub = parser.add_subparsers(dest="command", required=True)
 

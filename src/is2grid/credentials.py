@@ -106,10 +106,12 @@ class Credentials:
 
     @property
     def query(self) -> str | None:
+        """The query string of a pre-signed URL, if any."""
         return self._query
 
     @property
     def userinfo(self) -> str | None:
+        """``user:password`` from a URL, if any."""
         return self._userinfo
 
     def portable(self) -> _Portable:
@@ -118,6 +120,7 @@ class Credentials:
 
     @property
     def has_token(self) -> bool:
+        """Whether a bearer token is held."""
         return self._token is not None
 
     def token_for(self, url: str, extra_hosts: tuple[str, ...] = ()) -> str | None:
@@ -151,6 +154,7 @@ class Credentials:
         return provide
 
     def s3_endpoint(self) -> str | None:
+        """The S3 endpoint URL of static credentials that name one (a test server, another region)."""
         if isinstance(self._s3, dict):
             return self._s3.get("endpoint_url")
         return None

@@ -46,6 +46,33 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         credentials: Any = None,
         storage_options: dict[str, Any] | None = None,
     ):
+        """Open the freeboard segments of the chosen beams as one ragged Dataset.
+
+        Parameters
+        ----------
+        filename_or_obj : str, os.PathLike, earthaccess DataGranule or file object
+            A path, ``file://``, ``s3://`` or ``https://`` URL, a search result, or an open binary file.
+        mask_and_scale : bool
+            Replace fill values by NaN (default).
+        decode_times : bool
+            Decode ``delta_time`` (CF "seconds since 2018-01-01") to UTC datetimes (default).
+        drop_variables : str or iterable of str, optional
+            Variables not to open.
+        group : str, optional
+            One beam, e.g. ``"gt1l"`` (not with ``beams``).
+        beams : {"strong", "weak", "all"} or list of str
+            The beams, concatenated along ``segment`` (default the strong ones).
+        variables : str or list of str, optional
+            Segment variables to open besides the coordinates (default: the freeboard set).
+        credentials : optional
+            A token, ``earthaccess.Auth``, S3 dict, provider or :class:`is2grid.Credentials`.
+        storage_options : dict, optional
+            Fetch options: ``timeout``, ``retries``, ``backoff``, ``coalesce``, ``endpoint_url``...
+
+        Returns
+        -------
+        xarray.Dataset
+        """
         from is2grid._open import open_segments
 
         if group is not None and beams != DEFAULT_BEAMS:
@@ -75,6 +102,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         credentials: Any = None,
         storage_options: dict[str, Any] | None = None,
     ):
+        """Every beam group of a granule at its own length: ``{"/": root, "/gt1l/leads": ..., ...}``."""
         from is2grid._open import open_groups
 
         return open_groups(
@@ -96,6 +124,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         credentials: Any = None,
         storage_options: dict[str, Any] | None = None,
     ):
+        """The whole granule as a DataTree: beams, then their freeboard_segment, leads and reference sections."""
         from xarray import DataTree
 
         groups = self.open_groups_as_dict(
@@ -109,6 +138,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         return DataTree.from_dict(groups)
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
+        """Whether the name is an ATL10 granule's (``ATL10-0[12]_..._006_01.h5``)."""
         from is2grid.atl10 import GRANULE_NAME
 
         try:
