@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test docs lint bench clean
 
 # uv resolves the boto3/botocore/aiobotocore pins in seconds where pip backtracks for many minutes.
 $(BIN)/python:
@@ -25,6 +25,12 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
 
+# the documentation site, warnings as errors (the quickstart notebook runs during the build)
+docs: $(VENV)/.installed-dev
+	rm -rf docs/_build docs/generated
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+	@echo "Site: docs/_build/html/index.html"
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
@@ -35,4 +41,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_grid.py
 
 clean:
-	rm -rf $(VENV) is2grid-demo .pytest_cache
+	rm -rf $(VENV) is2grid-demo .pytest_cache docs/_build docs/generated docs/notebooks
