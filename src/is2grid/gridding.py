@@ -143,7 +143,7 @@ def _lazy(columns: dict[str, xr.Variable], request: GridRequest, source_attrs: d
     groups = int(np.prod(shape))
     # reindex=False keeps each chunk's intermediate sparse (its occupied cells only): memory follows
     # the chunk, not the (time x grid) output
-    sums, _ = flox.groupby_reduce(
+    sums = flox.groupby_reduce(
         reduction.weights(length, fb),
         codes,
         func="sum",
@@ -152,7 +152,7 @@ def _lazy(columns: dict[str, xr.Variable], request: GridRequest, source_attrs: d
         reindex=False,
         fill_value=0.0,
         engine="numpy",
-    )
+    )[0]
     stats = da.map_blocks(_block_statistics, sums.rechunk({0: -1}), request.min_segments, dtype=np.float64)
     count = stats[0].round().astype(np.int32).reshape(shape)
     stacked = [count, *(stats[i].reshape(shape) for i in (1, 2, 3))]

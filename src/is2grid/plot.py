@@ -14,7 +14,7 @@ import xarray as xr
 __all__ = ["cartopy_crs", "quicklook"]
 
 
-def cartopy_crs(grid: xr.Dataset):
+def cartopy_crs(gridded: xr.Dataset):
     """The cartopy projection of a gridded Dataset's ``crs`` variable, bounded around its cells.
 
     Examples
@@ -28,34 +28,34 @@ def cartopy_crs(grid: xr.Dataset):
     import cartopy.crs as ccrs
     from pyproj import CRS
 
-    projection = ccrs.Projection(CRS.from_cf(grid["crs"].attrs))
+    projection = ccrs.Projection(CRS.from_cf(gridded["crs"].attrs))
     # cartopy bounds a pyproj CRS by its EPSG area of use, which is empty for these polar CRSs (the
     # map would show nothing), so the cells' extent, with a margin for the map's padding, bounds it
-    half = abs(float(grid.x[1] - grid.x[0])) / 2 if grid.sizes.get("x", 0) > 1 else 1.0
-    x0, x1 = float(grid.x.min()) - half, float(grid.x.max()) + half
-    y0, y1 = float(grid.y.min()) - half, float(grid.y.max()) + half
+    half = abs(float(gridded.x[1] - gridded.x[0])) / 2 if gridded.sizes.get("x", 0) > 1 else 1.0
+    x0, x1 = float(gridded.x.min()) - half, float(gridded.x.max()) + half
+    y0, y1 = float(gridded.y.min()) - half, float(gridded.y.max()) + half
     pad = 0.25 * max(x1 - x0, y1 - y0)
     projection.bounds = (x0 - pad, x1 + pad, y0 - pad, y1 + pad)
     projection.threshold = max(x1 - x0, y1 - y0) / 1000
     return projection
 
 
-def _period(grid: xr.Dataset, time_index) -> str:
-    if "time" not in grid.dims:
-        start, end = grid.attrs.get("time_coverage_start"), grid.attrs.get("time_coverage_end")
+def _period(gridded: xr.Dataset, time_index) -> str:
+    if "time" not in gridded.dims:
+        start, end = gridded.attrs.get("time_coverage_start"), gridded.attrs.get("time_coverage_end")
         return f"{start[:19]} to {end[:19]} UTC" if start and end else "all times"
-    times = grid.time.values
+    times = gridded.time.values
     if time_index is None:
-        return f"{str(times[0])[:10]} to {str(times[-1])[:10]} ({grid.attrs.get('time_binning')} bins combined)"
-    return f"{grid.attrs.get('time_binning')} bin starting {str(times[time_index])[:19]} UTC"
+        return f"{str(times[0])[:10]} to {str(times[-1])[:10]} ({gridded.attrs.get('time_binning')} bins combined)"
+    return f"{gridded.attrs.get('time_binning')} bin starting {str(times[time_index])[:19]} UTC"
 
 
-def quicklook(grid: xr.Dataset, variable: str = "mean_fb", path=None, time_index: int | None = None, dpi: int = 110):
+def quicklook(gridded: xr.Dataset, variable: str = "mean_fb", path=None, time_index: int | None = None, dpi: int = 110):
     """Draw one statistic on a map in the grid's projection, with coastlines and a colour bar.
 
     Parameters
     ----------
-    grid : xarray.Dataset
+    gridded : xarray.Dataset
         A result of ``to_ease2`` / ``to_grid``.
     variable : str
         ``"mean_fb"``, ``"std_fb"``, ``"n_segments"`` or ``"mean_seg_length"``.
@@ -78,26 +78,26 @@ def quicklook(grid: xr.Dataset, variable: str = "mean_fb", path=None, time_index
     from is2grid.coastlines import coastlines
     from is2grid.gridding import collapse_time
 
-    period = _period(grid, time_index)
-    if "time" in grid.dims:
-        grid = grid.isel(time=time_index) if time_index is not None else collapse_time(grid)
-    proj = cartopy_crs(grid)
-    values = grid[variable]
+    period = _period(gridded, time_index)
+    if "time" in gridded.dims:
+        gridded = gridded.isel(time=time_index) if time_index is not None else collapse_time(gridded)
+    proj = cartopy_crs(gridded)
+    values = gridded[variable]
     fig = plt.figure(figsize=(8, 7.2))
     ax = fig.add_subplot(1, 1, 1, projection=proj)
-    half = float(grid.attrs.get("grid_resolution_m", 0)) / 2
-    x0, x1 = float(grid.x.min()) - half, float(grid.x.max()) + half
-    y0, y1 = float(grid.y.min()) - half, float(grid.y.max()) + half
+    half = float(gridded.attrs.get("grid_resolution_m", 0)) / 2
+    x0, x1 = float(gridded.x.min()) - half, float(gridded.x.max()) + half
+    y0, y1 = float(gridded.y.min()) - half, float(gridded.y.max()) + half
     pad = 0.05 * max(x1 - x0, y1 - y0, 1.0)
     ax.set_extent((x0 - pad, x1 + pad, y0 - pad, y1 + pad), crs=proj)
     data = values.where(values > 0) if variable == "n_segments" else values
-    mesh = ax.pcolormesh(grid.x, grid.y, data, transform=proj, shading="nearest", cmap="viridis")
+    mesh = ax.pcolormesh(gridded.x, gridded.y, data, transform=proj, shading="nearest", cmap="viridis")
     for line in coastlines():
         ax.plot(line[:, 0], line[:, 1], transform=ccrs.Geodetic(), color="0.25", linewidth=0.6)
     ax.gridlines(color="0.7", linewidth=0.4, linestyle=":")
     bar = fig.colorbar(mesh, ax=ax, shrink=0.8, pad=0.03)
     bar.set_label(f"{values.attrs.get('long_name', variable)} ({values.attrs.get('units', '')})")
-    ax.set_title(f"{grid.attrs.get('grid', '')}: {values.attrs.get('long_name', variable)}\n{period}", fontsize=10)
+    ax.set_title(f"{gridded.attrs.get('grid', '')}: {values.attrs.get('long_name', variable)}\n{period}", fontsize=10)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=dpi, bbox_inches="tight")

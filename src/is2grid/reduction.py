@@ -135,9 +135,10 @@ def _sum_by_key(keys: np.ndarray, length: np.ndarray, fb: np.ndarray) -> CellSum
     lh = length * fb
     stacked = np.stack([length, lh, lh * fb])
     groups = pd.RangeIndex(len(uniques))
-    total, _ = flox.groupby_reduce(stacked, codes, func="sum", expected_groups=groups, engine="numpy")
+    total = flox.groupby_reduce(stacked, codes, func="sum", expected_groups=groups, engine="numpy")[0]
     count = np.bincount(codes, minlength=len(uniques))
-    return CellSums(uniques[order].astype(np.int64), count[order], *total[:, order], int(keys.size))
+    total = total[:, order]
+    return CellSums(uniques[order].astype(np.int64), count[order], total[0], total[1], total[2], int(keys.size))
 
 
 def combine(*sums: CellSums) -> CellSums:
@@ -163,11 +164,13 @@ def combine(*sums: CellSums) -> CellSums:
         [np.concatenate([getattr(s, name) for s in sums]).astype(np.float64) for name in _SUMMED],
     )
     groups = pd.RangeIndex(len(uniques))
-    total, _ = flox.groupby_reduce(stacked, codes, func="sum", expected_groups=groups, engine="numpy")
+    total = flox.groupby_reduce(stacked, codes, func="sum", expected_groups=groups, engine="numpy")[0]
     return CellSums(
         uniques.astype(np.int64),
         total[0].round().astype(np.int64),
-        *total[1:],
+        total[1],
+        total[2],
+        total[3],
         sum(s.n_segments for s in sums),
         min((s.t_min for s in sums if s.t_min is not None), default=None),
         max((s.t_max for s in sums if s.t_max is not None), default=None),

@@ -169,7 +169,7 @@ def _progress(total: int, enabled: bool):
 
 
 def write_netcdf(
-    grid: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False, inputs: Sequence[Any] = ()
+    gridded: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False, inputs: Sequence[Any] = ()
 ) -> str:
     """Write a gridded result as compressed CF netCDF-4 (deflate 4, one chunk per time bin).
 
@@ -179,7 +179,7 @@ def write_netcdf(
     """
     target = check_output(path, overwrite=overwrite, inputs=inputs)
     encoding: dict[Any, dict[str, Any]] = {}
-    for name, var in grid.data_vars.items():
+    for name, var in gridded.data_vars.items():
         chunks = tuple(1 if d == "time" else max(1, n) for d, n in zip(var.dims, var.shape, strict=True))
         encoding[name] = {
             "zlib": True,
@@ -192,7 +192,7 @@ def write_netcdf(
         encoding[name] = {k: v for k, v in encoding[name].items() if v is not None}
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
-        grid.to_netcdf(partial, engine="netcdf4", encoding=encoding)
+        gridded.to_netcdf(partial, engine="netcdf4", encoding=encoding)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
