@@ -193,6 +193,44 @@ def remote(path: Path, repeats: int) -> str:
     )
 
 
+def open_cost(path: Path, repeats: int) -> str:
+    """What letting xarray decode delta_time costs at open: it decodes the first and last value."""
+    counts: dict[str, tuple[int, int]] = {}
+
+    def remote_open(decode: bool):
+        def run():
+            plan = Behaviour(latency=0.05)
+            server, url = serve_scripted(path.parent, plan)
+            try:
+                xr.open_dataset(f"{url}/{path.name}", engine="atl10", decode_times=decode).close()
+            finally:
+                server.shutdown()
+            counts[f"remote {decode}"] = (plan.requests, plan.bytes_sent)
+
+        return run
+
+    def local_open(decode: bool):
+        return lambda: xr.open_dataset(path, engine="atl10", decode_times=decode).close()
+
+    cases = {
+        "local, decode_times=True": local_open(True),
+        "local, decode_times=False": local_open(False),
+        "remote (50 ms), decode_times=True": remote_open(True),
+        "remote (50 ms), decode_times=False": remote_open(False),
+    }
+    times = timed(cases, repeats)
+    rows = []
+    for name in cases:
+        key = f"remote {name.endswith('True')}" if name.startswith("remote") else None
+        requests, sent = counts[key] if key else ("", 0)
+        rows.append([name, f"{median(times[name]) * 1000:.0f}", str(requests), f"{sent / 1e6:.2f}" if key else ""])
+    return (
+        "### D. Opening: the cost of xarray's CF time decoding\n\nxarray decodes the first and last `delta_time` "
+        f"at open to check its units, which reads two chunks; {repeats} interleaved repeats, medians.\n\n"
+        + table(rows, ["open", "median ms", "requests", "MB moved"])
+    )
+
+
 def faults(path: Path) -> str:
     import is2grid
 
@@ -235,7 +273,13 @@ def main() -> str:
     paths = granules(args.granules)
     np.seterr(all="ignore")
     report = "\n\n".join(
-        [f"Machine: {machine()}", local(paths, args.repeats), remote(paths[0], args.remote_repeats), faults(paths[0])]
+        [
+            f"Machine: {machine()}",
+            local(paths, args.repeats),
+            remote(paths[0], args.remote_repeats),
+            faults(paths[0]),
+            open_cost(paths[0], args.repeats),
+        ]
     )
     print(report)
     return report

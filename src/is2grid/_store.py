@@ -58,6 +58,7 @@ class Granule:
         *beam_links, values = concurrently(
             *(functools.partial(self.reader.links, beam) for beam in self.beams),
             functools.partial(_outcome, self.reader.read, scalars),
+            parallel=self.reader.remote,
         )
         self._links.update({"links:" + beam: names for beam, names in zip(self.beams, beam_links, strict=True)})
         self._check_product()  # what kind of file this is says more than a missing scalar would
