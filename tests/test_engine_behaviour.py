@@ -209,9 +209,9 @@ class Spy:
         self.requests: list = []
         original = GranuleReader.read
 
-        def read(reader, requests, ahead=(), into=None):
+        def read(reader, requests, ahead=(), into=None, fills=None):
             self.requests.extend(requests)
-            return original(reader, requests, ahead, into)
+            return original(reader, requests, ahead, into, fills)
 
         monkeypatch.setattr(GranuleReader, "read", read)
 

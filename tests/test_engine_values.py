@@ -42,6 +42,18 @@ def masked(path, relpath, raw):
     return np.where(raw == fill, np.nan, raw)
 
 
+def test_masking_in_the_engine_equals_xarrays_own(any_granule):
+    """The engine masks fills while decoding; the result is what xarray's mask_and_scale would give."""
+    options = {"beams": "all", "variables": ALL_SEGMENT_VARIABLES}
+    ours = xr.open_dataset(any_granule, engine="atl10", **options)
+    theirs = xr.decode_cf(xr.open_dataset(any_granule, engine="atl10", mask_and_scale=False, **options))
+    for name in ALL_SEGMENT_VARIABLES:
+        assert ours[name].dtype == theirs[name].dtype, name
+        np.testing.assert_array_equal(ours[name].values, theirs[name].values, err_msg=name)
+        assert ours[name].encoding.get("_FillValue") == theirs[name].encoding.get("_FillValue"), name
+        assert "_FillValue" not in ours[name].attrs, name
+
+
 @pytest.mark.parametrize("kind", ["strong", "weak", "all"])
 def test_every_variable_equals_h5py(any_granule, kind):
     beams = expected_beams(any_granule, kind)

@@ -232,6 +232,7 @@ class _Job:
     tasks: list[tuple[int, _chunks.Layout, tuple[int, ...], int, bool]]  # (output, layout, start, lo, raw)
     keys: list[tuple[str, int]]
     ahead_keys: list[tuple[str, int]]
+    fills: list[Any]  # per output: the fill value that becomes NaN, or None
 
 
 class GranuleReader:
@@ -356,27 +357,36 @@ class GranuleReader:
         return dict(zip(paths, found[: len(paths)], strict=True)), dict(zip(groups, found[len(paths) :], strict=True))
 
     def read(
-        self, requests: Sequence[Request], ahead: Sequence[Request] = (), into: Sequence[np.ndarray] | None = None
+        self,
+        requests: Sequence[Request],
+        ahead: Sequence[Request] = (),
+        into: Sequence[np.ndarray] | None = None,
+        fills: Sequence[Any] | None = None,
     ) -> list[np.ndarray]:
         """Read ``(path, start, stop)`` row ranges (``None`` bounds: the whole dataset) in one plan.
 
         ``ahead``: row ranges of other datasets whose compressed chunks are fetched in the same
         requests and kept for a later read (when read-ahead is on for this granule). ``into``:
-        arrays of the right shape to decode into instead of new ones.
+        arrays of the right shape to decode into instead of new ones (floating point where
+        ``fills``, one per request or None, asks for fill values to become NaN).
         """
         with self._guarded(f"reading {[r[0] for r in requests]}") as handle:
-            job, blobs = _drive(self._steps(handle, requests, ahead, into), handle.source)
+            job, blobs = _drive(self._steps(handle, requests, ahead, into, fills), handle.source)
             return self._decode(handle, job, blobs)
 
     async def read_async(
-        self, requests: Sequence[Request], ahead: Sequence[Request] = (), into: Sequence[np.ndarray] | None = None
+        self,
+        requests: Sequence[Request],
+        ahead: Sequence[Request] = (),
+        into: Sequence[np.ndarray] | None = None,
+        fills: Sequence[Any] | None = None,
     ) -> list[np.ndarray]:
         """:meth:`read` for asyncio: fetches await, decoding runs in the decode pool."""
         import asyncio
 
         with self._guarded(f"reading {[r[0] for r in requests]}") as handle:
             await asyncio.to_thread(self._ensure_layouts, handle, [r[0] for r in (*requests, *ahead)])
-            steps = self._steps(handle, requests, ahead, into)
+            steps = self._steps(handle, requests, ahead, into, fills)
             try:
                 ranges = next(steps)
                 while True:
@@ -398,6 +408,7 @@ class GranuleReader:
         requests: Sequence[Request],
         ahead: Sequence[Request],
         into: Sequence[np.ndarray] | None = None,
+        fills: Sequence[Any] | None = None,
     ) -> Generator[list[tuple[int, int]], list[memoryview], tuple[_Job, list[memoryview]]]:
         self._ensure_layouts(handle, [r[0] for r in (*requests, *ahead)])
         if not handle.read_ahead:
@@ -420,8 +431,10 @@ class GranuleReader:
             lo, hi = _bounds(layout, start, stop)
             shape = (hi - lo, *layout.shape[1:])
             native = layout.dtype.newbyteorder("=")
+            fill = fills[number] if fills is not None else None
             out = into[number] if into is not None else np.empty(shape, dtype=native)
-            if out.shape != shape or out.dtype.newbyteorder("=") != native:
+            expected = out.dtype.kind == "f" if fill is not None else out.dtype.newbyteorder("=") == native
+            if out.shape != shape or not expected:
                 raise CorruptGranuleError(
                     f"{self.name}: {path!r} holds {layout.dtype}{list(layout.shape)}, not the {out.dtype} the "
                     "granule's other datasets led to expect. The file is damaged or not ATL10."
@@ -465,17 +478,20 @@ class GranuleReader:
         ordered = [held[i] if i in held else next(fetched) for i in range(len(ranges))]
         for key, blob in zip(ahead_keys, fetched, strict=True):
             handle.keep_ahead(key, blob)
-        return _Job(outputs, tasks, keys, ahead_keys), ordered
+        masks = list(fills) if fills is not None else [None] * len(outputs)
+        return _Job(outputs, tasks, keys, ahead_keys, masks), ordered
 
     def _decode(self, handle: GranuleHandle, job: _Job, blobs: list[memoryview]) -> list[np.ndarray]:
         def one(task, blob):
             index, layout, start, lo, raw = task
-            out = job.outputs[index]
+            out, fill = job.outputs[index], job.fills[index]
             if raw:
-                flat = np.frombuffer(blob, dtype=layout.dtype)
-                out[...] = flat.reshape(out.shape)
+                stored = np.frombuffer(blob, dtype=layout.dtype).reshape(out.shape)
+                out[...] = stored
+                if fill is not None:
+                    _decode.mask_fill(out, stored, fill)
             else:
-                _decode.place(out, _decode.decode_chunk(layout, blob, self.name), start, lo)
+                _decode.place(out, _decode.decode_chunk(layout, blob, self.name), start, lo, fill)
 
         def batch(indices: range) -> None:
             for i in indices:
@@ -553,10 +569,12 @@ class RaggedArray(BackendArray):
         dtype: np.dtype,
         trailing_shape: tuple[int, ...] = (),
         siblings: list[RaggedArray] | None = None,
+        fill: Any = None,
     ):
         self.reader = reader
         self.pieces = [p for p in pieces if p.rows > 0]
         self.dtype = np.dtype(dtype)
+        self.fill = fill  # stored values equal to it are read as NaN (dtype is then floating point)
         self.shape = (sum(p.rows for p in self.pieces), *trailing_shape)
         self._offsets = np.cumsum([0] + [p.rows for p in self.pieces])
         self.siblings = siblings if siblings is not None else []
@@ -577,14 +595,14 @@ class RaggedArray(BackendArray):
             # read-ahead only for whole variables (what load() and .values ask for), not for dask's
             # chunk tasks, which may run in other processes and would fetch their siblings' bytes again
             whole = lo == 0 and hi == self.shape[0]
-            self.reader.read(*self._requests(lo, hi, ahead=whole), into=into)
+            self.reader.read(*self._requests(lo, hi, ahead=whole), into=into, fills=[self.fill] * len(into))
         return self._finish(key, rows, lo, block)
 
     async def _getitem_async(self, key: tuple) -> np.ndarray:
         rows, lo, hi = self._rows(key)
         block, into = self._allocate(lo, hi)
         if hi > lo:
-            await self.reader.read_async(*self._requests(lo, hi, ahead=False), into=into)
+            await self.reader.read_async(*self._requests(lo, hi, ahead=False), into=into, fills=[self.fill] * len(into))
         return self._finish(key, rows, lo, block)
 
     def _allocate(self, lo: int, hi: int) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -107,18 +107,32 @@ def _fletcher32(data: bytes) -> int:
     return (sum2 << 16) | sum1
 
 
-def place(out: np.ndarray, block: np.ndarray, chunk_start: Sequence[int], lo: int) -> None:
-    """Copy the part of a decoded chunk that falls in ``out`` (rows ``lo``.. of the dataset)."""
+def place(out: np.ndarray, block: np.ndarray, chunk_start: Sequence[int], lo: int, fill: Any = None) -> None:
+    """Copy the part of a decoded chunk that falls in ``out`` (rows ``lo``.. of the dataset).
+
+    With ``fill``, elements equal to it become NaN (``out`` is then floating point): CF masking done
+    here, in the decode threads, instead of afterwards by xarray on one thread with a copy.
+    """
     start = int(chunk_start[0])
     a, b = max(start, lo), min(start + block.shape[0], lo + out.shape[0])
     if a >= b:
         return
     if block.ndim == 1:
-        out[a - lo : b - lo] = block[a - start : b - start]
-        return
-    region = tuple(
-        slice(int(c), min(int(c) + n, d))
-        for c, n, d in zip(chunk_start[1:], block.shape[1:], out.shape[1:], strict=True)
-    )
-    inner = tuple(slice(0, r.stop - r.start) for r in region)
-    out[(slice(a - lo, b - lo), *region)] = block[(slice(a - start, b - start), *inner)]
+        target, source = (slice(a - lo, b - lo),), (slice(a - start, b - start),)
+    else:
+        region = tuple(
+            slice(int(c), min(int(c) + n, d))
+            for c, n, d in zip(chunk_start[1:], block.shape[1:], out.shape[1:], strict=True)
+        )
+        inner = tuple(slice(0, r.stop - r.start) for r in region)
+        target, source = (slice(a - lo, b - lo), *region), (slice(a - start, b - start), *inner)
+    out[target] = block[source]
+    if fill is not None:
+        mask_fill(out[target], block[source], fill)
+
+
+def mask_fill(out: np.ndarray, stored: np.ndarray, fill: Any) -> None:
+    """Set ``out`` to NaN where the ``stored`` values equal the fill value (as xarray's CF masking does)."""
+    hits = stored == fill
+    if hits.any():
+        out[hits] = np.nan

@@ -68,7 +68,7 @@ def open_segments(
         )
     granule = open_granule(filename_or_obj, credentials, storage_options)
     try:
-        store = SegmentStore(granule, beams, variables, drop_variables)
+        store = SegmentStore(granule, beams, variables, drop_variables, mask_and_scale)
         return _decode(store, mask_and_scale, decode_times)
     except BaseException:
         granule.reader.close()
@@ -93,7 +93,7 @@ def open_groups(
             for group in atl10.BEAM_GROUPS:
                 if group not in granule.links(beam) or not granule.listing(f"{beam}/{group}")[0]:
                     continue
-                store = BeamGroupStore(granule, beam, group, drop_variables)
+                store = BeamGroupStore(granule, beam, group, drop_variables, mask_and_scale)
                 groups[f"/{beam}/{group}"] = _decode(store, mask_and_scale, decode_times)
     except BaseException:
         granule.reader.close()

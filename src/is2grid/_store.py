@@ -155,10 +155,20 @@ def _outcome(call, *args):
         return err
 
 
-def _ragged_variable(reader, dims, pieces, dtype, schema_path, trailing=(), siblings=None) -> xr.Variable:
+def _ragged_variable(reader, dims, pieces, dtype, schema_path, mask, trailing=(), siblings=None) -> xr.Variable:
     attrs = atl10.variable_attrs(schema_path)
     encoding: dict[str, Any] = {}
-    array = RaggedArray(reader, pieces, dtype, trailing, siblings=siblings)
+    stored = np.dtype(dtype)
+    fill = attrs.get("_FillValue")
+    if mask and fill is not None and stored.kind in "iuf" and not {"scale_factor", "add_offset"} & set(attrs):
+        # CF masking in the decode threads, into the output itself: what xarray's mask_and_scale would
+        # give (integers become float32, or float64 from 4 bytes up), without its single-threaded copy
+        masked = stored if stored.kind == "f" else np.dtype(np.float32 if stored.itemsize <= 2 else np.float64)
+        attrs = {k: v for k, v in attrs.items() if k != "_FillValue"}
+        encoding.update(_FillValue=fill, dtype=stored)
+        array = RaggedArray(reader, pieces, masked.newbyteorder("="), trailing, siblings=siblings, fill=fill)
+    else:
+        array = RaggedArray(reader, pieces, dtype, trailing, siblings=siblings)
     chunks = tuple(size for p in array.pieces for size in _chunk_sizes(p.rows))
     if chunks:
         encoding["preferred_chunks"] = {dims[0]: chunks}
@@ -172,8 +182,9 @@ def _chunk_sizes(rows: int, chunk: int = 10000) -> list[int]:
 class SegmentStore(AbstractDataStore):
     """The chosen beams' freeboard segments as one ragged ``segment`` dimension."""
 
-    def __init__(self, granule: Granule, beams, variables, drop_variables):
+    def __init__(self, granule: Granule, beams, variables, drop_variables, mask: bool = True):
         self.granule = granule
+        self.mask = mask
         chosen, undefined = atl10.beams_for(granule.sc_orient, beams)
         if undefined:
             warnings.warn(
@@ -233,7 +244,7 @@ class SegmentStore(AbstractDataStore):
                 dtype = meta.getNumpyType()
                 pieces.append(Piece(path, count))
             variables[name] = _ragged_variable(
-                self.granule.reader, ("segment",), pieces, dtype, schema_path, siblings=siblings
+                self.granule.reader, ("segment",), pieces, dtype, schema_path, self.mask, siblings=siblings
             )
         variables["beam"] = xr.Variable(
             ("segment",),
@@ -281,8 +292,9 @@ def _select_names(variables, drop_variables) -> list[str]:
 class BeamGroupStore(AbstractDataStore):
     """One group of one beam (freeboard_segment, leads or reference_surface_section) at its own length."""
 
-    def __init__(self, granule: Granule, beam: str, group: str, drop_variables=None):
+    def __init__(self, granule: Granule, beam: str, group: str, drop_variables=None, mask: bool = True):
         self.granule = granule
+        self.mask = mask
         self.beam, self.group = beam, group
         self.dim = atl10.BEAM_GROUPS[group]
         drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
@@ -319,6 +331,7 @@ class BeamGroupStore(AbstractDataStore):
                 [piece],
                 meta.getNumpyType(),
                 "{beam}/" + path.split("/", 1)[1],
+                self.mask,
                 trailing=shape[1:],
             )
         return FrozenDict(variables)
