@@ -137,6 +137,18 @@ def test_load_reads_only_the_chunks_it_needs_in_few_concurrent_requests(scripted
     assert plan.max_in_flight >= 4
 
 
+def test_no_byte_is_fetched_twice_by_open_then_load(scripted, local):
+    """xarray reads the first and last time at open; those chunks are kept for the load, not fetched again."""
+    plan, url = scripted()
+    ds = xr.open_dataset(url, engine="atl10")
+    assert plan.ranges, "open reads something"
+    ds.load()
+    xr.testing.assert_identical(ds, local)
+    # (64 KiB header lines may hold small datasets too; what must not repeat is a data request)
+    repeated = {r for r in plan.ranges if plan.ranges.count(r) > 1}
+    assert repeated == set()
+
+
 def test_load_async_equals_load_and_overlaps(scripted, local):
     plan, url = scripted(latency=0.02)
     ds = xr.open_dataset(url, engine="atl10", storage_options={"read_ahead": False})

@@ -318,7 +318,11 @@ class GranuleReader:
         return self.survey(paths=paths, missing_ok=missing_ok, index=index)[0]
 
     def survey(
-        self, paths: Sequence[str] = (), groups: Sequence[str] = (), missing_ok: bool = False, index: bool = False
+        self,
+        paths: Sequence[str] = (),
+        groups: Sequence[str] = (),
+        missing_ok: bool = False,
+        index: bool = False,
     ) -> tuple[dict[str, Any], dict[str, set[str]]]:
         """Dataset metadata and group member names, all read at once (one level of the tree at a time)."""
 
@@ -426,6 +430,7 @@ class GranuleReader:
         ranges: list[tuple[int, int]] = []
         keys: list[tuple[str, int]] = []
         held: dict[int, memoryview] = {}
+        kept: set[int] = set()
         for number, (path, start, stop) in enumerate(requests):
             layout = layouts[path]
             lo, hi = _bounds(layout, start, stop)
@@ -448,9 +453,15 @@ class GranuleReader:
                 keys.append((path, -1))
                 continue
             index = handle.indexes[path]
+            # a read of part of one chunk (xarray's look at the first and last time, a peek at a few rows)
+            # keeps that chunk's bytes for the whole read that usually follows, when round trips are dear
+            small = handle.read_ahead and hi - lo < layout.chunk_shape[0]
             for i in index.covering(lo, hi, layout.chunk_shape[0]):
                 key = (path, int(index.offsets[i]))
-                handle.read_once.add(key)
+                if small:
+                    kept.add(len(tasks))
+                else:
+                    handle.read_once.add(key)
                 tasks.append((len(outputs) - 1, layout, tuple(index.starts[i]), lo, False))
                 blob = handle.take_ahead(key)
                 if blob is not None:
@@ -461,6 +472,7 @@ class GranuleReader:
                 keys.append(key)
         ahead_keys: list[tuple[str, int]] = []
         ahead_ranges: list[tuple[int, int]] = []
+        reading = set(keys)
         for path, start, stop in ahead:
             layout = layouts[path]
             if layout.layout != _chunks.CHUNKED or not layout.n_elements:
@@ -469,7 +481,8 @@ class GranuleReader:
             index = handle.indexes[path]
             for i in index.covering(lo, hi, layout.chunk_shape[0]):
                 key = (path, int(index.offsets[i]))
-                if key not in handle.ahead and key not in handle.read_once:
+                if key not in handle.ahead and key not in handle.read_once and key not in reading:
+                    reading.add(key)
                     ahead_keys.append(key)
                     ahead_ranges.append((int(index.offsets[i]), int(index.offsets[i] + index.sizes[i])))
         fetch = [r for i, r in enumerate(ranges) if i not in held] + ahead_ranges
@@ -478,6 +491,8 @@ class GranuleReader:
         ordered = [held[i] if i in held else next(fetched) for i in range(len(ranges))]
         for key, blob in zip(ahead_keys, fetched, strict=True):
             handle.keep_ahead(key, blob)
+        for i in kept:
+            handle.keep_ahead(keys[i], ordered[i])
         masks = list(fills) if fills is not None else [None] * len(outputs)
         return _Job(outputs, tasks, keys, ahead_keys, masks), ordered
 
@@ -645,6 +660,9 @@ class RaggedArray(BackendArray):
     def _requests(self, lo: int, hi: int, ahead: bool = True) -> tuple[list[Request], list[Request]]:
         mine = self._pieces_for(lo, hi)
         others = [r for s in self.siblings if s is not self for r in s._pieces_for(lo, hi)] if ahead else []
+        if (lo, hi) == (0, 1) and self.shape[0] > 1:
+            # xarray checks that times decode by reading the first value, then the last: one round trip
+            others += self._pieces_for(self.shape[0] - 1, self.shape[0])
         return mine, others
 
 
