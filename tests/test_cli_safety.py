@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 
+import is2grid
 from is2grid.cli import main
 
 # The child grids a slowed-down copy of the work and says when it reached a stage, so that the
@@ -123,3 +124,13 @@ def test_all_fill_granules_give_a_described_empty_result(tmp_path, synthetic, ca
     printed = capsys.readouterr().out
     assert code == 0 and out.exists() and not png.exists()
     assert "no valid segments" in printed
+
+
+def test_errors_skip_on_the_command_line(tmp_path, south, capsys):
+    missing = tmp_path / "ATL10-02_20190915101500_12340401_006_01.h5"
+    out = tmp_path / "o.nc"
+    with pytest.warns(is2grid.Is2gridWarning, match="1 of 2 granules skipped"):
+        code = main(["grid", str(south), str(missing), "--out", str(out), "--res", "25000", "--errors", "skip"])
+    printed = capsys.readouterr().out
+    assert code == 0 and out.exists()
+    assert "skipped 1 granules" in printed and missing.name in printed

@@ -50,6 +50,26 @@ def test_grid_granules_errors(week, tmp_path):
         workflow.grid_granules([tmp_path / "ATL10-02_20190915101500_12340401_006_01.h5"], progress=False)
 
 
+def test_errors_skip_leaves_bad_granules_out_and_lists_them(week, tmp_path):
+    missing = tmp_path / "ATL10-02_20190915101500_12340401_006_01.h5"
+    truncated = tmp_path / "ATL10-02_20190920101500_12990401_006_01.h5"
+    truncated.write_bytes(week[1].read_bytes()[:200_000])
+    with pytest.raises(is2grid.GranuleError, match=truncated.name):
+        workflow.grid_granules([*week, truncated], res=25000, progress=False)
+    with pytest.warns(is2grid.Is2gridWarning, match=rf"2 of {len(week) + 2} granules skipped") as caught:
+        got = workflow.grid_granules([*week, missing, truncated], res=25000, progress=False, errors="skip")
+    assert missing.name in str(caught[0].message) and truncated.name in str(caught[0].message)
+    expected = workflow.grid_granules(week, res=25000, progress=False)
+    xr.testing.assert_identical(got.drop_attrs(), expected.drop_attrs())
+    assert got.attrs["granules_gridded"] == len(week)
+    reasons = dict(line.split(": ", 1) for line in got.attrs["granules_skipped"].splitlines())
+    assert set(reasons) == {missing.name, truncated.name}
+    assert reasons[missing.name].startswith("GranuleNotFoundError")
+    assert reasons[truncated.name].startswith(("CorruptGranuleError", "NotHDF5Error"))
+    with pytest.raises(is2grid.GridError, match="errors='ignore'"):
+        workflow.grid_granules(week, errors="ignore", progress=False)
+
+
 def test_transition_granules_contribute_nothing_quietly(week, synthetic):
     got = workflow.grid_granules([*week, synthetic["transition"]], res=25000, progress=False)
     assert int(got.n_segments.sum()) == int(workflow.grid_granules(week, res=25000, progress=False).n_segments.sum())

@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     grid.add_argument("--png", type=Path, default=None, help="also draw a quicklook map")
     grid.add_argument("--res", type=float, default=6250)
     grid.add_argument("--grid", default=None, help="'nsidc_ps25' for the ATL20 polar stereographic grid")
+    grid.add_argument(
+        "--errors",
+        choices=("raise", "skip"),
+        default="raise",
+        help="skip: leave out granules that cannot be read, and list them (default: stop at the first)",
+    )
     grid.add_argument("--hemisphere", choices=("north", "south"), default=None, help="default: from the granules")
     grid.add_argument("--freq", default="1D", help="pandas alias, or 'none' for one grid")
     grid.add_argument("--bbox", type=float, nargs=4, metavar=("LON_MIN", "LAT_MIN", "LON_MAX", "LAT_MAX"))
@@ -141,7 +147,10 @@ def _grid(args) -> int:
     workflow.check_output(args.out, overwrite=args.overwrite, inputs=args.granules)
     if args.png:
         workflow.check_output(args.png, overwrite=True, inputs=args.granules)
-    result = workflow.grid_granules(args.granules, request, beams=args.beams)
+    result = workflow.grid_granules(args.granules, request, beams=args.beams, errors=args.errors)
+    if "granules_skipped" in result.attrs:
+        print(f"skipped {len(args.granules) - result.attrs['granules_gridded']} granules that could not be read:")
+        print("\n".join("  " + line for line in result.attrs["granules_skipped"].splitlines()))
     print(_summary(result))
     with deferred_signals() as pending:
         written = workflow.write_netcdf(result, args.out, overwrite=args.overwrite, inputs=args.granules)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import xarray as xr
 from is2grid import atl10, gridding, grids, reduction
 from is2grid import credentials as credentials_module
 from is2grid.credentials import as_credentials
-from is2grid.errors import GridError, Is2gridWarning, OutputError
+from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2gridWarning, OutputError, RemoteReadError
 from is2grid.inputs import is_granule_record
 from is2grid.reduction import CellSums
 from is2grid.request import GridRequest
@@ -39,6 +40,38 @@ def _granule_sums(path, request: GridRequest, beams, credentials, storage_option
         return reduction.cell_sums({n: ds[n].values for n in request.needed}, request)
     finally:
         ds.close()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A granule left out under ``errors="skip"``, and why."""
+
+    granule: str
+    reason: str
+
+
+def _granule_outcome(path, request, beams, credentials, storage_options, errors: str) -> CellSums | Skipped:
+    """The granule's sums, or under ``errors="skip"`` a :class:`Skipped` record if it cannot be read.
+
+    A network failure gets one more try first (the fetch layer has already retried each request).
+    """
+    attempts = 2 if errors == "skip" else 1
+    for attempt in range(attempts):
+        try:
+            return _granule_sums(path, request, beams, credentials, storage_options)
+        except AuthenticationError:
+            raise  # refused credentials fail every granule alike: not a fault of this one
+        except RemoteReadError as err:
+            if attempt + 1 < attempts:
+                continue
+            if errors == "raise":
+                raise
+            return Skipped(_name_of(path), f"{type(err).__name__}: {err}")
+        except GranuleError as err:
+            if errors == "raise":
+                raise
+            return Skipped(_name_of(path), f"{type(err).__name__}: {err}")
+    raise AssertionError("unreachable")
 
 
 def _name_of(granule: Any) -> str:
@@ -76,6 +109,7 @@ def grid_granules(
     storage_options: dict[str, Any] | None = None,
     client: Any = None,
     progress: bool = True,
+    errors: str = "raise",
     **options: Any,
 ) -> xr.Dataset:
     """Grid many ATL10 granules (paths, s3:// or https:// URLs, earthaccess search results) onto one grid.
@@ -97,6 +131,11 @@ def grid_granules(
         otherwise granules are read one after another here.
     progress : bool
         Show a progress bar of granules done.
+    errors : {"raise", "skip"}
+        ``"raise"`` (default): the first granule that cannot be read stops the run, with an error naming
+        it. ``"skip"``: a granule that cannot be read (missing, damaged, not ATL10, or still failing
+        after one more try over the network) is left out; the result's ``granules_skipped`` attribute and
+        a warning list each with its reason. Refused credentials always raise.
     **options
         The keyword arguments of :meth:`is2grid.request.GridRequest.create`. The grid is EASE-Grid 2.0
         (``grid="ease2"``) at ``res=6250`` unless given; ``hemisphere`` defaults to the granule names'.
@@ -115,6 +154,8 @@ def grid_granules(
     >>> int(result.n_segments.sum()) == result.attrs["segments_gridded"]
     True
     """
+    if errors not in ("raise", "skip"):
+        raise GridError(f"errors={errors!r}: use 'raise' (stop at the first bad granule) or 'skip'.")
     urls: list[Any] = [p if is_granule_record(p) else os.fspath(p) for p in paths]
     if not urls:
         raise GridError("no granules given: pass a list of ATL10 paths or URLs (earthaccess.search_data finds them).")
@@ -130,12 +171,19 @@ def grid_granules(
         credentials = as_credentials(credentials)
     if client is not None and credentials is not None:
         client.run(credentials_module.register, credentials.portable())
-    args = (request, beams, credentials, storage_options)
+    args = (request, beams, credentials, storage_options, errors)
 
     bar = _progress(len(urls), progress)
     total = CellSums.empty()
     pending: list[CellSums] = []
+    skipped: list[Skipped] = []
     for sums in _run(urls, args, client):
+        if isinstance(sums, Skipped):
+            skipped.append(sums)
+            if bar is not None:
+                bar.set_postfix(skipped=len(skipped))
+                bar.update()
+            continue
         pending.append(sums)
         if len(pending) >= 16:
             total = reduction.combine(total, *pending)
@@ -145,17 +193,28 @@ def grid_granules(
     total = reduction.combine(total, *pending)
     if bar is not None:
         bar.close()
-    return gridding.gridded_dataset(total, request, {"hemisphere": request.hemisphere, "granules": " ".join(names)})
+    result = gridding.gridded_dataset(total, request, {"hemisphere": request.hemisphere, "granules": " ".join(names)})
+    result.attrs["granules_gridded"] = len(urls) - len(skipped)
+    if skipped:
+        result.attrs["granules_skipped"] = "\n".join(f"{s.granule}: {s.reason}" for s in skipped)
+        listed = "; ".join(f"{s.granule} ({s.reason})" for s in skipped[:5])
+        warnings.warn(
+            f"{len(skipped)} of {len(urls)} granules skipped (errors='skip'): {listed}"
+            f"{' ...' if len(skipped) > 5 else ''}. All are listed in the result's 'granules_skipped' attribute.",
+            Is2gridWarning,
+            stacklevel=2,
+        )
+    return result
 
 
 def _run(paths, args, client):
     if client is None:
         for path in paths:
-            yield _granule_sums(path, *args)
+            yield _granule_outcome(path, *args)
         return
     from distributed import as_completed
 
-    futures = client.map(_granule_sums, paths, *[[a] * len(paths) for a in args], pure=False)
+    futures = client.map(_granule_outcome, paths, *[[a] * len(paths) for a in args], pure=False)
     for future in as_completed(futures):
         yield future.result()
 
