@@ -70,6 +70,19 @@ def test_errors_skip_leaves_bad_granules_out_and_lists_them(week, tmp_path):
         workflow.grid_granules(week, errors="ignore", progress=False)
 
 
+def test_hemisphere_of_a_renamed_granule_comes_from_its_metadata(week, tmp_path):
+    renamed = tmp_path / "my_granule.h5"
+    renamed.write_bytes(week[0].read_bytes())
+    assert xr.open_dataset(renamed, engine="atl10").attrs["hemisphere"] == "south"
+    got = workflow.grid_granules([renamed], res=25000, progress=False)
+    expected = workflow.grid_granules([week[0]], res=25000, progress=False)
+    assert got.attrs["hemisphere"] == "south"
+    xr.testing.assert_identical(got.drop_attrs(), expected.drop_attrs())
+    north = tutorial.write_granule(tmp_path, hemisphere="north", n_segments=200)
+    (tmp_path / "renamed_north.h5").write_bytes(north.read_bytes())
+    assert xr.open_dataset(tmp_path / "renamed_north.h5", engine="atl10").attrs["hemisphere"] == "north"
+
+
 def test_transition_granules_contribute_nothing_quietly(week, synthetic):
     got = workflow.grid_granules([*week, synthetic["transition"]], res=25000, progress=False)
     assert int(got.n_segments.sum()) == int(workflow.grid_granules(week, res=25000, progress=False).n_segments.sum())

@@ -70,7 +70,7 @@ class Granule:
         self.attrs = {
             "granule": self.name.removeprefix("processed_") if self.name.startswith("processed_") else self.name,
             "source_file": self.name,
-            "hemisphere": atl10.hemisphere_from_name(self.name) or "unknown",
+            "hemisphere": atl10.hemisphere_from_name(self.name) or self._hemisphere_from_metadata(),
             "rgt": int(np.asarray(raw["rgt"]).ravel()[0]),
             "cycle": int(np.asarray(raw["cycle_number"]).ravel()[0]),
             "orbit_number": int(np.asarray(raw["orbit_number"]).ravel()[0]),
@@ -80,6 +80,14 @@ class Granule:
             "product_version": self.release,
             "product_revision": as_text(raw["revision"]),
         }
+
+    def _hemisphere_from_metadata(self) -> str:
+        """For a renamed granule: ``ancillary_data/start_region`` (1 Arctic, 2 Antarctic for ATL07/ATL10)."""
+        path = "ancillary_data/start_region"
+        if self.reader.metadata([path], missing_ok=True)[path] is None:
+            return "unknown"
+        region = int(np.asarray(self.reader.read([(path, None, None)])[0]).ravel()[0])
+        return atl10.REGION_HEMISPHERES.get(region, "unknown")
 
     def _check_product(self) -> None:
         kinds: set[str] = set()

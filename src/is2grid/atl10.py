@@ -40,6 +40,8 @@ BEAMS = ("gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r")
 STRONG_BEAMS = {0: ("gt1l", "gt2l", "gt3l"), 1: ("gt1r", "gt2r", "gt3r")}
 WEAK_BEAMS = {0: ("gt1r", "gt2r", "gt3r"), 1: ("gt1l", "gt2l", "gt3l")}
 ORIENTATIONS = {0: "backward", 1: "forward", 2: "transition"}
+#: ``ancillary_data/start_region`` of ATL07/ATL10 granules: the hemisphere, as the 01/02 in the file name
+REGION_HEMISPHERES = {1: "north", 2: "south"}
 
 SEGMENT_GROUP = "freeboard_segment"
 SEGMENT_SUBGROUPS = ("heights", "geophysical")

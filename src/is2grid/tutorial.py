@@ -126,7 +126,7 @@ def write_granule(
     tmp = path.with_name(path.name + ".part")
     with h5py.File(tmp, "w", libver=("v108", "latest")) as f:
         _write_root_attrs(f, hemisphere, start, rgt, cycle)
-        _write_small_groups(f, sc_orient, rgt, cycle, t0, lan, start)
+        _write_small_groups(f, sc_orient, rgt, cycle, t0, lan, start, hemisphere)
         for beam in atl10.BEAMS:
             is_strong = beam in strong
             group = f.create_group(beam)
@@ -392,7 +392,7 @@ def _create(group, name, data, schema_path):
     return dset
 
 
-def _write_small_groups(f, sc_orient, rgt, cycle, t0, lan, start):
+def _write_small_groups(f, sc_orient, rgt, cycle, t0, lan, start, hemisphere):
     stamp = pd.Timestamp(start).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
     known = {
         "orbit_info/sc_orient": [sc_orient],
@@ -410,6 +410,8 @@ def _write_small_groups(f, sc_orient, rgt, cycle, t0, lan, start):
         "ancillary_data/start_delta_time": [t0],
         "ancillary_data/end_delta_time": [t0 + 5658.0],
         "ancillary_data/start_rgt": [rgt],
+        "ancillary_data/start_region": [1 if hemisphere == "north" else 2],
+        "ancillary_data/end_region": [1 if hemisphere == "north" else 2],
         "ancillary_data/end_rgt": [rgt],
         "ancillary_data/start_cycle": [cycle],
         "ancillary_data/end_cycle": [cycle],

@@ -74,6 +74,17 @@ def _granule_outcome(path, request, beams, credentials, storage_options, errors:
     raise AssertionError("unreachable")
 
 
+def _hemisphere(urls: list[Any], names: list[str], credentials: Any, storage_options: Any) -> str:
+    """The granules' hemisphere from their names, or from the first one's own metadata if renamed."""
+    if all(atl10.hemisphere_from_name(name) is None for name in names):
+        with xr.open_dataset(
+            urls[0], engine="atl10", variables=[], credentials=credentials, storage_options=storage_options
+        ) as first:
+            if first.attrs.get("hemisphere") in ("north", "south"):
+                return str(first.attrs["hemisphere"])
+    return atl10.hemisphere_of_names(names)
+
+
 def _name_of(granule: Any) -> str:
     if is_granule_record(granule):
         return str(granule["meta"].get("native-id") or granule["umm"].get("GranuleUR") or "")
@@ -163,7 +174,7 @@ def grid_granules(
     names = [_name_of(u) for u in urls]
     if request is None:
         if options.get("hemisphere") is None and not isinstance(options.get("grid"), grids.Grid):
-            options["hemisphere"] = atl10.hemisphere_of_names(names)
+            options["hemisphere"] = _hemisphere(urls, names, credentials, storage_options)
         request = GridRequest.create(**options)
     elif options:
         raise TypeError(f"grid_granules: give a request or options, not both ({sorted(options)}).")
