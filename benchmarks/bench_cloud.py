@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
+import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -124,11 +126,18 @@ def local(paths, repeats: int) -> str:
     )
 
 
-def _stop(server) -> None:
-    """Stop a loopback server without timing it (shutdown waits up to half a second for its poll loop)."""
-    import threading
+@contextlib.contextmanager
+def served(path: Path, **behaviour):
+    """A loopback Range server for ``path`` with 50 ms per request: yields its plan and the file's URL.
 
-    threading.Thread(target=server.shutdown, daemon=True).start()
+    The server is stopped without timing it (shutdown waits up to half a second for its poll loop).
+    """
+    plan = Behaviour(**{"latency": 0.05, **behaviour})
+    server, url = serve_scripted(path.parent, plan)
+    try:
+        yield plan, f"{url}/{path.name}"
+    finally:
+        threading.Thread(target=server.shutdown, daemon=True).start()
 
 
 def remote(path: Path, repeats: int) -> str:
@@ -145,24 +154,15 @@ def remote(path: Path, repeats: int) -> str:
     stats: dict[str, list[tuple[int, int, int]]] = {"engine": [], "h5py": []}
 
     def engine():
-        plan = Behaviour(latency=0.05)
-        server, url = serve_scripted(path.parent, plan)
-        try:
-            xr.open_dataset(f"{url}/{path.name}", engine="atl10", variables=GRIDDING).load()
-        finally:
-            _stop(server)
+        with served(path) as (plan, url):
+            xr.open_dataset(url, engine="atl10", variables=GRIDDING).load()
         stats["engine"].append((plan.requests, plan.bytes_sent, plan.max_in_flight))
 
     def h5py_fsspec():
-        plan = Behaviour(latency=0.05)
-        server, url = serve_scripted(path.parent, plan)
-        try:
-            with fsspec.open(f"{url}/{path.name}", "rb") as fo, h5py.File(fo) as f:
-                for b in strong(path):
-                    for n in GRIDDING_PATHS:
-                        f[f"{b}/freeboard_segment/{n}"][:]
-        finally:
-            _stop(server)
+        with served(path) as (plan, url), fsspec.open(url, "rb") as fo, h5py.File(fo) as f:
+            for b in strong(path):
+                for n in GRIDDING_PATHS:
+                    f[f"{b}/freeboard_segment/{n}"][:]
         stats["h5py"].append((plan.requests, plan.bytes_sent, plan.max_in_flight))
 
     times = timed({"engine": engine, "h5py": h5py_fsspec}, repeats)
@@ -206,12 +206,8 @@ def open_cost(path: Path, repeats: int) -> str:
 
     def remote_open(decode: bool):
         def run():
-            plan = Behaviour(latency=0.05)
-            server, url = serve_scripted(path.parent, plan)
-            try:
-                xr.open_dataset(f"{url}/{path.name}", engine="atl10", decode_times=decode).close()
-            finally:
-                _stop(server)
+            with served(path) as (plan, url):
+                xr.open_dataset(url, engine="atl10", decode_times=decode).close()
             counts[f"remote {decode}"] = (plan.requests, plan.bytes_sent)
 
         return run
@@ -254,17 +250,13 @@ def faults(path: Path) -> str:
     rows = []
     options = {"timeout": 5.0, "retries": 6, "backoff": 0.05}
     for name, behaviour in cases.items():
-        plan = Behaviour(latency=0.05, **behaviour)
-        server, url = serve_scripted(path.parent, plan)
         start = time.perf_counter()
-        try:
-            ds = xr.open_dataset(f"{url}/{path.name}", engine="atl10", variables=GRIDDING, storage_options=options)
-            ds.load()
-            outcome = "values equal" if ds.identical(reference) else "WRONG VALUES"
-        except is2grid.GranuleError as err:
-            outcome = f"{type(err).__name__}: {str(err).split(': ', 1)[1][:70]}..."
-        finally:
-            _stop(server)
+        with served(path, **behaviour) as (plan, url):
+            try:
+                ds = xr.open_dataset(url, engine="atl10", variables=GRIDDING, storage_options=options).load()
+                outcome = "values equal" if ds.identical(reference) else "WRONG VALUES"
+            except is2grid.GranuleError as err:
+                outcome = f"{type(err).__name__}: {str(err).split(': ', 1)[1][:70]}..."
         rows.append([name, outcome, f"{time.perf_counter() - start:.1f}", str(plan.requests)])
     return "### C. Faults (same server and granule; storage_options timeout=5 s, retries=6)\n\n" + table(
         rows, ["fault", "outcome", "s", "requests"]

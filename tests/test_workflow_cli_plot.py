@@ -78,6 +78,7 @@ def test_hemisphere_of_a_renamed_granule_comes_from_its_metadata(week, tmp_path)
     expected = workflow.grid_granules([week[0]], res=25000, progress=False)
     assert got.attrs["hemisphere"] == "south"
     xr.testing.assert_identical(got.drop_attrs(), expected.drop_attrs())
+    assert cli.main(["grid", str(renamed), "--out", str(tmp_path / "r.nc"), "--res", "25000"]) == 0
     north = tutorial.write_granule(tmp_path, hemisphere="north", n_segments=200)
     (tmp_path / "renamed_north.h5").write_bytes(north.read_bytes())
     assert xr.open_dataset(tmp_path / "renamed_north.h5", engine="atl10").attrs["hemisphere"] == "north"

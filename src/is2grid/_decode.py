@@ -117,6 +117,8 @@ def place(out: np.ndarray, block: np.ndarray, chunk_start: Sequence[int], lo: in
     a, b = max(start, lo), min(start + block.shape[0], lo + out.shape[0])
     if a >= b:
         return
+    target: tuple[slice, ...]
+    source: tuple[slice, ...]
     if block.ndim == 1:
         target, source = (slice(a - lo, b - lo),), (slice(a - start, b - start),)
     else:

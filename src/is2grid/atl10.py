@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from is2grid.errors import GridError
+
 __all__ = [
     "ATLAS_EPOCH",
     "BEAMS",
@@ -229,8 +231,6 @@ def hemisphere_of_names(names) -> str:
     >>> hemisphere_of_names(["ATL10-02_20190915000000_12340501_006_01.h5"])
     'south'
     """
-    from is2grid.errors import GridError
-
     found = {hemisphere_from_name(name) for name in names}
     if found in ({"north"}, {"south"}):
         return str(found.pop())
@@ -247,8 +247,6 @@ def hemisphere_of_dataset(ds) -> str:
     is2grid.GridError
         For data of both hemispheres, or none.
     """
-    from is2grid.errors import GridError
-
     hemi = ds.attrs.get("hemisphere")
     if hemi in ("north", "south"):
         return hemi

@@ -128,14 +128,14 @@ def _demo(args) -> int:
 
 
 def _grid(args) -> int:
-    from is2grid import atl10, plot, workflow
+    from is2grid import plot, workflow
     from is2grid.request import GridRequest
 
     # the options and the output location are checked before any work
     request = GridRequest.create(
         args.grid or "ease2",
         res=args.res,
-        hemisphere=args.hemisphere or atl10.hemisphere_of_names([str(g) for g in args.granules]),
+        hemisphere=args.hemisphere or workflow.hemisphere_of_granules(args.granules),
         freq=None if args.freq.lower() == "none" else args.freq,
         bbox=tuple(args.bbox) if args.bbox else None,
         time_range=tuple(args.time_range) if args.time_range else None,

@@ -156,7 +156,7 @@ def _lazy(columns: dict[str, xr.Variable], request: GridRequest, source_attrs: d
     stats = da.map_blocks(_block_statistics, sums.rechunk({0: -1}), request.min_segments, dtype=np.float64)
     count = stats[0].round().astype(np.int32).reshape(shape)
     stacked = [count, *(stats[i].reshape(shape) for i in (1, 2, 3))]
-    return _labelled(stacked, request, source_attrs, None)
+    return _labelled(stacked, window, ordinals, request, source_attrs, None)
 
 
 def _block_codes(*blocks, names, request):
@@ -188,7 +188,7 @@ def gridded_dataset(sums: CellSums, request: GridRequest, source_attrs: dict | N
     window = request.window if request.window is not None else _data_window(sums, request.grid)
     ordinals = request.ordinals if request.ordinals is not None else _data_ordinals(sums, request.grid)
     arrays = reduction.scatter(sums, window, ordinals, request.min_segments)
-    return _labelled(arrays, request, source_attrs or {}, sums, window, ordinals)
+    return _labelled(arrays, window, ordinals, request, source_attrs or {}, sums)
 
 
 def _data_window(sums: CellSums, grid: Grid) -> Grid:
@@ -205,11 +205,9 @@ def _data_ordinals(sums: CellSums, grid: Grid) -> np.ndarray:
     return np.arange(ordinal.min(), ordinal.max() + 1, dtype=np.int64)
 
 
-def _labelled(arrays, request: GridRequest, source_attrs: dict, sums: CellSums | None, window=None, ordinals=None):
+def _labelled(arrays, window: Grid, ordinals, request: GridRequest, source_attrs: dict, sums: CellSums | None):
     from is2grid import __version__
 
-    window = window if window is not None else request.window
-    ordinals = ordinals if ordinals is not None else request.ordinals
     bins = request.bins
     has_time = bins.freq is not None
     dims = ("time", "y", "x") if has_time else ("y", "x")

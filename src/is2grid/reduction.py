@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from is2grid.grids import Grid, to_xy
 from is2grid.request import GridRequest
@@ -62,25 +61,17 @@ class CellSums:
         return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), z, z, z, 0)
 
 
-def _kept(columns: Mapping[str, np.ndarray], request: GridRequest) -> tuple[np.ndarray, np.ndarray]:
-    """Which segments count, and their UTC times."""
-    keep = request.filters.mask(
-        np.asarray(columns["latitude"], dtype=np.float64),
-        np.asarray(columns["longitude"], dtype=np.float64),
-        np.asarray(columns["height_segment_length_seg"], dtype=np.float64),
-        np.asarray(columns["beam_fb_height"], dtype=np.float64),
-        columns.get("height_segment_type"),
-        columns.get("beam_fb_quality_flag"),
+def _kept(columns: Mapping[str, np.ndarray], request: GridRequest):
+    """The kept segments: latitude, longitude, length, freeboard (float64) and UTC time of each."""
+    lat, lon, length, fb = (
+        np.asarray(columns[n], dtype=np.float64)
+        for n in ("latitude", "longitude", "height_segment_length_seg", "beam_fb_height")
     )
+    seg_type, quality = columns.get("height_segment_type"), columns.get("beam_fb_quality_flag")
+    keep = request.filters.mask(lat, lon, length, fb, seg_type, quality)
     times = np.asarray(columns["delta_time"], dtype="datetime64[ns]")
     keep &= ~np.isnat(times)
-    return keep, times
-
-
-def _cells(columns, keep: np.ndarray, grid: Grid):
-    """Global row and column of the kept segments, and which of them fall inside ``grid``."""
-    x, y = to_xy(np.asarray(columns["longitude"])[keep], np.asarray(columns["latitude"])[keep], grid.crs)
-    return grid.cell_index(x, y)
+    return keep, lat[keep], lon[keep], length[keep], fb[keep], times[keep]
 
 
 def cell_sums(columns: Mapping[str, np.ndarray], request: GridRequest) -> CellSums:
@@ -108,37 +99,28 @@ def cell_sums(columns: Mapping[str, np.ndarray], request: GridRequest) -> CellSu
     >>> sums.count, sums.sum_length_fb / sums.sum_length
     (array([2]), array([0.35]))
     """
-    keep, times = _kept(columns, request)
-    if not keep.any():
-        return CellSums.empty()
+    _, lat, lon, length, fb, times = _kept(columns, request)
     target = request.target
-    row, col, inside = _cells(columns, keep, target)
-    times = times[keep][inside]
+    row, col, inside = target.cell_index(*to_xy(lon, lat, target.crs))
+    if not inside.any():
+        return CellSums.empty()
+    times = times[inside]
     keys = target.keys(request.bins.ordinals(times), row[inside], col[inside])
-    length = np.asarray(columns["height_segment_length_seg"], dtype=np.float64)[keep][inside]
-    fb = np.asarray(columns["beam_fb_height"], dtype=np.float64)[keep][inside]
-    sums = _sum_by_key(keys, length, fb)
-    if keys.size:
-        ns = times.astype(np.int64)
-        sums.t_min, sums.t_max = int(ns.min()), int(ns.max())
+    lh = length[inside] * fb[inside]
+    sums = _summed(keys, np.stack([np.ones(keys.size), length[inside], lh, lh * fb[inside]]), keys.size)
+    ns = times.astype(np.int64)
+    sums.t_min, sums.t_max = int(ns.min()), int(ns.max())
     return sums
 
 
-def _sum_by_key(keys: np.ndarray, length: np.ndarray, fb: np.ndarray) -> CellSums:
+def _summed(keys: np.ndarray, stacked: np.ndarray, n_segments: int) -> CellSums:
+    """Sum the rows of ``stacked`` (1 or N, L, L h, L h^2) over ``keys``; flox groups the occupied keys only."""
     import flox
 
-    if keys.size == 0:
-        return CellSums.empty()
-    # factorize first: flox then sums over the occupied keys only, never a dense (time x grid) table
-    codes, uniques = pd.factorize(keys, sort=False)
-    order = np.argsort(uniques)
-    lh = length * fb
-    stacked = np.stack([length, lh, lh * fb])
-    groups = pd.RangeIndex(len(uniques))
-    total = flox.groupby_reduce(stacked, codes, func="sum", expected_groups=groups, engine="numpy")[0]
-    count = np.bincount(codes, minlength=len(uniques))
-    total = total[:, order]
-    return CellSums(uniques[order].astype(np.int64), count[order], total[0], total[1], total[2], int(keys.size))
+    found = flox.groupby_reduce(stacked, keys, func="sum", engine="numpy")
+    total, groups = found[0], found[1]
+    count = total[0].round().astype(np.int64)
+    return CellSums(np.asarray(groups, dtype=np.int64), count, total[1], total[2], total[3], n_segments)
 
 
 def combine(*sums: CellSums) -> CellSums:
@@ -157,24 +139,12 @@ def combine(*sums: CellSums) -> CellSums:
         return CellSums.empty()
     if len(sums) == 1:
         return sums[0]
-    import flox
-
-    codes, uniques = pd.factorize(np.concatenate([s.keys for s in sums]), sort=True)
-    stacked = np.stack(
-        [np.concatenate([getattr(s, name) for s in sums]).astype(np.float64) for name in _SUMMED],
-    )
-    groups = pd.RangeIndex(len(uniques))
-    total = flox.groupby_reduce(stacked, codes, func="sum", expected_groups=groups, engine="numpy")[0]
-    return CellSums(
-        uniques.astype(np.int64),
-        total[0].round().astype(np.int64),
-        total[1],
-        total[2],
-        total[3],
-        sum(s.n_segments for s in sums),
-        min((s.t_min for s in sums if s.t_min is not None), default=None),
-        max((s.t_max for s in sums if s.t_max is not None), default=None),
-    )
+    keys = np.concatenate([s.keys for s in sums])
+    stacked = np.stack([np.concatenate([getattr(s, name) for s in sums]).astype(np.float64) for name in _SUMMED])
+    total = _summed(keys, stacked, sum(s.n_segments for s in sums))
+    total.t_min = min((s.t_min for s in sums if s.t_min is not None), default=None)
+    total.t_max = max((s.t_max for s in sums if s.t_max is not None), default=None)
+    return total
 
 
 _SUMMED = ("count", "sum_length", "sum_length_fb", "sum_length_fb2")
@@ -230,13 +200,12 @@ def dense_codes(columns: Mapping[str, np.ndarray], request: GridRequest) -> np.n
     """
     window, ordinals = request.window, request.ordinals
     assert window is not None and ordinals is not None, "dense_codes needs a request with a fixed extent"
-    n = len(np.asarray(columns["latitude"]))
-    codes = np.full(n, -1, dtype=np.int64)
-    keep, times = _kept(columns, request)
+    keep, lat, lon, _, _, times = _kept(columns, request)
+    codes = np.full(keep.size, -1, dtype=np.int64)
     if not keep.any():
         return codes
-    row, col, inside = _cells(columns, keep, window)
-    ordinal = request.bins.ordinals(times[keep])
+    row, col, inside = window.cell_index(*to_xy(lon, lat, window.crs))
+    ordinal = request.bins.ordinals(times)
     t = np.searchsorted(ordinals, ordinal)
     inside &= (t < len(ordinals)) & (ordinals[np.minimum(t, len(ordinals) - 1)] == ordinal)
     flat = (t * window.nrows + (row - window.row0)) * window.ncols + (col - window.col0)

@@ -24,7 +24,7 @@ from is2grid.inputs import is_granule_record
 from is2grid.reduction import CellSums
 from is2grid.request import GridRequest
 
-__all__ = ["check_output", "grid_granules", "write_netcdf"]
+__all__ = ["Skipped", "check_output", "grid_granules", "hemisphere_of_granules", "write_netcdf"]
 
 
 def _granule_sums(path, request: GridRequest, beams, credentials, storage_options) -> CellSums:
@@ -54,29 +54,40 @@ def _granule_outcome(path, request, beams, credentials, storage_options, errors:
     """The granule's sums, or under ``errors="skip"`` a :class:`Skipped` record if it cannot be read.
 
     A network failure gets one more try first (the fetch layer has already retried each request).
+    Refused credentials always raise: they would fail every granule alike.
     """
-    attempts = 2 if errors == "skip" else 1
-    for attempt in range(attempts):
+    try:
+        return _granule_sums(path, request, beams, credentials, storage_options)
+    except AuthenticationError:
+        raise
+    except RemoteReadError:
+        if errors == "raise":
+            raise
         try:
             return _granule_sums(path, request, beams, credentials, storage_options)
         except AuthenticationError:
-            raise  # refused credentials fail every granule alike: not a fault of this one
-        except RemoteReadError as err:
-            if attempt + 1 < attempts:
-                continue
-            if errors == "raise":
-                raise
-            return Skipped(_name_of(path), f"{type(err).__name__}: {err}")
+            raise
         except GranuleError as err:
-            if errors == "raise":
-                raise
             return Skipped(_name_of(path), f"{type(err).__name__}: {err}")
-    raise AssertionError("unreachable")
+    except GranuleError as err:
+        if errors == "raise":
+            raise
+        return Skipped(_name_of(path), f"{type(err).__name__}: {err}")
 
 
-def _hemisphere(urls: list[Any], names: list[str], credentials: Any, storage_options: Any) -> str:
-    """The granules' hemisphere from their names, or from the first one's own metadata if renamed."""
-    if all(atl10.hemisphere_from_name(name) is None for name in names):
+def hemisphere_of_granules(
+    paths: Sequence[str | os.PathLike | Any], credentials: Any = None, storage_options: dict[str, Any] | None = None
+) -> str:
+    """The hemisphere of granules: from their names, or from the first one's own metadata if renamed.
+
+    Raises
+    ------
+    is2grid.GridError
+        When the names mix both hemispheres, or tell nothing and the metadata neither.
+    """
+    urls = [p if is_granule_record(p) else os.fspath(p) for p in paths]
+    names = [_name_of(u) for u in urls]
+    if urls and all(atl10.hemisphere_from_name(name) is None for name in names):
         with xr.open_dataset(
             urls[0], engine="atl10", variables=[], credentials=credentials, storage_options=storage_options
         ) as first:
@@ -174,7 +185,7 @@ def grid_granules(
     names = [_name_of(u) for u in urls]
     if request is None:
         if options.get("hemisphere") is None and not isinstance(options.get("grid"), grids.Grid):
-            options["hemisphere"] = _hemisphere(urls, names, credentials, storage_options)
+            options["hemisphere"] = hemisphere_of_granules(urls, credentials, storage_options)
         request = GridRequest.create(**options)
     elif options:
         raise TypeError(f"grid_granules: give a request or options, not both ({sorted(options)}).")
