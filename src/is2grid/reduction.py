@@ -117,10 +117,9 @@ def _summed(keys: np.ndarray, stacked: np.ndarray, n_segments: int) -> CellSums:
     """Sum the rows of ``stacked`` (1 or N, L, L h, L h^2) over ``keys``; flox groups the occupied keys only."""
     import flox
 
-    found = flox.groupby_reduce(stacked, keys, func="sum", engine="numpy")
-    total, groups = found[0], found[1]
+    total, *groups = flox.groupby_reduce(stacked, keys, func="sum", engine="numpy")
     count = total[0].round().astype(np.int64)
-    return CellSums(np.asarray(groups, dtype=np.int64), count, total[1], total[2], total[3], n_segments)
+    return CellSums(np.asarray(groups[0], dtype=np.int64), count, total[1], total[2], total[3], n_segments)
 
 
 def combine(*sums: CellSums) -> CellSums:
