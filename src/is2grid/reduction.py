@@ -106,8 +106,14 @@ def cell_sums(columns: Mapping[str, np.ndarray], request: GridRequest) -> CellSu
         return CellSums.empty()
     times = times[inside]
     keys = target.keys(request.bins.ordinals(times), row[inside], col[inside])
-    lh = length[inside] * fb[inside]
-    sums = _summed(keys, np.stack([np.ones(keys.size), length[inside], lh, lh * fb[inside]]), keys.size)
+    # the four summed rows written in place: N, L, L h, L h^2 (no temporaries of the size of the input)
+    stacked = np.empty((4, keys.size))
+    stacked[0] = 1.0
+    np.compress(inside, length, out=stacked[1])
+    fb = fb[inside]
+    np.multiply(stacked[1], fb, out=stacked[2])
+    np.multiply(stacked[2], fb, out=stacked[3])
+    sums = _summed(keys, stacked, keys.size)
     ns = times.astype(np.int64)
     sums.t_min, sums.t_max = int(ns.min()), int(ns.max())
     return sums
