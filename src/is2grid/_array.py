@@ -58,10 +58,36 @@ class _SourceDriver:
         pass
 
 
-def _described_class():
+def _in_cache(h5: Any, pos: int, size: int) -> tuple[memoryview, int] | None:
+    """The cached line holding bytes ``[pos, pos + size)`` whole, and their offset in it; None if not cached.
+
+    h5coro's header parser asks for a few bytes at a time, tens of thousands of times per open; answering
+    those from the line directly was a third of a local open.
+    """
+    start = pos + h5.baseAddress
+    line = start & h5.cacheLineMask
+    view = h5.cache.get(line)
+    if view is not None and start - line + size <= len(view):
+        return view, start - line
+    return None
+
+
+@functools.cache
+def _parsers() -> tuple[type, type]:
+    """h5coro's file and dataset parsers, adapted (made on first use: h5coro is imported lazily)."""
     import struct
 
+    from h5coro import h5coro
     from h5coro.h5dataset import H5Dataset
+
+    class H5Coro(h5coro.H5Coro):
+        def ioRequest(self, pos, size, caching=True, prefetch=False):
+            found = _in_cache(self, pos, size) if caching else None
+            if found is not None:
+                return found[0][found[1] : found[1] + size]
+            data = super().ioRequest(pos, size, caching, prefetch)
+            # h5coro joins reads that cross a cache line into bytes, then calls .tobytes() on them
+            return memoryview(data) if isinstance(data, bytes) else data
 
     fields = {n: struct.Struct("<" + c).unpack_from for n, c in ((1, "B"), (2, "H"), (4, "I"), (8, "Q"))}
 
@@ -69,15 +95,11 @@ def _described_class():
         """h5coro's header parser, also recording the byte order it skips (bit 0 of the datatype class bits)."""
 
         def readField(self, size):
-            # tens of thousands of small fields per open: unpacked straight from the cached line
-            h5 = self.resourceObject
-            start = self.pos + h5.baseAddress
-            line = start & h5.cacheLineMask
-            view = h5.cache.get(line)
-            if view is not None and size in fields and start - line + size <= len(view):
-                self.pos += size
-                return fields[size](view, start - line)[0]
-            return super().readField(size)
+            found = _in_cache(self.resourceObject, self.pos, size) if size in fields else None
+            if found is None:
+                return super().readField(size)
+            self.pos += size
+            return fields[size](*found)[0]
 
         def datatypeMsgHandler(self, msg_size, obj_hdr_flags, dlvl, meta=None):
             target = meta if meta is not None else self.meta
@@ -86,45 +108,25 @@ def _described_class():
             target.big_endian = (version_class & 0x0F) in (0, 1) and bool((version_class >> 8) & 1)
             return found
 
-    return Described
+    return H5Coro, Described
 
 
 def _described(*args, **kwargs):
-    """The Described parser (made on first use: h5coro is imported lazily)."""
-    global _DESCRIBED
-    if _DESCRIBED is None:
-        _DESCRIBED = _described_class()
-    return _DESCRIBED(*args, **kwargs)
-
-
-_DESCRIBED: Any = None
+    """h5coro's dataset parser, recording byte order and reading header fields from the cache."""
+    return _parsers()[1](*args, **kwargs)
 
 
 class GranuleHandle:
     """An open granule in this process: byte source, h5coro parser, chunk indexes, read-ahead."""
 
     def __init__(self, target: Any, options: FetchOptions, credentials: Credentials | None):
-        from h5coro import h5coro
-
         self.pid = os.getpid()
         self.source = open_source(target, options, credentials)
         self.name = self.source.name
         self.remote = not isinstance(self.source, LocalFileSource | FileObjectSource)
         self.read_ahead = self.remote if options.read_ahead is None else bool(options.read_ahead)
 
-        class H5Coro(h5coro.H5Coro):
-            def ioRequest(self, pos, size, caching=True, prefetch=False):
-                # the header parser asks for a few bytes at a time, tens of thousands of times per open:
-                # a read inside one cached line is answered here (it was a third of a local open)
-                if caching:
-                    start = pos + self.baseAddress
-                    line = start & self.cacheLineMask
-                    view = self.cache.get(line)
-                    if view is not None and start - line + size <= len(view):
-                        return view[start - line : start - line + size]
-                data = super().ioRequest(pos, size, caching, prefetch)
-                # h5coro joins reads that cross a cache line into bytes, then calls .tobytes() on them
-                return memoryview(data) if isinstance(data, bytes) else data
+        H5Coro = _parsers()[0]
 
         try:
             self.h5 = H5Coro(
