@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -26,8 +28,13 @@ def test_grid_granules_equals_gridding_the_concatenation(week):
                       coords="minimal", compat="override", join="override")  # fmt: skip
     expected = whole.drop_dims("trajectory").is2grid.to_ease2(res=25000)
     got = workflow.grid_granules(week, res=25000, progress=False)
-    xr.testing.assert_allclose(got.drop_attrs(), expected.drop_attrs(), rtol=1e-9, atol=1e-7)
-    assert got.attrs["source_granules"].split() == [p.name for p in week]
+    xr.testing.assert_allclose(got.drop_vars("granule").drop_attrs(), expected.drop_attrs(), rtol=1e-9, atol=1e-7)
+    names = [p.name for p in week]
+    assert list(got.granule.values) == names and got.attrs["granule_count"] == len(week)
+    assert (got.attrs["granule_first"], got.attrs["granule_last"]) == (names[0], names[-1])
+    assert got.attrs["granule_list_sha256"] == hashlib.sha256("\n".join(names).encode()).hexdigest()
+    assert got.time_bounds.shape == (got.sizes["time"], 2) and got.time.attrs["bounds"] == "time_bounds"
+    assert (got.time_bounds[:, 1] - got.time_bounds[:, 0] == np.timedelta64(1, "D")).all()
 
 
 def test_grid_granules_on_a_local_cluster(week):
@@ -60,7 +67,7 @@ def test_errors_skip_leaves_bad_granules_out_and_lists_them(week, tmp_path):
         got = workflow.grid_granules([*week, missing, truncated], res=25000, progress=False, errors="skip")
     assert missing.name in str(caught[0].message) and truncated.name in str(caught[0].message)
     expected = workflow.grid_granules(week, res=25000, progress=False)
-    xr.testing.assert_identical(got.drop_attrs(), expected.drop_attrs())
+    xr.testing.assert_identical(got.drop_attrs(), expected.drop_attrs())  # skipped granules are not inputs
     assert got.attrs["granules_gridded"] == len(week)
     reasons = dict(line.split(": ", 1) for line in got.attrs["granules_skipped"].splitlines())
     assert set(reasons) == {missing.name, truncated.name}
@@ -77,7 +84,7 @@ def test_hemisphere_of_a_renamed_granule_comes_from_its_metadata(week, tmp_path)
     got = workflow.grid_granules([renamed], res=25000, progress=False)
     expected = workflow.grid_granules([week[0]], res=25000, progress=False)
     assert got.attrs["hemisphere"] == "south"
-    xr.testing.assert_identical(got.drop_attrs(), expected.drop_attrs())
+    xr.testing.assert_identical(got.drop_vars("granule").drop_attrs(), expected.drop_vars("granule").drop_attrs())
     assert cli.main(["grid", str(renamed), "--out", str(tmp_path / "r.nc"), "--res", "25000"]) == 0
     north = tutorial.write_granule(tmp_path, hemisphere="north", n_segments=200)
     (tmp_path / "renamed_north.h5").write_bytes(north.read_bytes())

@@ -23,6 +23,8 @@ from is2grid.request import GridRequest
 
 __all__ = ["STAT_ATTRS", "collapse_time", "grid_segments", "gridded_dataset", "with_latlon"]
 
+TIME_UNITS = "seconds since 2018-01-01T00:00:00"
+
 STAT_ATTRS = {
     "n_segments": {
         "long_name": "number of freeboard segments in the cell",
@@ -232,11 +234,19 @@ def _labelled(arrays, window: Grid, ordinals, request: GridRequest, source_attrs
         coords["time"] = (
             "time",
             bins.starts(ordinals),
-            {"standard_name": "time", "long_name": f"start of the {bins.freq} time bin (UTC)", "axis": "T"},
+            {
+                "standard_name": "time",
+                "long_name": f"start of the {bins.freq} time bin (UTC)",
+                "axis": "T",
+                "bounds": "time_bounds",
+            },
         )
+        # CF cell boundaries: each bin from its start to the next bin's start
+        coords["time_bounds"] = (("time", "nv"), np.stack([bins.starts(ordinals), bins.starts(ordinals + 1)], axis=1))
     out = xr.Dataset(data_vars, coords=coords).set_coords("crs")
     if has_time:
-        out["time"].encoding.update(units="seconds since 2018-01-01T00:00:00", calendar="standard", dtype="float64")
+        for name in ("time", "time_bounds"):
+            out[name].encoding.update(units=TIME_UNITS, calendar="standard", dtype="float64")
     attrs = {
         "Conventions": "CF-1.8",
         "title": f"Sea ice freeboard on {window.name} (ATL20-style statistics from ICESat-2 ATL10)",
@@ -282,9 +292,12 @@ def collapse_time(gridded: xr.Dataset) -> xr.Dataset:
     sum_length_fb2 = (sum_length * (gridded.std_fb**2 + gridded.mean_fb**2)).fillna(0.0)
     count = n.sum("time").values.astype(np.int32)
     stats = reduction.statistics(count, *(s.sum("time").values for s in (sum_length, sum_length_fb, sum_length_fb2)))
-    out = gridded.isel(time=0, drop=True).copy()
+    out = gridded.isel(time=0, drop=True).drop_vars("time_bounds", errors="ignore")
     for name, values in zip(STATISTICS, stats, strict=True):
         out[name] = (("y", "x"), values, gridded[name].attrs)
+    if "time_bounds" in gridded.coords and gridded.sizes["time"]:
+        span = [gridded.time_bounds.values[0, 0], gridded.time_bounds.values[-1, 1]]
+        out = out.assign_coords(time_bounds=("nv", span, {"long_name": "period of the combined time bins (UTC)"}))
     out.attrs["time_binning"] = f"{gridded.attrs.get('time_binning')} bins combined"
     return out
 

@@ -215,8 +215,11 @@ def grid_granules(
     total = reduction.combine(total, *pending)
     if bar is not None:
         bar.close()
-    result = gridding.gridded_dataset(total, request, {"hemisphere": request.hemisphere, "granules": " ".join(names)})
-    result.attrs["granules_gridded"] = len(urls) - len(skipped)
+    left_out = {s.granule for s in skipped}
+    gridded = [n for n in names if n not in left_out]
+    result = gridding.gridded_dataset(total, request, {"hemisphere": request.hemisphere})
+    result = _with_provenance(result, gridded)
+    result.attrs["granules_gridded"] = len(gridded)
     if skipped:
         result.attrs["granules_skipped"] = "\n".join(f"{s.granule}: {s.reason}" for s in skipped)
         listed = "; ".join(f"{s.granule} ({s.reason})" for s in skipped[:5])
@@ -226,6 +229,24 @@ def grid_granules(
             Is2gridWarning,
             stacklevel=2,
         )
+    return result
+
+
+def _with_provenance(result: xr.Dataset, names: list[str]) -> xr.Dataset:
+    """Which granules went in: a bounded summary in the attributes, the whole list as a ``granule`` coordinate.
+
+    The checksum is of the sorted names, one per line, so two results can be told apart by attributes alone.
+    """
+    import hashlib
+
+    ordered = sorted(names, key=atl10.granule_identity)
+    result = result.assign_coords(granule=("granule", ordered, {"long_name": "ATL10 granule gridded"}))
+    result.attrs.update(
+        granule_count=len(ordered),
+        granule_first=ordered[0] if ordered else "",
+        granule_last=ordered[-1] if ordered else "",
+        granule_list_sha256=hashlib.sha256("\n".join(ordered).encode()).hexdigest(),
+    )
     return result
 
 
