@@ -242,7 +242,8 @@ def _labelled(arrays, window: Grid, ordinals, request: GridRequest, source_attrs
             },
         )
         # CF cell boundaries: each bin from its start to the next bin's start
-        coords["time_bounds"] = (("time", "nv"), np.stack([bins.starts(ordinals), bins.starts(ordinals + 1)], axis=1))
+        bounds = np.stack([bins.starts(ordinals), bins.starts(ordinals + 1)], axis=1)
+        coords["time_bounds"] = (("time", "nv"), bounds, {"long_name": "start and end of the time bin (UTC)"})
     out = xr.Dataset(data_vars, coords=coords).set_coords("crs")
     if has_time:
         for name in ("time", "time_bounds"):
