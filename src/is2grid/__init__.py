@@ -18,6 +18,7 @@ from is2grid.errors import (
     GridError,
     Is2gridError,
     Is2gridWarning,
+    MemoryBudgetError,
     NotATL10Error,
     NotHDF5Error,
     OutputError,
@@ -32,6 +33,20 @@ try:
 except PackageNotFoundError:  # pragma: no cover
     __version__ = "0+unknown"
 
+
+def __getattr__(name: str):
+    """``is2grid.search`` and ``is2grid.open_granules``, imported when first used (keeps ``import is2grid`` light)."""
+    if name == "search":
+        from is2grid.earthdata import search
+
+        return search
+    if name == "open_granules":
+        from is2grid.workflow import open_granules
+
+        return open_granules
+    raise AttributeError(f"module 'is2grid' has no attribute {name!r}")
+
+
 __all__ = [
     "AuthenticationError",
     "CorruptGranuleError",
@@ -42,6 +57,7 @@ __all__ = [
     "GridError",
     "Is2gridError",
     "Is2gridWarning",
+    "MemoryBudgetError",
     "NotATL10Error",
     "NotHDF5Error",
     "OutputError",
@@ -51,4 +67,6 @@ __all__ = [
     "__version__",
     "ease2_grid",
     "nsidc_polar_stereo_grid",
+    "open_granules",
+    "search",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "hemisphere_of_names",
     "seconds_since_epoch",
     "segment_variable_paths",
+    "start_time_from_name",
     "variable_attrs",
     "variable_dtype",
 ]
@@ -192,6 +193,21 @@ def hemisphere_from_name(name: str) -> str | None:
     return "north" if match["hemi"] == "01" else "south"
 
 
+def start_time_from_name(name: str) -> np.datetime64 | None:
+    """The UTC start time in an ATL10 file name, None if the name is not an ATL10 name.
+
+    Examples
+    --------
+    >>> start_time_from_name("s3://b/ATL10-02_20190915013045_12340401_006_01.h5")
+    np.datetime64('2019-09-15T01:30:45')
+    """
+    match = GRANULE_NAME.match(name.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
+    if match is None:
+        return None
+    t = match["time"]
+    return np.datetime64(f"{t[:4]}-{t[4:6]}-{t[6:8]}T{t[8:10]}:{t[10:12]}:{t[12:14]}")
+
+
 def granule_identity(name: str) -> str:
     """What makes two granule files the same granule: product, hemisphere, start time, RGT, cycle, region.
 
@@ -231,7 +247,7 @@ def hemisphere_of_names(names) -> str:
     >>> hemisphere_of_names(["ATL10-02_20190915000000_12340501_006_01.h5"])
     'south'
     """
-    found = {hemisphere_from_name(name) for name in names}
+    found = {hemisphere_from_name(name) for name in names} - {None}  # renamed files tell nothing
     if found in ({"north"}, {"south"}):
         return str(found.pop())
     if {"north", "south"} <= found:

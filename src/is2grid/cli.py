@@ -61,12 +61,24 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--cache", type=Path, default=None, help="where the synthetic granules are cached")
     demo.add_argument("--n-segments", type=int, default=6000, help="segments per strong beam and granule")
 
-    grid = sub.add_parser("grid", help="grid ATL10 granules (paths or s3:// / https:// URLs)")
-    grid.add_argument("granules", nargs="+")
-    grid.add_argument("--out", type=Path, required=True, help="NetCDF file to write")
-    grid.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    grid.add_argument("--png", type=Path, default=None, help="also draw a quicklook map")
-    grid.add_argument("--res", type=float, default=6250)
+    grid = sub.add_parser(
+        "grid",
+        help="grid ATL10 granules (paths, s3:// or https:// URLs, or --search) into NetCDF or a Zarr store",
+        description="Grid ATL10 granules. --out ending in .zarr writes a Zarr v3 store bin by bin (bounded "
+        "memory) that a rerun of the same command resumes; other names write one NetCDF file.",
+    )
+    grid.add_argument("granules", nargs="*", help="granule paths or URLs (or use --search)")
+    grid.add_argument("--out", type=Path, required=True, help="NetCDF file, or a Zarr store if it ends in .zarr")
+    grid.add_argument("--overwrite", action="store_true", help="replace --out if it exists (a store: start over)")
+    grid.add_argument("--png", type=Path, default=None, help="also draw a quicklook map of the mean freeboard")
+    grid.add_argument("--search", action="store_true", help="find the granules with earthaccess (--time, --region)")
+    grid.add_argument(
+        "--region",
+        default=None,
+        help="a named region (e.g. ross, weddell, beaufort): searched, and the window gridded unless --bbox is given",
+    )
+    grid.add_argument("--time", default=None, help="a period for --search and the time axis: 2019, 2019-09, 2019-09-15")
+    grid.add_argument("--res", type=float, default=6250, help="EASE-Grid 2.0 cell size in m (default 6250)")
     grid.add_argument("--grid", default=None, help="'nsidc_ps25' for the ATL20 polar stereographic grid")
     grid.add_argument(
         "--errors",
@@ -77,12 +89,20 @@ def main(argv: list[str] | None = None) -> int:
     grid.add_argument("--hemisphere", choices=("north", "south"), default=None, help="default: from the granules")
     grid.add_argument("--freq", default="1D", help="pandas alias, or 'none' for one grid")
     grid.add_argument("--bbox", type=float, nargs=4, metavar=("LON_MIN", "LAT_MIN", "LON_MAX", "LAT_MAX"))
+    grid.add_argument("--bbox-xy", type=float, nargs=4, metavar=("XMIN", "YMIN", "XMAX", "YMAX"), default=None)
+    grid.add_argument("--full-grid", action="store_true", help="the whole hemisphere's grid")
     grid.add_argument("--time-range", nargs=2, metavar=("START", "END"), default=None)
     grid.add_argument("--segment-types", type=int, nargs="+", default=None)
     grid.add_argument("--max-quality", type=int, default=None)
     grid.add_argument("--fb-range", type=float, nargs=2, metavar=("MIN", "MAX"), default=None)
     grid.add_argument("--min-segments", type=int, default=1)
     grid.add_argument("--beams", default="strong")
+    grid.add_argument(
+        "--memory-budget",
+        type=float,
+        default=None,
+        help="GB an in-memory result may take (default: half the available memory)",
+    )
 
     info = sub.add_parser("info", help="print a summary of ATL10 granules as the atl10 engine opens them")
     info.add_argument("granules", nargs="+")
@@ -92,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         with stop_on_signals():
             return {"demo": _demo, "grid": _grid, "info": _info}[args.command](args)
     except Stopped as stop:
-        print(f"is2grid: stopped by {signal.Signals(stop.signum).name}; nothing was written.", file=sys.stderr)
+        kept = "" if getattr(args, "out", None) is not None and args.out.suffix == ".zarr" else "; nothing was written"
+        print(f"is2grid: stopped by {signal.Signals(stop.signum).name}{kept}.", file=sys.stderr)
         return EXIT_CODES[stop.signum]
     except Exception as err:  # a command-line user gets the message, not a traceback
         from is2grid.errors import Is2gridError
@@ -128,38 +149,76 @@ def _demo(args) -> int:
 
 
 def _grid(args) -> int:
-    from is2grid import plot, workflow
+    from is2grid import earthdata, plot, regions, workflow
     from is2grid.request import GridRequest
 
+    granules = list(args.granules)
+    area = regions.region(args.region) if args.region else None
+    period = earthdata.time_span(args.time) if args.time else None
+    if args.search:
+        if period is None:
+            raise ValueError("--search needs --time (e.g. --time 2019-09) and usually --region.")
+        granules += earthdata.search(area, (period[0], period[1]), hemisphere=args.hemisphere)
+        print(f"found {len(granules)} ATL10 granules")
+    if not granules:
+        raise ValueError("no granules: give paths or URLs, or --search with --time and --region.")
+    bbox = tuple(args.bbox) if args.bbox else None
+    if bbox is None and area is not None and args.bbox_xy is None and not args.full_grid:
+        bbox = area.bbox
+    time_range = tuple(args.time_range) if args.time_range else period
     # the options and the output location are checked before any work
     request = GridRequest.create(
         args.grid or "ease2",
         res=args.res,
-        hemisphere=args.hemisphere or workflow.hemisphere_of_granules(args.granules),
+        hemisphere=args.hemisphere
+        or (area.hemisphere if area and area.hemisphere else None)
+        or workflow.hemisphere_of_granules(granules),
         freq=None if args.freq.lower() == "none" else args.freq,
-        bbox=tuple(args.bbox) if args.bbox else None,
-        time_range=tuple(args.time_range) if args.time_range else None,
+        bbox=bbox,
+        bbox_xy=tuple(args.bbox_xy) if args.bbox_xy else None,
+        full_grid=args.full_grid,
+        time_range=time_range,
         segment_types=args.segment_types,
         max_quality=args.max_quality,
         fb_range=tuple(args.fb_range) if args.fb_range else None,
         min_segments=args.min_segments,
     )
-    workflow.check_output(args.out, overwrite=args.overwrite, inputs=args.granules)
+    to_store = args.out.suffix == ".zarr"
+    if not to_store:
+        workflow.check_output(args.out, overwrite=args.overwrite, inputs=granules)
     if args.png:
-        workflow.check_output(args.png, overwrite=True, inputs=args.granules)
-    result = workflow.grid_granules(args.granules, request, beams=args.beams, errors=args.errors)
+        workflow.check_output(args.png, overwrite=True, inputs=granules)
+    budget = args.memory_budget * 1e9 if args.memory_budget else "auto"
+    try:
+        result = workflow.grid_granules(
+            granules,
+            request,
+            beams=args.beams,
+            errors=args.errors,
+            memory_budget=budget,
+            store=args.out if to_store else None,
+            overwrite=args.overwrite,
+        )
+    except Stopped:
+        if to_store:
+            print(f"is2grid: {args.out} holds what was finished; rerun the same command to resume.", file=sys.stderr)
+        raise
     if "granules_skipped" in result.attrs:
-        print(f"skipped {len(args.granules) - result.attrs['granules_gridded']} granules that could not be read:")
-        print("\n".join("  " + line for line in result.attrs["granules_skipped"].splitlines()))
+        skipped = result.attrs["granules_skipped"].splitlines()
+        print(f"skipped {len(skipped)} granules that could not be read:")
+        print("\n".join("  " + line for line in skipped))
     print(_summary(result))
-    with deferred_signals() as pending:
-        written = workflow.write_netcdf(result, args.out, overwrite=args.overwrite, inputs=args.granules)
-    if pending:
-        Path(written).unlink(missing_ok=True)
-        raise Stopped(pending[0])
-    print(f"NetCDF: {Path(written).resolve()}")
+    if to_store:
+        print(f"Zarr:   {args.out.resolve()}")
+    else:
+        with deferred_signals() as pending:
+            written = workflow.write_netcdf(result, args.out, overwrite=args.overwrite, inputs=granules)
+        if pending:
+            Path(written).unlink(missing_ok=True)
+            raise Stopped(pending[0])
+        print(f"NetCDF: {Path(written).resolve()}")
     if int(result.n_segments.sum()) == 0:
-        print(f"no valid segments in {len(args.granules)} granules: the file describes an empty result; no map.")
+        print(f"no valid segments in {len(granules)} granules: the output describes an empty result; no map.")
         return 0
     if args.png:
         plot.quicklook(result, "mean_fb", path=args.png)

@@ -13,6 +13,7 @@ Every error names the input, says what is wrong with it and, where there is one,
     │   ├── RemoteReadError        a remote read failed after retries, timed out or came back short
     │   └── AuthenticationError    missing, wrong or expired credentials, or access denied
     ├── GridError                  gridding input or parameters are not usable (also a ValueError)
+    │   └── MemoryBudgetError      the result would not fit in memory (also a MemoryError)
     └── OutputError                the output cannot or must not be written there
 """
 
@@ -26,6 +27,7 @@ __all__ = [
     "GridError",
     "Is2gridError",
     "Is2gridWarning",
+    "MemoryBudgetError",
     "NotATL10Error",
     "NotHDF5Error",
     "OutputError",
@@ -77,6 +79,10 @@ class AuthenticationError(GranuleError, PermissionError):
 
 class GridError(Is2gridError, ValueError):
     """Segments or gridding parameters that cannot be gridded as asked."""
+
+
+class MemoryBudgetError(GridError, MemoryError):
+    """The result would not fit the memory budget; says how large it would be and what to do instead."""
 
 
 class Is2gridWarning(UserWarning):

@@ -21,7 +21,7 @@ from is2grid.grids import Grid, to_lonlat
 from is2grid.reduction import STATISTICS, CellSums
 from is2grid.request import GridRequest
 
-__all__ = ["STAT_ATTRS", "collapse_time", "grid_segments", "gridded_dataset", "with_latlon"]
+__all__ = ["STAT_ATTRS", "check_size", "collapse_time", "grid_segments", "gridded_dataset", "with_latlon"]
 
 TIME_UNITS = "seconds since 2018-01-01T00:00:00"
 
@@ -169,7 +169,9 @@ def _block_statistics(sums, min_segments):
     return np.stack(reduction.statistics(*sums, min_segments))
 
 
-def gridded_dataset(sums: CellSums, request: GridRequest, source_attrs: dict | None = None) -> xr.Dataset:
+def gridded_dataset(
+    sums: CellSums, request: GridRequest, source_attrs: dict | None = None, *, max_bytes: float | None = None
+) -> xr.Dataset:
     """The labelled CF result of summed segments.
 
     The window and the time axis are the request's when fixed, else the smallest that hold the data.
@@ -182,15 +184,50 @@ def gridded_dataset(sums: CellSums, request: GridRequest, source_attrs: dict | N
         The request the sums were made for.
     source_attrs : dict, optional
         Attributes of the segments (``hemisphere``, ``granule``, ``granules``, ``beams`` are kept).
+    max_bytes : float, optional
+        Refuse to build a dense result larger than this (see :func:`check_size`).
 
     Returns
     -------
     xarray.Dataset
+
+    Raises
+    ------
+    is2grid.MemoryBudgetError
+        When the dense result would exceed ``max_bytes``.
     """
     window = request.window if request.window is not None else _data_window(sums, request.grid)
     ordinals = request.ordinals if request.ordinals is not None else _data_ordinals(sums, request.grid)
+    if max_bytes is not None:
+        check_size((len(ordinals), window.nrows, window.ncols), max_bytes)
     arrays = reduction.scatter(sums, window, ordinals, request.min_segments)
     return _labelled(arrays, window, ordinals, request, source_attrs or {}, sums)
+
+
+#: bytes per cell and time bin of an in-memory result: int32 count and three float64 statistics
+BYTES_PER_CELL = 4 + 3 * 8
+
+
+def check_size(shape: tuple[int, int, int], max_bytes: float) -> None:
+    """Raise :class:`~is2grid.MemoryBudgetError` if a dense ``(time, y, x)`` result exceeds ``max_bytes``.
+
+    Examples
+    --------
+    >>> check_size((365, 2880, 2880), 8e9)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    is2grid.errors.MemoryBudgetError: the result would need 84.8 GB in memory (365 time bins x 2880 x 2880 ...
+    """
+    need = float(np.prod(shape, dtype=np.float64)) * BYTES_PER_CELL
+    if need > max_bytes:
+        from is2grid.errors import MemoryBudgetError
+
+        raise MemoryBudgetError(
+            f"the result would need {need / 1e9:.1f} GB in memory ({shape[0]} time bins x {shape[1]} x {shape[2]} "
+            f"cells x {BYTES_PER_CELL} bytes), over the budget of {max_bytes / 1e9:.1f} GB. Write it to a Zarr "
+            "store instead (store='out.zarr', or --out out.zarr on the command line), grid a smaller window "
+            "(bbox=...), or use longer time bins (freq='MS')."
+        )
 
 
 def _data_window(sums: CellSums, grid: Grid) -> Grid:

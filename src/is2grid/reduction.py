@@ -23,7 +23,18 @@ import numpy as np
 from is2grid.grids import Grid, to_xy
 from is2grid.request import GridRequest
 
-__all__ = ["STATISTICS", "CellSums", "cell_sums", "combine", "dense_codes", "scatter", "statistics", "weights"]
+__all__ = [
+    "STATISTICS",
+    "CellSums",
+    "cell_sums",
+    "combine",
+    "dense_codes",
+    "scatter",
+    "split_at",
+    "statistics",
+    "sums_of_statistics",
+    "weights",
+]
 
 #: the statistics, in the order :func:`statistics` returns them
 STATISTICS = ("n_segments", "mean_seg_length", "mean_fb", "std_fb")
@@ -153,6 +164,56 @@ def combine(*sums: CellSums) -> CellSums:
 
 
 _SUMMED = ("count", "sum_length", "sum_length_fb", "sum_length_fb2")
+
+
+def split_at(sums: CellSums, key: int) -> tuple[CellSums, CellSums]:
+    """The sums of the keys below ``key``, and of the others (``n_segments`` split by the counts).
+
+    Examples
+    --------
+    >>> a = CellSums(np.array([1, 5]), np.array([1, 2]), np.ones(2), np.ones(2), np.ones(2), 3)
+    >>> low, high = split_at(a, 5)
+    >>> low.keys, high.keys, low.n_segments, high.n_segments
+    (array([1]), array([5]), 1, 2)
+    """
+    i = int(np.searchsorted(sums.keys, key))
+    parts = []
+    for part in (slice(None, i), slice(i, None)):
+        count = sums.count[part]
+        parts.append(
+            CellSums(
+                sums.keys[part],
+                count,
+                sums.sum_length[part],
+                sums.sum_length_fb[part],
+                sums.sum_length_fb2[part],
+                int(count.sum()),
+                sums.t_min,
+                sums.t_max,
+            )
+        )
+    return parts[0], parts[1]
+
+
+def sums_of_statistics(keys, count, mean_length, mean_fb, std_fb) -> CellSums:
+    """The sums behind the statistics of occupied cells (the inverse of :func:`statistics`, ``min_segments=1``).
+
+    Exact up to the rounding of the statistics given (float32 ones from a store: about 1e-7 relative).
+
+    Examples
+    --------
+    >>> s = sums_of_statistics(np.array([7]), *statistics(np.array([2]), np.array([40.0]), np.array([14.0]),
+    ...                                                    np.array([5.2])))
+    >>> s.count, s.sum_length, s.sum_length_fb, np.round(s.sum_length_fb2, 9)
+    (array([2]), array([40.]), array([14.]), array([5.2]))
+    """
+    count = np.asarray(count, dtype=np.int64)
+    sum_length = count * np.asarray(mean_length, dtype=np.float64)
+    mean_fb, std_fb = np.asarray(mean_fb, dtype=np.float64), np.asarray(std_fb, dtype=np.float64)
+    sum_length_fb = sum_length * mean_fb
+    sum_length_fb2 = sum_length * (std_fb**2 + mean_fb**2)
+    keys = np.asarray(keys, dtype=np.int64)
+    return CellSums(keys, count, sum_length, sum_length_fb, sum_length_fb2, int(count.sum()))
 
 
 def statistics(count, sum_length, sum_length_fb, sum_length_fb2, min_segments: int = 1):

@@ -23,8 +23,17 @@ from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2grid
 from is2grid.inputs import is_granule_record
 from is2grid.reduction import CellSums
 from is2grid.request import GridRequest
+from is2grid.zarr_store import GridStore
 
-__all__ = ["Skipped", "check_output", "grid_granules", "hemisphere_of_granules", "write_netcdf"]
+__all__ = [
+    "Skipped",
+    "available_memory",
+    "check_output",
+    "grid_granules",
+    "hemisphere_of_granules",
+    "open_granules",
+    "write_netcdf",
+]
 
 
 def _granule_sums(path, request: GridRequest, beams, credentials, storage_options) -> CellSums:
@@ -132,6 +141,9 @@ def grid_granules(
     client: Any = None,
     progress: bool = True,
     errors: str = "raise",
+    store: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    memory_budget: float | str | None = "auto",
     **options: Any,
 ) -> xr.Dataset:
     """Grid many ATL10 granules (paths, s3:// or https:// URLs, earthaccess search results) onto one grid.
@@ -139,7 +151,8 @@ def grid_granules(
     Parameters
     ----------
     paths : sequence
-        Granules: paths, ``s3://`` or ``https://`` URLs, or earthaccess search results.
+        Granules: paths, ``s3://`` or ``https://`` URLs, or earthaccess search results
+        (:func:`is2grid.search`).
     request : GridRequest, optional
         A ready request; otherwise one is built from ``options``.
     beams : str or list of str
@@ -149,8 +162,10 @@ def grid_granules(
     storage_options : dict, optional
         Fetch options (``timeout``, ``retries``...), as for ``xr.open_dataset(..., engine="atl10")``.
     client : distributed.Client, optional
-        Read and sum each granule on a worker (e.g. a Coiled cluster in us-west-2 next to the data);
-        otherwise granules are read one after another here.
+        Read and sum each granule on a worker (e.g. a Coiled cluster in us-west-2 next to the data).
+        In memory, the workers also merge the granules' sums in a tree and only the total comes back;
+        with a ``store``, each granule's (small, sparse) sums come back to be written as bins complete.
+        Without a client granules are read one after another here.
     progress : bool
         Show a progress bar of granules done.
     errors : {"raise", "skip"}
@@ -158,14 +173,29 @@ def grid_granules(
         it. ``"skip"``: a granule that cannot be read (missing, damaged, not ATL10, or still failing
         after one more try over the network) is left out; the result's ``granules_skipped`` attribute and
         a warning list each with its reason. Refused credentials always raise.
+    store : str or os.PathLike, optional
+        Write to this Zarr v3 store instead of memory (see :class:`is2grid.zarr_store.GridStore`):
+        granules are taken in order of start time and each time bin is written as soon as no granule
+        still to come can reach it, so memory holds the granules in flight and the open bins, whatever
+        the length of the period. Statistics are stored as float32. Rerunning with the same store and
+        options resumes: granules already in are skipped. Returns the store, opened lazily.
+    overwrite : bool
+        Replace an existing ``store`` instead of resuming it.
+    memory_budget : float, "auto" or None
+        Without a ``store``: bytes the dense in-memory result may take (``"auto"``: half the memory
+        available when the run starts; None: no limit). A larger result raises
+        :class:`is2grid.MemoryBudgetError` with its size and the fix, before it is built (before any
+        granule is read when the extent is fixed by a window and a ``time_range``).
     **options
         The keyword arguments of :meth:`is2grid.request.GridRequest.create`. The grid is EASE-Grid 2.0
-        (``grid="ease2"``) at ``res=6250`` unless given; ``hemisphere`` defaults to the granule names'.
+        (``grid="ease2"``) at ``res=6250`` unless given; ``hemisphere`` defaults to the granules'.
 
     Returns
     -------
     xarray.Dataset
-        As :func:`is2grid.gridding.grid_segments`.
+        As :func:`is2grid.gridding.grid_segments`, with a ``granule`` coordinate (in memory) and the
+        provenance attributes ``granule_count``, ``granule_first``, ``granule_last`` and
+        ``granule_list_sha256``.
 
     Examples
     --------
@@ -175,61 +205,257 @@ def grid_granules(
     >>> result = grid_granules(paths, res=25000, progress=False)
     >>> int(result.n_segments.sum()) == result.attrs["segments_gridded"]
     True
+    >>> stored = grid_granules(paths, res=25000, progress=False, store=tempfile.mkdtemp() + "/out.zarr")
+    >>> bool((stored.n_segments == result.n_segments.reindex_like(stored.n_segments, fill_value=0)).all())
+    True
     """
     if errors not in ("raise", "skip"):
         raise GridError(f"errors={errors!r}: use 'raise' (stop at the first bad granule) or 'skip'.")
     urls: list[Any] = [p if is_granule_record(p) else os.fspath(p) for p in paths]
     if not urls:
-        raise GridError("no granules given: pass a list of ATL10 paths or URLs (earthaccess.search_data finds them).")
+        raise GridError("no granules given: pass a list of ATL10 paths or URLs (is2grid.search finds them).")
     urls = _without_duplicates(urls)
-    names = [_name_of(u) for u in urls]
     if request is None:
         if options.get("hemisphere") is None and not isinstance(options.get("grid"), grids.Grid):
             options["hemisphere"] = hemisphere_of_granules(urls, credentials, storage_options)
         request = GridRequest.create(**options)
     elif options:
         raise TypeError(f"grid_granules: give a request or options, not both ({sorted(options)}).")
+    max_bytes = None if store is not None else _budget(memory_budget)
+    if max_bytes is not None and request.fixed_extent:
+        assert request.window is not None and request.ordinals is not None
+        gridding.check_size((len(request.ordinals), request.window.nrows, request.window.ncols), max_bytes)
     if credentials is not None or client is not None:
         credentials = as_credentials(credentials)
     if client is not None and credentials is not None:
         client.run(credentials_module.register, credentials.portable())
     args = (request, beams, credentials, storage_options, errors)
+    if store is not None:
+        return _grid_into_store(urls, args, client, progress, GridStore(store, request, overwrite=overwrite))
 
     bar = _progress(len(urls), progress)
-    total = CellSums.empty()
-    pending: list[CellSums] = []
-    skipped: list[Skipped] = []
-    for sums in _run(urls, args, client):
-        if isinstance(sums, Skipped):
-            skipped.append(sums)
-            if bar is not None:
-                bar.set_postfix(skipped=len(skipped))
-                bar.update()
-            continue
-        pending.append(sums)
-        if len(pending) >= 16:
-            total = reduction.combine(total, *pending)
-            pending = []
-        if bar is not None:
-            bar.update()
-    total = reduction.combine(total, *pending)
+    total, skipped = _reduce(urls, args, client, bar)
     if bar is not None:
         bar.close()
     left_out = {s.granule for s in skipped}
-    gridded = [n for n in names if n not in left_out]
-    result = gridding.gridded_dataset(total, request, {"hemisphere": request.hemisphere})
+    gridded = [n for n in (_name_of(u) for u in urls) if n not in left_out]
+    result = gridding.gridded_dataset(total, request, {"hemisphere": request.hemisphere}, max_bytes=max_bytes)
     result = _with_provenance(result, gridded)
-    result.attrs["granules_gridded"] = len(gridded)
+    return _with_skipped(result, skipped, len(urls), len(gridded))
+
+
+def _budget(memory_budget: float | str | None) -> float | None:
+    if memory_budget is None:
+        return None
+    if memory_budget == "auto":
+        return 0.5 * available_memory()
+    if isinstance(memory_budget, str) or memory_budget <= 0:
+        raise GridError(f"memory_budget={memory_budget!r}: give bytes (e.g. 8e9), 'auto' or None.")
+    return float(memory_budget)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation now (Linux ``MemAvailable``; else physical memory)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def _with_skipped(result: xr.Dataset, skipped: list[Skipped], given: int, gridded: int) -> xr.Dataset:
+    result.attrs["granules_gridded"] = gridded
     if skipped:
         result.attrs["granules_skipped"] = "\n".join(f"{s.granule}: {s.reason}" for s in skipped)
         listed = "; ".join(f"{s.granule} ({s.reason})" for s in skipped[:5])
         warnings.warn(
-            f"{len(skipped)} of {len(urls)} granules skipped (errors='skip'): {listed}"
+            f"{len(skipped)} of {given} granules skipped (errors='skip'): {listed}"
             f"{' ...' if len(skipped) > 5 else ''}. All are listed in the result's 'granules_skipped' attribute.",
             Is2gridWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return result
+
+
+@dataclass
+class _Merged:
+    """Sums of several granules and the ones skipped among them (what a worker's tree node returns)."""
+
+    sums: CellSums
+    skipped: list[Skipped]
+
+
+def _merge_outcomes(outcomes: list[CellSums | Skipped | _Merged]) -> _Merged:
+    sums = [o.sums if isinstance(o, _Merged) else o for o in outcomes if not isinstance(o, Skipped)]
+    skipped = [
+        s for o in outcomes if isinstance(o, Skipped | _Merged) for s in (o.skipped if isinstance(o, _Merged) else [o])
+    ]
+    return _Merged(reduction.combine(*sums), skipped)
+
+
+def _reduce(urls, args, client, bar) -> tuple[CellSums, list[Skipped]]:
+    """The total of all granules' sums: here in batches, or on the workers of ``client`` in a tree."""
+    if client is None:
+        merged = _Merged(CellSums.empty(), [])
+        pending: list[CellSums | Skipped] = []
+        for url in urls:
+            pending.append(_granule_outcome(url, *args))
+            if bar is not None:
+                bar.update()
+            if len(pending) >= 16:
+                merged = _merge_outcomes([merged, *pending])
+                pending = []
+        merged = _merge_outcomes([merged, *pending])
+        return merged.sums, merged.skipped
+    from distributed import as_completed
+
+    futures = client.map(_granule_outcome, urls, *[[a] * len(urls) for a in args], pure=False)
+    fan_in = 8
+    nodes, level = [], []
+    for future in as_completed(futures):
+        if bar is not None:
+            bar.update()
+        level.append(future)
+        if len(level) == fan_in:
+            nodes.append(client.submit(_merge_outcomes, level, pure=False))
+            level = []
+    nodes += level
+    while len(nodes) > 1:
+        nodes = [
+            client.submit(_merge_outcomes, nodes[i : i + fan_in], pure=False) for i in range(0, len(nodes), fan_in)
+        ]
+    merged = nodes[0].result()
+    if not isinstance(merged, _Merged):
+        merged = _merge_outcomes([merged])
+    return merged.sums, merged.skipped
+
+
+def _grid_into_store(urls, args, client, progress: bool, store: GridStore) -> xr.Dataset:
+    """Granules in order of start time; each time bin written once no granule still to come reaches it."""
+    names = {_name_of(u): u for u in urls}
+    todo = [n for n in names if not store.is_complete(n)]
+    starts = {n: atl10.start_time_from_name(n) for n in todo}
+    # granules whose name gives no time go first: until they are done, no bin can be called final
+    todo.sort(key=lambda n: (starts[n] is not None, starts[n] or np.datetime64(0, "s")))
+    bar = _progress(len(todo), progress)
+    skipped: list[Skipped] = []
+    done: set[str] = set()
+    frontier = 0
+    for name, outcome in _outcomes([names[n] for n in todo], args, client):
+        done.add(name)
+        if isinstance(outcome, Skipped):
+            skipped.append(outcome)
+        else:
+            store.add(name, outcome)
+        while frontier < len(todo) and todo[frontier] in done:
+            frontier += 1
+        if frontier < len(todo):
+            store.flush(starts[todo[frontier]])
+        if bar is not None:
+            bar.update()
+            if skipped:
+                bar.set_postfix(skipped=len(skipped))
+    store.flush_all()
+    if bar is not None:
+        bar.close()
+    included = list(store.manifest["included"])
+    provenance = _with_provenance(xr.Dataset(), included).attrs
+    attrs = {**provenance, "segments_gridded": int(store.manifest["segments"])}
+    if store.manifest["t_min"] is not None:
+        attrs["time_coverage_start"] = str(np.datetime64(store.manifest["t_min"], "ns"))
+        attrs["time_coverage_end"] = str(np.datetime64(store.manifest["t_max"], "ns"))
+    attrs["granules_gridded"] = len(included)
+    if skipped:
+        attrs["granules_skipped"] = "\n".join(f"{s.granule}: {s.reason}" for s in skipped)
+    result = store.close(attrs)
+    return _with_skipped(result, skipped, len(urls), len(included)) if skipped else result
+
+
+def _outcomes(urls, args, client):
+    """(granule name, its sums or Skipped record) as each granule finishes."""
+    if client is None:
+        for url in urls:
+            yield _name_of(url), _granule_outcome(url, *args)
+        return
+    from distributed import as_completed
+
+    futures = client.map(_granule_outcome, urls, *[[a] * len(urls) for a in args], pure=False)
+    name_of = {f.key: _name_of(u) for f, u in zip(futures, urls, strict=True)}
+    for future in as_completed(futures):
+        yield name_of[future.key], future.result()
+        future.release()
+
+
+def open_granules(paths: Sequence[str | os.PathLike | Any], *, chunks: Any = None, **open_options: Any) -> xr.Dataset:
+    """Many granules as one ragged Dataset: their segments one after another, one trajectory per granule beam.
+
+    ``row_size`` counts the segments of each (granule, beam) trajectory in order, so the CF ragged
+    layout holds across granules; ``trajectory`` is labelled ``"<granule>/<beam>"`` and the
+    ``granule`` coordinate (on ``trajectory``) names each one's file.
+
+    Parameters
+    ----------
+    paths : sequence
+        Granules, as for :func:`grid_granules`.
+    chunks : optional
+        As for ``xr.open_dataset``: ``{}`` keeps every variable a lazy dask array.
+    **open_options
+        More ``xr.open_dataset(..., engine="atl10")`` options (``beams``, ``variables``,
+        ``credentials``, ``storage_options``...).
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from is2grid import tutorial
+    >>> paths = [tutorial.write_granule(tempfile.mkdtemp(), n_segments=100, rgt=r) for r in (10, 20)]
+    >>> ds = open_granules(paths)
+    >>> ds.sizes["trajectory"], int(ds.row_size.sum()) == ds.sizes["segment"]
+    (6, True)
+    """
+    urls = _without_duplicates([p if is_granule_record(p) else os.fspath(p) for p in paths])
+    if not urls:
+        raise GridError("open_granules: no granules given.")
+    parts = []
+    for url in urls:
+        ds = xr.open_dataset(url, engine="atl10", chunks=chunks, **open_options)
+        name = _name_of(url)
+        beams = [str(b) for b in ds["trajectory"].values]
+        ds = ds.assign_coords(
+            trajectory=[f"{name}/{b}" for b in beams],
+            granule=("trajectory", [name] * len(beams), {"long_name": "ATL10 granule of the trajectory"}),
+        )
+        parts.append(ds)
+    segments = xr.concat(
+        [p.drop_dims("trajectory") for p in parts],
+        dim="segment",
+        data_vars="all",
+        coords="minimal",
+        compat="override",
+        join="outer",
+        combine_attrs="drop_conflicts",
+    )
+    trajectories = xr.concat(
+        [p[["row_size"]] for p in parts],
+        dim="trajectory",
+        data_vars="all",
+        coords="minimal",
+        compat="override",
+        join="outer",
+        combine_attrs="drop_conflicts",
+    )
+    out = xr.merge([segments, trajectories], combine_attrs="drop_conflicts")
+    names = [_name_of(u) for u in urls]
+    out.attrs.update(granules=len(names), granule_first=names[0], granule_last=names[-1])
+    out.attrs.pop("granule", None)
+    out.attrs.pop("source_file", None)
+    return out
 
 
 def _with_provenance(result: xr.Dataset, names: list[str]) -> xr.Dataset:
@@ -250,18 +476,6 @@ def _with_provenance(result: xr.Dataset, names: list[str]) -> xr.Dataset:
     return result
 
 
-def _run(paths, args, client):
-    if client is None:
-        for path in paths:
-            yield _granule_outcome(path, *args)
-        return
-    from distributed import as_completed
-
-    futures = client.map(_granule_outcome, paths, *[[a] * len(paths) for a in args], pure=False)
-    for future in as_completed(futures):
-        yield future.result()
-
-
 def _progress(total: int, enabled: bool):
     if not enabled:
         return None
@@ -273,7 +487,7 @@ def _progress(total: int, enabled: bool):
 def write_netcdf(
     gridded: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False, inputs: Sequence[Any] = ()
 ) -> str:
-    """Write a gridded result as compressed CF netCDF-4 (deflate 4, one chunk per time bin).
+    """Write a gridded result as compressed CF netCDF-4 (deflate 4, one chunk per time bin, float32 statistics).
 
     The file is written under a temporary name in the same folder and renamed when complete, so
     ``path`` is never a half-written file. An existing ``path`` is replaced only with ``overwrite``;
@@ -289,8 +503,8 @@ def write_netcdf(
             "shuffle": True,
             "chunksizes": chunks if all(var.shape) else None,
         }
-        if var.dtype.kind == "f":
-            encoding[name]["_FillValue"] = np.float32(np.nan) if var.dtype == np.float32 else np.nan
+        if var.dtype.kind == "f":  # statistics stored as float32 (7 digits: far below the data's precision)
+            encoding[name].update(dtype="float32", _FillValue=np.float32(np.nan))
         encoding[name] = {k: v for k, v in encoding[name].items() if v is not None}
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:

@@ -1,0 +1,283 @@
+"""Years of granules: the Zarr store written bin by bin, resume, the memory budget, many granules as one Dataset."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+import is2grid
+from is2grid import cli, tutorial, workflow
+from is2grid.zarr_store import MANIFEST_GROUP, GridStore
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory):
+    """Eight granules on eight days, two of them at 23:30 so that they reach into the next day's bin."""
+    root = tmp_path_factory.mktemp("days")
+    return [
+        tutorial.write_granule(
+            root,
+            n_segments=600,
+            rgt=200 + d,
+            start=f"2019-09-{10 + d:02d}T{'23:30' if d in (2, 5) else '06:00'}:00",
+            sc_orient=d % 2,
+            seed=d,
+        )
+        for d in range(8)
+    ]
+
+
+@pytest.fixture(scope="module")
+def in_memory(days):
+    return workflow.grid_granules(days, res=25000, progress=False)
+
+
+def manifest(store) -> dict:
+    return json.loads((store / MANIFEST_GROUP / "zarr.json").read_text())["attributes"][MANIFEST_GROUP]
+
+
+def assert_store_equals(stored: xr.Dataset, expected: xr.Dataset) -> None:
+    """The store holds the in-memory result: counts exactly, statistics to float32."""
+    expected = expected.reindex_like(stored.n_segments)
+    assert stored.n_segments.dtype == np.int32 and stored.mean_fb.dtype == np.float32
+    np.testing.assert_array_equal(stored.n_segments.values, expected.n_segments.fillna(0).values)
+    for name in ("mean_seg_length", "mean_fb", "std_fb"):
+        np.testing.assert_allclose(stored[name].values, expected[name].values, rtol=2e-6, atol=1e-6)
+    np.testing.assert_array_equal(stored.time.values, expected.time.values)
+    np.testing.assert_array_equal(stored.time_bounds.values, expected.time_bounds.values)
+
+
+def test_store_equals_the_in_memory_result(days, in_memory, tmp_path):
+    stored = workflow.grid_granules(days, res=25000, progress=False, store=tmp_path / "s.zarr")
+    assert_store_equals(stored, in_memory)
+    # the store spans the whole grid (no window given), tiles without data are not written
+    assert stored.sizes["y"] == stored.sizes["x"] == 720
+    chunk_files = list((tmp_path / "s.zarr" / "mean_fb" / "c").rglob("*"))
+    assert 0 < sum(f.is_file() for f in chunk_files) < stored.sizes["time"] * 4
+    for key in ("granule_count", "granule_first", "granule_last", "granule_list_sha256", "segments_gridded"):
+        assert stored.attrs[key] == in_memory.attrs[key], key
+    assert stored.time.attrs["bounds"] == "time_bounds" and stored.mean_fb.attrs["units"] == "m"
+    assert json.loads(stored.attrs["is2grid_options"])["freq"] == "1D"
+    assert manifest(tmp_path / "s.zarr")["complete"] == sorted(p.name for p in days)
+    # CF-decodable with plain xarray, no warnings
+    assert xr.open_zarr(tmp_path / "s.zarr").mean_fb.attrs["grid_mapping"] == "crs"
+
+
+def test_bins_are_written_while_granules_are_still_coming(days, tmp_path, monkeypatch):
+    """A bin is written once no granule still to come can reach it: memory holds open bins only."""
+    written_when: list[tuple[int, int]] = []
+    original = GridStore.add
+
+    def add(self, granule, sums):
+        written_when.append((len(written_when), self.written))
+        return original(self, granule, sums)
+
+    monkeypatch.setattr(GridStore, "add", add)
+    workflow.grid_granules(days, res=25000, progress=False, store=tmp_path / "s.zarr")
+    # before each granule, the bins that end before its start are in the store (the 12th 23:30 one reaches
+    # into the 13th, so that bin waits for the 14th)
+    assert [w for _, w in written_when] == [0, 1, 2, 3, 4, 5, 6, 7]
+
+
+def test_store_with_a_window_monthly_bins_and_no_time_axis(days, tmp_path):
+    options = {"res": 25000, "bbox": (-180, -90, 180, -50), "freq": "MS"}
+    expected = workflow.grid_granules(days, progress=False, **options)
+    stored = workflow.grid_granules(days, progress=False, store=tmp_path / "m.zarr", **options)
+    assert stored.sizes["time"] == 1
+    assert_store_equals(stored, expected)
+    flat = workflow.grid_granules(days, res=25000, freq=None, progress=False)
+    stored_flat = workflow.grid_granules(days, res=25000, freq=None, progress=False, store=tmp_path / "f.zarr")
+    assert stored_flat.n_segments.dims == ("y", "x")
+    np.testing.assert_array_equal(stored_flat.n_segments.values, flat.n_segments.reindex_like(stored_flat).fillna(0))
+
+
+def test_rerun_skips_what_is_in_and_a_stopped_run_resumes_to_the_same_store(days, in_memory, tmp_path):
+    broken = tmp_path / "granules"
+    broken.mkdir()
+    paths = []
+    for p in days:
+        (broken / p.name).write_bytes(p.read_bytes())
+        paths.append(broken / p.name)
+    good = paths[4].read_bytes()
+    paths[4].write_bytes(good[: len(good) // 3])  # truncated: the run stops there
+    store = tmp_path / "r.zarr"
+    with pytest.raises(is2grid.CorruptGranuleError, match=paths[4].name):
+        workflow.grid_granules(paths, res=25000, progress=False, store=store)
+    state = manifest(store)
+    assert state["complete"] == sorted(p.name for p in paths[:4]) and state["written"] == 4
+    assert xr.open_zarr(store, consolidated=False).sizes["time"] == 4  # consistent: what the manifest says
+    paths[4].write_bytes(good)
+    read: list[str] = []
+    original = workflow._granule_sums
+
+    def counting(path, *args):
+        read.append(str(path).rsplit("/", 1)[-1])
+        return original(path, *args)
+
+    workflow._granule_sums = counting
+    try:
+        resumed = workflow.grid_granules(paths, res=25000, progress=False, store=store)
+    finally:
+        workflow._granule_sums = original
+    assert read == [p.name for p in paths[4:]], "granules already in are not read again"
+    assert_store_equals(resumed, in_memory)
+    assert resumed.attrs["segments_gridded"] == in_memory.attrs["segments_gridded"]
+
+
+def test_granules_added_later_are_merged_into_written_bins(days, in_memory, tmp_path):
+    store = tmp_path / "late.zarr"
+    first = [p for i, p in enumerate(days) if i not in (2, 3)]
+    workflow.grid_granules(first, res=25000, progress=False, store=store)
+    merged = workflow.grid_granules(days, res=25000, progress=False, store=store)
+    assert_store_equals(merged, in_memory)
+    assert merged.attrs["granule_count"] == len(days)
+    assert merged.attrs["segments_gridded"] == in_memory.attrs["segments_gridded"]
+
+
+def test_a_store_is_resumed_only_with_the_same_options(days, tmp_path):
+    store = tmp_path / "o.zarr"
+    workflow.grid_granules(days[:2], res=25000, progress=False, store=store)
+    with pytest.raises(is2grid.OutputError, match=r"other options \(.*freq.*\).*overwrite=True"):
+        workflow.grid_granules(days[:2], res=25000, freq="7D", progress=False, store=store)
+    again = workflow.grid_granules(days[:2], res=25000, freq="7D", progress=False, store=store, overwrite=True)
+    assert json.loads(again.attrs["is2grid_options"])["freq"] == "7D"
+    other = tmp_path / "other.zarr"
+    zarr.open_group(other, mode="w", zarr_format=3)
+    with pytest.raises(is2grid.OutputError, match="without an is2grid manifest"):
+        workflow.grid_granules(days[:2], res=25000, progress=False, store=other)
+
+
+def test_an_empty_result_is_a_valid_store(synthetic, tmp_path, capsys):
+    stored = workflow.grid_granules([synthetic["all-fill"]], res=25000, progress=False, store=tmp_path / "e.zarr")
+    assert stored.sizes["time"] == 0 and stored.attrs["segments_gridded"] == 0
+    code = cli.main(
+        ["grid", str(synthetic["all-fill"]), "--out", str(tmp_path / "c.zarr"), "--png", str(tmp_path / "m.png")]
+    )
+    assert code == 0
+    assert "no valid segments in 1 granules" in capsys.readouterr().out and not (tmp_path / "m.png").exists()
+
+
+def test_memory_budget(days, tmp_path):
+    with pytest.raises(is2grid.MemoryBudgetError, match=r"GB in memory \(8 time bins x \d+ x \d+ cells.*Zarr store"):
+        workflow.grid_granules(days, res=25000, progress=False, memory_budget=1e5)
+    # with a fixed extent the check comes before any granule is read (these do not exist)
+    missing = [tmp_path / p.name for p in days]
+    with pytest.raises(is2grid.MemoryBudgetError, match="730 time bins"):
+        workflow.grid_granules(
+            missing, res=6250, hemisphere="south", full_grid=True, time_range=("2019-01-01", "2020-12-30"),
+            progress=False,
+        )  # fmt: skip
+    with pytest.raises(is2grid.GridError, match="memory_budget"):
+        workflow.grid_granules(days, res=25000, progress=False, memory_budget="lots")
+    assert workflow.grid_granules(days[:1], res=25000, progress=False, memory_budget=None).sizes["time"] == 1
+
+
+def test_store_on_a_local_cluster(days, in_memory, tmp_path):
+    import distributed
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            stored = workflow.grid_granules(days, res=25000, progress=False, client=client, store=tmp_path / "c.zarr")
+    assert_store_equals(stored, in_memory)
+
+
+def test_granule_start_times_order_the_work(days, tmp_path):
+    """Given in any order, granules are taken by start time; renamed ones (no time in the name) first."""
+    renamed = tmp_path / "renamed.h5"
+    renamed.write_bytes(days[3].read_bytes())
+    shuffled = [days[5], days[0], renamed, days[7], days[1], days[2], days[4], days[6]]
+    stored = workflow.grid_granules(shuffled, res=25000, progress=False, store=tmp_path / "s.zarr")
+    expected = workflow.grid_granules(shuffled, res=25000, progress=False)
+    assert_store_equals(stored, expected)
+
+
+# -- SIGTERM / SIGINT in the middle of a run ------------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from is2grid import reduction, zarr_store
+    from is2grid.cli import main
+
+    stage, calls = sys.argv[1], [0]
+    original_sums, original_write = reduction.cell_sums, zarr_store.GridStore._write_bin
+
+    def slow_sums(*args, **kwargs):
+        calls[0] += 1
+        if stage == "reading" and calls[0] == 5:
+            print("reading", flush=True)
+            time.sleep(30)
+        return original_sums(*args, **kwargs)
+
+    def slow_write(self, *args, **kwargs):
+        if stage == "committing" and calls[0] == 5:
+            print("committing", flush=True)
+            time.sleep(2)
+        return original_write(self, *args, **kwargs)
+
+    reduction.cell_sums = slow_sums
+    zarr_store.GridStore._write_bin = slow_write
+    sys.exit(main(["grid", *sys.argv[3:], "--out", sys.argv[2], "--res", "25000"]))
+    """
+)
+
+
+@pytest.mark.parametrize("stage", ["reading", "committing"])
+def test_sigterm_leaves_a_consistent_store_that_resumes(days, in_memory, tmp_path, stage):
+    store = tmp_path / "t.zarr"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, stage, str(store), *map(str, days)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while (line := child.stdout.readline().strip()) != stage:
+            assert line, f"the child ended before {stage}: {child.stderr.read()}"
+        child.send_signal(signal.SIGTERM)
+        code = child.wait(timeout=60)
+    finally:
+        child.kill()
+    assert code == 143
+    assert "rerun the same command to resume" in child.stderr.read()
+    state = manifest(store)
+    opened = xr.open_zarr(store, consolidated=False)
+    assert opened.sizes["time"] == state["written"] > 0
+    if stage == "committing":  # the commit under way when the signal came was finished first
+        assert len(state["complete"]) == 5 and state["written"] == 5
+    assert cli.main(["grid", *map(str, days), "--out", str(store), "--res", "25000"]) == 0
+    assert_store_equals(xr.open_zarr(store), in_memory)
+
+
+# -- many granules as one Dataset -----------------------------------------------------------------------
+
+
+def test_open_granules_is_one_ragged_dataset(days):
+    ds = is2grid.open_granules(days[:3])
+    singles = [xr.open_dataset(p, engine="atl10") for p in days[:3]]
+    assert ds.sizes["segment"] == sum(s.sizes["segment"] for s in singles)
+    np.testing.assert_array_equal(ds.row_size.values, np.concatenate([s.row_size.values for s in singles]))
+    assert list(ds.granule.values) == [p.name for p in days[:3] for _ in range(3)]
+    assert ds.trajectory.values[0] == f"{days[0].name}/{singles[0].trajectory.values[0]}"
+    # the ragged layout holds: the k-th trajectory's rows are its granule's beam
+    starts = np.concatenate([[0], np.cumsum(ds.row_size.values)])
+    for k, (granule, beam) in enumerate(str(t).split("/") for t in ds.trajectory.values):
+        single = singles[[p.name for p in days[:3]].index(granule)]
+        np.testing.assert_array_equal(
+            ds.beam_fb_height.values[starts[k] : starts[k + 1]],
+            single.beam_fb_height.where(single.beam == beam, drop=True).values,
+        )
+    lazy = is2grid.open_granules(days[:3], chunks={})
+    assert lazy.beam_fb_height.chunks is not None
+    xr.testing.assert_identical(lazy.load(), ds.load())
+    gridded = ds.is2grid.to_ease2(res=25000)
+    expected = workflow.grid_granules(days[:3], res=25000, progress=False)
+    np.testing.assert_array_equal(gridded.n_segments.values, expected.n_segments.values)
