@@ -165,8 +165,10 @@ def test_search_results_grid_through_their_https_links(cmr, south, tmp_path, mon
         import xarray as xr
 
         result = xr.open_zarr(out)
-        direct = is2grid.workflow.grid_granules([south], res=25000, progress=False, bbox=regions.REGIONS["bellingshausen_amundsen"].bbox,
-                                                time_range=earthdata.time_span("2019-09"))  # fmt: skip
+        box = regions.REGIONS["bellingshausen_amundsen"].bbox
+        direct = is2grid.workflow.grid_granules(
+            [south], res=25000, progress=False, bbox=box, time_range=earthdata.time_span("2019-09")
+        )
         assert result.sizes["time"] == 30 and int(result.n_segments.sum()) == int(direct.n_segments.sum()) > 0
         assert result.attrs["granule_first"] == name
     finally:
@@ -176,7 +178,8 @@ def test_search_results_grid_through_their_https_links(cmr, south, tmp_path, mon
 def test_cli_grid_flags_for_every_option(south, tmp_path):
     out = tmp_path / "a.nc"
     code = cli.main([
-        "grid", str(south), "--out", str(out), "--res", "25000", "--bbox-xy", "-4000000", "-4000000", "4000000", "4000000",
+        "grid", str(south), "--out", str(out), "--res", "25000",
+        "--bbox-xy", "-4000000", "-4000000", "4000000", "4000000",
         "--fb-range", "0", "2", "--min-segments", "2", "--time-range", "2019-09-15", "2019-09-16",
         "--segment-types", "1", "--max-quality", "4", "--freq", "1D",
     ])  # fmt: skip

@@ -94,6 +94,7 @@ class GridStore:
         import zarr
 
         self._group = zarr.open_group(self.path, mode="r+", zarr_format=3, use_consolidated=False)
+        self._arrays: dict[str, Any] = dict(self._group.arrays())
         self._pending = CellSums.empty()
         self._batch: list[CellSums] = []
 
@@ -234,14 +235,14 @@ class GridStore:
 
     def _grow_time(self, n: int) -> None:
         first = int(self.manifest["first_ordinal"])
-        old = self._group["time"].shape[0]
+        old = self._arrays["time"].shape[0]
         for name in ("time", "time_bounds", *STATISTICS):
-            array = self._group[name]
+            array = self._arrays[name]
             array.resize((n, *array.shape[1:]))
         starts = self.request.bins.starts(np.arange(first + old, first + n + 1))
         seconds = (starts - np.datetime64(gridding.TIME_UNITS.split("since ")[1])) / np.timedelta64(1, "s")
-        self._group["time"][old:n] = seconds[:-1]
-        self._group["time_bounds"][old:n] = np.stack([seconds[:-1], seconds[1:]], axis=1)
+        self._arrays["time"][old:n] = seconds[:-1]
+        self._arrays["time_bounds"][old:n] = np.stack([seconds[:-1], seconds[1:]], axis=1)
 
     def _write_bin(self, index: int | None, sums: CellSums, *, merge: bool) -> None:
         """Write the tiles of one time bin that hold data (``index`` None: a store without time)."""
@@ -282,10 +283,10 @@ class GridStore:
                     else np.full((r1 - r0, c1 - c0), np.nan, np.float32)
                 )
                 dense[local] = values
-                self._group[name][where] = dense
+                self._arrays[name][where] = dense
 
     def _stored_sums(self, where, *, row0: int, col0: int) -> CellSums:
-        stored = [np.asarray(self._group[name][where]) for name in STATISTICS]
+        stored = [np.asarray(self._arrays[name][where]) for name in STATISTICS]
         rows, cols = np.nonzero(stored[0] > 0)
         ordinal = 0 if len(where) == 2 else int(self.manifest["first_ordinal"]) + where[0]
         keys = self.window.keys(
@@ -353,9 +354,10 @@ class GridStore:
             self.path / "zarr.json", lambda meta: {k: v for k, v in meta.items() if k != "consolidated_metadata"}
         )
         group = zarr.open_group(self.path, mode="r+", zarr_format=3, use_consolidated=False)
+        arrays: dict[str, Any] = dict(group.arrays())
         written = int(manifest["written"]) if self.has_time else 0
         for name in ("time", "time_bounds", *STATISTICS) if self.has_time else ():
-            array = group[name]
+            array = arrays[name]
             if array.shape[0] != written:  # bins of a run stopped before its commit: written again
                 array.resize((written, *array.shape[1:]))
         return manifest
