@@ -80,3 +80,38 @@ class Is2gridAccessor:
     def collapse_time(self) -> xr.Dataset:
         """All time bins of a gridded Dataset as one grid, exactly: see :func:`is2grid.gridding.collapse_time`."""
         return gridding.collapse_time(self._ds)
+
+    def sel_lonlat(self, lon: Any, lat: Any) -> xr.Dataset:
+        """The cells holding points given in longitude/latitude: see :func:`is2grid.gridding.sel_lonlat`."""
+        return gridding.sel_lonlat(self._ds, lon, lat)
+
+    def timeseries(self, region: Any, freq: str | None = "1D", res: float = 6250, **options: Any) -> xr.Dataset:
+        """A region's time series, exact from the cell sums.
+
+        On a gridded Dataset see :func:`is2grid.timeseries.region_timeseries` (``freq`` and ``res`` are the
+        grid's own); on segments see :func:`is2grid.timeseries.segments_timeseries`.
+        """
+        from is2grid import timeseries
+
+        if _is_gridded(self._ds):
+            return timeseries.region_timeseries(self._ds, region)
+        return timeseries.segments_timeseries(self._ds, region, freq=freq, res=res, **options)
+
+    def explore(self, var: str = "mean_fb", **options: Any):
+        """An interactive map (or chart) in the browser: see :mod:`is2grid.explore`.
+
+        A gridded Dataset gets :func:`~is2grid.explore.grid_explorer` (time slider, statistic selector),
+        segments get :func:`~is2grid.explore.segments_explorer` (rasterized; ``color="beam"`` too), a
+        region time series gets :func:`~is2grid.explore.timeseries_plot`.
+        """
+        from is2grid import explore
+
+        if _is_gridded(self._ds):
+            return explore.grid_explorer(self._ds, var, **options)
+        if self._ds.attrs.get("kind") == "region time series":
+            return explore.timeseries_plot(self._ds, **options)
+        return explore.segments_explorer(self._ds, **options)
+
+
+def _is_gridded(ds: xr.Dataset) -> bool:
+    return "crs" in ds.variables and "n_segments" in ds.variables and "x" in ds.dims

@@ -104,13 +104,42 @@ def main(argv: list[str] | None = None) -> int:
         help="GB an in-memory result may take (default: half the available memory)",
     )
 
+    explore = sub.add_parser(
+        "explore",
+        help="an interactive map in the browser: a gridded file/store, or granules' segments",
+        description="Serve an interactive map on 127.0.0.1 (a NetCDF file or Zarr store from 'is2grid grid': time "
+        "slider and statistic selector; ATL10 granules: their segments rasterized), or save it as one offline "
+        "HTML page with --save.",
+    )
+    explore.add_argument("inputs", nargs="+", help="a .nc file or .zarr store, or ATL10 granules")
+    explore.add_argument("--var", default="mean_fb", help="statistic shown first (default mean_fb)")
+    explore.add_argument("--color", choices=("freeboard", "beam"), default="freeboard", help="segments: colour by")
+    explore.add_argument("--save", type=Path, default=None, help="write a self-contained HTML page instead of serving")
+    explore.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    explore.add_argument("--max-mb", type=float, default=48, help="MB of map frames a page may carry (default 48)")
+
+    series = sub.add_parser(
+        "timeseries",
+        help="a region's time series (n_segments, mean and std of freeboard) as CSV, PNG and HTML",
+        description="Per time bin: segments, length-weighted mean freeboard and its std in a region, exact from "
+        "the cell sums of a gridded file/store, or gridded from granules first (--res, --freq).",
+    )
+    series.add_argument("inputs", nargs="+", help="a .nc file or .zarr store, or ATL10 granules")
+    series.add_argument("--region", required=True, help="a named region (ross, weddell, beaufort...) or a GeoJSON file")
+    series.add_argument("--csv", type=Path, default=None, help="write the series as CSV")
+    series.add_argument("--png", type=Path, default=None, help="draw the series")
+    series.add_argument("--html", type=Path, default=None, help="the interactive chart as one offline HTML page")
+    series.add_argument("--freq", default="1D", help="granules: time bins (default 1D)")
+    series.add_argument("--res", type=float, default=6250, help="granules: cell size deciding the region's edge")
+
     info = sub.add_parser("info", help="print a summary of ATL10 granules as the atl10 engine opens them")
     info.add_argument("granules", nargs="+")
 
     args = parser.parse_args(argv)
     try:
         with stop_on_signals():
-            return {"demo": _demo, "grid": _grid, "info": _info}[args.command](args)
+            commands = {"demo": _demo, "grid": _grid, "explore": _explore, "timeseries": _timeseries, "info": _info}
+            return commands[args.command](args)
     except Stopped as stop:
         kept = "" if getattr(args, "out", None) is not None and args.out.suffix == ".zarr" else "; nothing was written"
         print(f"is2grid: stopped by {signal.Signals(stop.signum).name}{kept}.", file=sys.stderr)
@@ -223,6 +252,76 @@ def _grid(args) -> int:
     if args.png:
         plot.quicklook(result, "mean_fb", path=args.png)
         print(f"Map:    {args.png.resolve()}")
+    return 0
+
+
+def _open_inputs(inputs: list[str]):
+    """A gridded Dataset (one .nc file or .zarr store) or the segments of granules, and which it is."""
+    import xarray as xr
+
+    from is2grid import open_granules
+
+    first = Path(inputs[0])
+    if len(inputs) == 1 and (first.suffix == ".zarr" or (first / "zarr.json").exists()):
+        return xr.open_zarr(first), True
+    if len(inputs) == 1 and first.suffix == ".nc":
+        if not first.exists():
+            raise FileNotFoundError(f"{first}: no such file")
+        return xr.open_dataset(first), True
+    return open_granules(inputs), False
+
+
+def _explore(args) -> int:
+    import threading
+
+    ds, gridded = _open_inputs(args.inputs)
+    if gridded:
+        from is2grid.explore import grid_explorer
+
+        view = grid_explorer(ds, args.var, max_bytes=args.max_mb * 1e6)
+    else:
+        from is2grid.explore import segments_explorer
+
+        view = segments_explorer(ds, args.color)
+    if args.save:
+        print(f"HTML:   {Path(view.save(args.save)).resolve()}")
+        return 0
+    served = view.serve(args.port)
+    print(f"is2grid explore: serving {served.url} (Ctrl-C stops)", flush=True)
+    try:
+        threading.Event().wait()
+    finally:
+        served.stop()
+    return 0
+
+
+def _timeseries(args) -> int:
+    from is2grid import regions, timeseries
+
+    area = regions.region(args.region)
+    ds, gridded = _open_inputs(args.inputs)
+    if gridded:
+        series = timeseries.region_timeseries(ds, area)
+    else:
+        series = timeseries.segments_timeseries(ds, area, freq=None if args.freq.lower() == "none" else args.freq,
+                                                res=args.res)  # fmt: skip
+    frame = series.drop_vars("time_bounds", errors="ignore").to_dataframe()
+    with_data = frame[frame.n_segments > 0]
+    print(f"{area.title}: {len(frame)} time bins, {len(with_data)} with segments, {int(frame.n_segments.sum())} "
+          f"segments; mean freeboard {with_data.mean_fb.mean():.3f} m over the bins with data")  # fmt: skip
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.csv, float_format="%.6g")
+        print(f"CSV:    {args.csv.resolve()}")
+    if args.png:
+        from is2grid.plot import timeseries_figure
+
+        timeseries_figure(series, path=args.png)
+        print(f"PNG:    {args.png.resolve()}")
+    if args.html:
+        from is2grid.explore import timeseries_plot
+
+        print(f"HTML:   {Path(timeseries_plot(series).save(args.html)).resolve()}")
     return 0
 
 

@@ -21,7 +21,15 @@ from is2grid.grids import Grid, to_lonlat
 from is2grid.reduction import STATISTICS, CellSums
 from is2grid.request import GridRequest
 
-__all__ = ["STAT_ATTRS", "check_size", "collapse_time", "grid_segments", "gridded_dataset", "with_latlon"]
+__all__ = [
+    "STAT_ATTRS",
+    "check_size",
+    "collapse_time",
+    "grid_segments",
+    "gridded_dataset",
+    "sel_lonlat",
+    "with_latlon",
+]
 
 TIME_UNITS = "seconds since 2018-01-01T00:00:00"
 
@@ -368,4 +376,67 @@ def with_latlon(gridded: xr.Dataset) -> xr.Dataset:
             lon,
             {"standard_name": "longitude", "units": "degrees_east", "long_name": "longitude of cell centre"},
         ),
+    )
+
+
+def sel_lonlat(gridded: xr.Dataset, lon, lat) -> xr.Dataset:
+    """The cells that hold the given points (vectorised): the cell a point falls in, not a nearest centre.
+
+    Parameters
+    ----------
+    gridded : xarray.Dataset
+        A gridded result (``x``, ``y`` and a ``crs`` grid mapping).
+    lon, lat : float or array-like
+        Points in degrees. Arrays give a ``points`` dimension carrying ``lon``/``lat`` coordinates.
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Raises
+    ------
+    is2grid.GridError
+        Naming the points that fall outside the grid's window.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from is2grid import tutorial
+    >>> ds = xr.open_dataset(tutorial.write_granule(tempfile.mkdtemp(), n_segments=2000), engine="atl10")
+    >>> gridded = ds.is2grid.to_ease2(res=25000, freq=None)
+    >>> point = gridded.is2grid.sel_lonlat([float(ds.longitude[0])], [float(ds.latitude[0])])
+    >>> point.n_segments.dims, int(point.n_segments[0]) > 0
+    (('points',), True)
+    """
+    from pyproj import CRS
+
+    from is2grid.grids import to_xy
+
+    if "crs" not in gridded.variables or gridded.sizes.get("x", 0) == 0 or gridded.sizes.get("y", 0) == 0:
+        raise GridError("sel_lonlat() needs a non-empty gridded Dataset with x, y and a 'crs' grid mapping.")
+    scalar = np.ndim(lon) == 0 and np.ndim(lat) == 0
+    lon_a, lat_a = np.broadcast_arrays(
+        np.atleast_1d(np.asarray(lon, dtype=np.float64)), np.atleast_1d(np.asarray(lat, dtype=np.float64))
+    )
+    x, y = to_xy(lon_a.ravel(), lat_a.ravel(), CRS.from_cf(gridded["crs"].attrs).to_string())
+    xs, ys = gridded.x.values, gridded.y.values
+    res = float(gridded.attrs.get("grid_resolution_m", abs(xs[1] - xs[0]) if xs.size > 1 else abs(ys[1] - ys[0])))
+    col = np.floor((x - (xs[0] - res / 2)) / res).astype(np.int64)
+    row = np.floor(((ys[0] + res / 2) - y) / res).astype(np.int64)
+    outside = ~((col >= 0) & (col < xs.size) & (row >= 0) & (row < ys.size) & np.isfinite(x) & np.isfinite(y))
+    if outside.any():
+        bad = [f"({a:g}, {b:g})" for a, b in zip(lon_a.ravel()[outside][:5], lat_a.ravel()[outside][:5], strict=True)]
+        raise GridError(
+            f"{int(outside.sum())} point(s) fall outside this grid's window: {', '.join(bad)} (lon, lat). "
+            "Grid a larger window (bbox=..., full_grid=True) or check the order: sel_lonlat(lon, lat)."
+        )
+    if scalar:
+        return gridded.isel(x=int(col[0]), y=int(row[0]))
+    points = {"points": np.arange(col.size)}
+    out = gridded.isel(
+        x=xr.DataArray(col, dims="points", coords=points), y=xr.DataArray(row, dims="points", coords=points)
+    )
+    return out.assign_coords(
+        lon=("points", lon_a.ravel(), {"standard_name": "longitude", "units": "degrees_east"}),
+        lat=("points", lat_a.ravel(), {"standard_name": "latitude", "units": "degrees_north"}),
     )

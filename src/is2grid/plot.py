@@ -11,7 +11,7 @@ from pathlib import Path
 
 import xarray as xr
 
-__all__ = ["cartopy_crs", "quicklook"]
+__all__ = ["cartopy_crs", "quicklook", "timeseries_figure"]
 
 
 def cartopy_crs(gridded: xr.Dataset):
@@ -102,3 +102,45 @@ def quicklook(gridded: xr.Dataset, variable: str = "mean_fb", path=None, time_in
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return fig
+
+
+def timeseries_figure(series: xr.Dataset, path=None, dpi: int = 110):
+    """A region time series as a static figure: mean freeboard with its spread, and segments per bin.
+
+    Bins without segments stay gaps. Returns the matplotlib figure; writes a PNG to ``path`` if given.
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    time = series.time.values
+    mean, std = series.mean_fb.values, series.std_fb.values
+    units = series.mean_fb.attrs.get("units", "m")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.5, 5.2), sharex=True, height_ratios=(3, 1))
+    top.fill_between(time, mean - std, mean + std, color="#4c78a8", alpha=0.25, linewidth=0, label="mean ± std")
+    top.plot(time, mean, color="#1f3b73", marker="o", markersize=3.5, linewidth=1.6, label="length-weighted mean")
+    top.set_ylabel(f"freeboard ({units})")
+    top.grid(True, color="0.88")
+    top.legend(loc="upper left", fontsize=8, frameon=False)
+    title = series.attrs.get("region_title", "region")
+    top.set_title(f"{title}: sea ice freeboard per {series.attrs.get('time_binning', '')} bin "
+                  f"({series.attrs.get('grid', '')})", fontsize=10)  # fmt: skip
+    bottom.bar(time, series.n_segments.values, width=0.8 * _step(time), color="0.55")
+    bottom.set_ylabel("segments")
+    bottom.grid(True, axis="y", color="0.88")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return fig
+
+
+def _step(time):
+    import numpy as np
+
+    if len(time) < 2:
+        return np.timedelta64(1, "D")
+    return np.min(np.diff(time))
