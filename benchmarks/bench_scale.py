@@ -77,15 +77,24 @@ def _memory_of(kind: str, n: int, mode: str) -> None:
     shutil.rmtree(store.parent, ignore_errors=True)
 
 
-def _one_run(paths, client=None) -> float:
+def _one_run(paths, client=None, to_store: bool = True) -> float:
     from is2grid import workflow
 
     store = Path(tempfile.mkdtemp()) / "out.zarr"
     start = time.perf_counter()
-    workflow.grid_granules(paths, res=RES, freq="1D", progress=False, store=store, client=client)
+    workflow.grid_granules(paths, res=RES, freq="1D", progress=False, store=store if to_store else None, client=client)
     elapsed = time.perf_counter() - start
     shutil.rmtree(store.parent, ignore_errors=True)
     return elapsed
+
+
+def _cpu_seconds(fn) -> tuple[float, float]:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    wall = fn()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main(repeats: int) -> str:
@@ -111,15 +120,32 @@ def main(repeats: int) -> str:
     error = next((line for line in contrast.splitlines() if line.startswith("ERROR")), "no error")
 
     paths = month(16)
-    single, cluster = [], []
+    runs: dict[str, list[float]] = {k: [] for k in ("single-store", "cluster-store", "single-memory", "cluster-memory")}
+    cpu: list[float] = []
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
         with distributed.Client(lc) as client:
-            client.run(lambda: None)
+            _one_run(paths[:2], client)  # workers import is2grid and its libraries once, as a long run would
+            _one_run(paths[:2])
             for _ in range(repeats):  # interleaved
-                single.append(_one_run(paths))
-                cluster.append(_one_run(paths, client))
+                wall, seconds = _cpu_seconds(lambda: _one_run(paths))
+                runs["single-store"].append(wall)
+                cpu.append(seconds / wall)
+                runs["cluster-store"].append(_one_run(paths, client))
+                runs["single-memory"].append(_one_run(paths, to_store=False))
+                runs["cluster-memory"].append(_one_run(paths, client, to_store=False))
+    single = runs["single-store"]
     per_granule = median(single) / len(paths)
     month_minutes = per_granule * 59 / 60
+    speedup = {mode: median(runs[f"single-{mode}"]) / median(runs[f"cluster-{mode}"]) for mode in ("store", "memory")}
+    b_rows = [
+        [label, f"{median(runs[key]):.1f} s", f"{min(runs[key]):.1f}-{max(runs[key]):.1f}"]
+        for key, label in (
+            ("single-store", "one process, to a store"),
+            ("cluster-store", "LocalCluster 2 workers, to a store"),
+            ("single-memory", "one process, in memory"),
+            ("cluster-memory", "LocalCluster 2 workers, in memory (tree reduction)"),
+        )
+    ]
 
     return (
         f"Machine: {machine()}\n\n"
@@ -130,20 +156,17 @@ def main(repeats: int) -> str:
         + f"\n\n16 vs 4 granules: **{ratios['month']:.2f}x** over one month, **{ratios['two-years']:.2f}x** over two "
         "years (target <= 1.25x).\n\n"
         f"The same 16 granules over two years in memory (no store): `{error}`\n\n"
-        f"### B. One process vs a LocalCluster of 2 worker processes (1 thread each), 16 granules to a store\n\n"
-        + table(
-            [
-                ["one process", f"{median(single):.1f} s", f"{min(single):.1f}-{max(single):.1f}"],
-                ["LocalCluster, 2 workers", f"{median(cluster):.1f} s", f"{min(cluster):.1f}-{max(cluster):.1f}"],
-            ],
-            ["run", f"median of {repeats}", "range"],
-        )
-        + f"\n\nSpeed-up: **{median(single) / median(cluster):.2f}x** (target >= 1.6x).\n\n"
+        f"### B. One process vs a LocalCluster of 2 worker processes (1 thread each), 16 granules, daily 6.25 km\n\n"
+        + table(b_rows, ["run", f"median of {repeats}", "range"])
+        + f"\n\nSpeed-up: **{speedup['store']:.2f}x** to a store, **{speedup['memory']:.2f}x** in memory "
+        f"(target >= 1.6x). The one process already keeps {median(cpu):.2f} cores busy on average (inflate and "
+        f"projection run on threads), so on this 2-core machine no split can beat {2 / median(cpu):.2f}x.\n\n"
         "### C. A month per hemisphere\n\n"
         f"Measured {per_granule:.2f} s per full-size granule in one process (B); 59 granules (the seed's month) "
-        f"-> **{month_minutes:.1f} min** on one core of this machine, **{month_minutes / (median(single) / median(cluster)):.1f} min** "
-        "on its 2 workers, against the seed tutorial's 3.9 min for the same 59 granules on CryoCloud (which also "
-        "bins them wrongly). Reading from S3 in us-west-2 adds transfer time that the cloud benchmark measures.\n"
+        f"-> **{month_minutes:.1f} min** in one process on this machine, "
+        f"**{month_minutes / speedup['store']:.1f} min** on its 2 workers, against the seed tutorial's 3.9 min "
+        "for the same 59 granules on CryoCloud (which also bins them wrongly). Reading from S3 in us-west-2 "
+        "adds transfer time that the cloud benchmark measures.\n"
     )
 
 

@@ -44,6 +44,10 @@ def __getattr__(name: str):
         from is2grid.workflow import open_granules
 
         return open_granules
+    if name in ("regions", "explore", "timeseries", "workflow", "earthdata"):
+        import importlib
+
+        return importlib.import_module(f"is2grid.{name}")
     raise AttributeError(f"module 'is2grid' has no attribute {name!r}")
 
 

@@ -47,7 +47,7 @@ function lonlat(x, y, p) {
     lat = beta + (e2 / 3 + 31 * e4 / 180 + 517 * e6 / 5040) * Math.sin(2 * beta)
         + (23 * e4 / 360 + 251 * e6 / 3780) * Math.sin(4 * beta) + (761 * e6 / 45360) * Math.sin(6 * beta);
   } else {
-    const phic = s * p.lat_ts * D, sc = Math.sin(phic);
+    const phic = p.lat_ts * D, sc = Math.sin(phic);
     const mc = Math.cos(phic) / Math.sqrt(1 - e2 * sc * sc);
     const tc = Math.tan(Math.PI / 4 - phic / 2) / Math.pow((1 - e * sc) / (1 + e * sc), e / 2);
     const t = rho * tc / (a * mc);
@@ -450,6 +450,14 @@ def _lonlat_formatters(crs_attrs: dict[str, Any]) -> dict[str, Any]:
     return {"$y": formatter(1), "$x": formatter(0)}
 
 
+def _bokeh_backend() -> None:
+    """HoloViews' Bokeh backend, loaded without ``hv.extension`` (whose notebook output asks CDNs for JavaScript)."""
+    import holoviews as hv
+    import holoviews.plotting.bokeh  # registers the backend and its options
+
+    hv.Store.set_current_backend("bokeh")
+
+
 # -- segments -------------------------------------------------------------------------------------------------
 
 
@@ -500,7 +508,7 @@ def segments_explorer(ds: xr.Dataset, color: str = "freeboard", *, res: float = 
         from bokeh.models import HoverTool
         from holoviews.operation.datashader import datashade, rasterize
 
-        hv.extension("bokeh", logo=False)
+        _bokeh_backend()
         frame = pd.DataFrame({"x": x, "y": y, "freeboard": fb[keep], "beam": pd.Categorical(beams)})
         points = hv.Points(frame, kdims=["x", "y"], vdims=["freeboard", "beam"])
         hover = HoverTool(
@@ -556,7 +564,7 @@ def timeseries_plot(series: xr.Dataset, width: int = 760, height: int = 320) -> 
         import holoviews as hv
         import pandas as pd
 
-        hv.extension("bokeh", logo=False)
+        _bokeh_backend()
         frame = pd.DataFrame(
             {
                 "time": pd.to_datetime(series.time.values),

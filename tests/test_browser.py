@@ -1,0 +1,203 @@
+"""The explorer in a real browser (chromium, network blocked): saved page, live server, notebook export."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from pyproj import Transformer
+
+import is2grid
+from is2grid import explore, tutorial, workflow
+from is2grid.grids import ease2_grid, nsidc_polar_stereo_grid
+from tests.browser import Page, chromium, colourful
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def month(tmp_path_factory):
+    return tutorial.sample_month(tmp_path_factory.mktemp("sample"), n_segments=1500)
+
+
+@pytest.fixture(scope="module")
+def weekly_nc(month, tmp_path_factory):
+    path = tmp_path_factory.mktemp("nc") / "weekly.nc"
+    workflow.write_netcdf(workflow.grid_granules(month, res=25000, freq="7D", progress=False), path)
+    return path
+
+
+def step_slider(page: Page, frame=None) -> None:
+    scope = frame or page.page
+    scope.locator(".noUi-handle").first.focus()
+    page.page.keyboard.press("ArrowRight")
+    page.page.wait_for_timeout(400)
+
+
+def check_map_and_slider(page: Page, shots: Path | None = None) -> dict:
+    """Non-blank map; the slider changes the map's pixels (not only the label); hover names lat/lon."""
+    box = page.canvas_box()
+    before = page.pixels(box)
+    assert colourful(before).sum() > 200, "the map shows data"
+    assert len(np.unique(before.reshape(-1, 3), axis=0)) > 30
+    if shots is not None:
+        page.screenshot(shots / "explorer.png")
+    label = page.page.get_by_text(re.compile("time bin:")).first.inner_text()
+    start = time.perf_counter()
+    step_slider(page)
+    after = page.pixels(box)
+    step = time.perf_counter() - start
+    assert page.page.get_by_text(re.compile("time bin:")).first.inner_text() != label
+    changed = np.abs(after - before).sum(axis=2) > 30
+    assert changed.sum() > 200, "moving the slider changes the map, not only its label"
+    ys, xs = np.nonzero(colourful(after)[:, : after.shape[1] - 150])  # not the colour bar
+    page.page.mouse.move(box["x"] + float(xs[len(xs) // 2]), box["y"] + float(ys[len(ys) // 2]))
+    page.page.wait_for_timeout(400)
+    tooltip = page.tooltip()
+    assert "latitude" in tooltip and "longitude" in tooltip and "n_segments" in tooltip, tooltip
+    n = int(re.search(r"n_segments:\s*(\d+)", tooltip).group(1))
+    lat = float(re.search(r"latitude:\s*(-?[\d.]+)", tooltip).group(1))
+    assert -90 <= lat <= -50 or 50 <= lat <= 90, tooltip
+    assert n > 0, tooltip
+    assert not page.errors and not page.blocked, (page.errors, page.blocked)
+    return {"slider_step_s": step}
+
+
+def test_saved_page_renders_offline_and_its_slider_moves_the_map(browser, weekly_nc, tmp_path):
+    page_path = tmp_path / "map.html"
+    view = xr.open_dataset(weekly_nc).is2grid.explore()
+    view.save(page_path)
+    page = Page(browser, page_path.as_uri())
+    check_map_and_slider(page, tmp_path)
+    assert (tmp_path / "explorer.png").stat().st_size > 20_000
+
+
+def test_statistic_selector_changes_colour_bar_and_map(browser, weekly_nc, tmp_path):
+    page_path = tmp_path / "map.html"
+    xr.open_dataset(weekly_nc).is2grid.explore().save(page_path)
+    page = Page(browser, page_path.as_uri())
+    box = page.canvas_box()
+    before = page.pixels(box)
+    page.page.locator("select").first.select_option(label="number of freeboard segments in the cell")
+    page.page.wait_for_timeout(400)
+    assert np.abs(page.pixels(box) - before).sum(axis=2).astype(bool).sum() > 200
+    assert not page.errors
+
+
+def test_live_server_from_the_command_line(browser, weekly_nc):
+    child = subprocess.Popen(
+        [sys.executable, "-m", "is2grid.cli", "explore", str(weekly_nc)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = child.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert url, (line, child.stderr.read() if child.poll() is not None else "")
+        start = time.perf_counter()
+        page = Page(browser, url.group(0))
+        first_map = time.perf_counter() - start
+        timings = check_map_and_slider(page)
+        print(f"live server: first map {first_map:.2f} s, slider step {timings['slider_step_s'] * 1000:.0f} ms")
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+
+
+def test_segments_rasterized_and_reaggregated_on_zoom_in_a_live_server(browser, month):
+    view = is2grid.open_granules(month[:6]).is2grid.explore()
+    served = view.serve()
+    try:
+        page = Page(browser, served.url)
+        received: list[int] = []
+        page.page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: received.append(1)))
+        box = page.canvas_box()
+        before = page.pixels(box)
+        assert colourful(before).sum() > 100, "segments are drawn"
+        # a fresh websocket listener only sees frames sent after this point
+        page.page.reload()
+        page.page.wait_for_selector("canvas", timeout=30_000)
+        page.page.wait_for_timeout(1500)
+        box = page.canvas_box()
+        sent_before = len(received)
+        page.page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+        page.page.mouse.wheel(0, -600)
+        page.page.wait_for_timeout(2500)
+        assert len(received) > sent_before, "zooming asks the server for a new aggregation"
+        assert colourful(page.pixels(box)).sum() > 100
+        assert not page.errors and not page.blocked, (page.errors, page.blocked)
+    finally:
+        served.stop()
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [ease2_grid("south", 25000), ease2_grid("north", 25000), nsidc_polar_stereo_grid("north"),
+     nsidc_polar_stereo_grid("south")],
+    ids=lambda g: g.name,
+)  # fmt: skip
+def test_hover_lonlat_formula_equals_pyproj(browser, grid, tmp_path):
+    """The browser's inverse projection (hover) against PROJ, to a millionth of a degree."""
+    rng = np.random.default_rng(0)
+    sign = 1 if grid.hemisphere == "north" else -1
+    lat = sign * rng.uniform(45, 89.9, 400)
+    lon = rng.uniform(-180, 180, 400)
+    x, y = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True).transform(lon, lat)
+    (tmp_path / "blank.html").write_text("<html><body><canvas></canvas></body></html>")
+    page = Page(browser, (tmp_path / "blank.html").as_uri())
+    params = explore.projection_parameters(grid.cf_grid_mapping())
+    got = np.array(
+        page.page.evaluate(
+            f"([xs, ys, p]) => {{ {explore.LONLAT_JS}; return xs.map((x, i) => lonlat(x, ys[i], p)); }}",
+            [list(x), list(y), params],
+        )
+    )
+    dlon = (got[:, 0] - lon + 180) % 360 - 180
+    assert np.abs(dlon).max() < 1e-6 and np.abs(got[:, 1] - lat).max() < 1e-6
+
+
+def test_exported_quickstart_notebook_has_a_working_slider(browser, tmp_path, monkeypatch):
+    """The quickstart notebook, executed by a Jupyter kernel and exported to HTML, works offline."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    source = Path(__file__).parents[1] / "notebooks" / "quickstart.ipynb"
+    notebook = nbformat.read(source, as_version=4)
+    setup = nbformat.v4.new_code_cell(
+        "from functools import partial\nfrom is2grid import tutorial\n"
+        f"tutorial.sample_month = partial(tutorial.sample_month, {str(tmp_path)!r}, n_segments=400)"
+    )
+    notebook.cells.insert(0, setup)
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(notebook)
+    exported = tmp_path / "quickstart.html"
+    exported.write_text(body, encoding="utf-8")
+    page = Page(browser, exported.as_uri(), height=1400, wait_for="iframe")
+    explorer = page.page.frame_locator("iframe").first
+    explorer.locator("canvas").first.wait_for(timeout=30_000)
+    explorer.locator(".noUi-handle").first.scroll_into_view_if_needed()
+    page.page.wait_for_timeout(1000)
+    canvases = [c.bounding_box() for c in explorer.locator("canvas").all()]
+    box = max((b for b in canvases if b), key=lambda b: b["width"] * b["height"])
+    before = page.pixels(box)
+    explorer.locator(".noUi-handle").first.focus()
+    page.page.keyboard.press("ArrowRight")
+    page.page.wait_for_timeout(500)
+    assert np.abs(page.pixels(box) - before).sum(axis=2).astype(bool).sum() > 100, "the slider moves the map"
+    # the notebook template itself asks CDNs for MathJax and require.js (blocked here); our output must not fail
+    ours = [e for e in page.errors if not e.startswith("request failed") and "Failed to load resource" not in e]
+    assert not ours, ours
