@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             commands = {"demo": _demo, "grid": _grid, "explore": _explore, "timeseries": _timeseries, "info": _info}
             return commands[args.command](args)
     except Stopped as stop:
-        kept = "" if getattr(args, "out", None) is not None and args.out.suffix == ".zarr" else "; nothing was written"
+        wrote_nothing = args.command in ("grid", "demo") and getattr(args, "out", Path()).suffix != ".zarr"
+        kept = "; nothing was written" if wrote_nothing else ""
         print(f"is2grid: stopped by {signal.Signals(stop.signum).name}{kept}.", file=sys.stderr)
         return EXIT_CODES[stop.signum]
     except Exception as err:  # a command-line user gets the message, not a traceback

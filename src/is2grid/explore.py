@@ -202,7 +202,7 @@ def grid_explorer(
     gridded: xr.Dataset,
     var: str = "mean_fb",
     *,
-    max_bytes: float = 24e6,
+    max_bytes: float = 48e6,
     width: int = 720,
     palette: str = "Viridis256",
 ) -> Explorer:
@@ -260,8 +260,18 @@ def grid_explorer(
         "times": labels,
     }
 
+    half = res / 2
+    x0, y1 = float(gridded.x.min()) - half, float(gridded.y.max()) + half
+    extent = (
+        x0,
+        x0 + res * factor * frames[0]["mean_fb"].shape[1],
+        y1 - res * factor * frames[0]["mean_fb"].shape[0],
+        y1,
+    )
+    lines = _outline_lines(dict(gridded["crs"].attrs), extent)  # once: every page served reuses them
+
     def make():
-        return _grid_document(gridded, frames, limits, labels, var, factor, res, width, palette)
+        return _grid_document(gridded, frames, limits, labels, var, factor, res, width, palette, extent, lines)
 
     return Explorer(make, f"is2grid: {gridded.attrs.get('grid', '')} {var}", "bokeh", details)
 
@@ -337,7 +347,7 @@ def _outline_lines(crs_attrs: dict[str, Any], bounds) -> dict[str, list]:
     return {"coast": project(coastlines()), "graticule": project(circles + meridians)}
 
 
-def _grid_document(gridded, frames, limits, labels, var, factor, res, width, palette):
+def _grid_document(gridded, frames, limits, labels, var, factor, res, width, palette, extent, lines):
     from bokeh.layouts import column, row
     from bokeh.models import (
         ColorBar,
@@ -353,12 +363,7 @@ def _grid_document(gridded, frames, limits, labels, var, factor, res, width, pal
     from bokeh.plotting import figure
 
     crs_attrs = dict(gridded["crs"].attrs)
-    half = res / 2
-    x = gridded.x.values
-    y = gridded.y.values
-    x0, x1 = float(x.min()) - half, float(x.min()) - half + res * factor * frames[0]["mean_fb"].shape[1]
-    y1 = float(y.max()) + half
-    y0 = y1 - res * factor * frames[0]["mean_fb"].shape[0]
+    x0, x1, y0, y1 = extent
     height = int(width * (y1 - y0) / (x1 - x0))
     names = {name: gridded[name].attrs.get("long_name", name) for name in STATISTICS}
     units = {name: gridded[name].attrs.get("units", "") for name in STATISTICS}
@@ -393,7 +398,6 @@ def _grid_document(gridded, frames, limits, labels, var, factor, res, width, pal
     fig.xaxis.formatter = kilometres
     fig.yaxis.formatter = kilometres
     glyph = fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=source, color_mapper=mapper)
-    lines = _outline_lines(crs_attrs, (x0, x1, y0, y1))
     fig.multi_line(xs="xs", ys="ys", source=ColumnDataSource(lines["graticule"]), color="#9aa5b1", line_width=0.6,
                    line_dash="dotted")  # fmt: skip
     fig.multi_line(xs="xs", ys="ys", source=ColumnDataSource(lines["coast"]), color="#303030", line_width=1.0)
@@ -500,6 +504,7 @@ def segments_explorer(ds: xr.Dataset, color: str = "freeboard", *, res: float = 
         raise GridError("explore(): no valid freeboard segments to draw.")
     limits = _robust_limits([fb[keep]])
     bounds = (float(x.min()), float(x.max()), float(y.min()), float(y.max()))
+    lines = _outline_lines(crs_attrs, bounds)
 
     def make():
         import datashader as dsh
@@ -526,7 +531,6 @@ def segments_explorer(ds: xr.Dataset, color: str = "freeboard", *, res: float = 
             names = sorted({str(b) for b in beams})
             key = dict(zip(names, Category10[10], strict=False))
             shaded = datashade(points, aggregator=dsh.count_cat("beam"), color_key=key).opts(**size)
-        lines = _outline_lines(crs_attrs, bounds)
         coast = hv.Path(
             [np.column_stack([a, b]) for a, b in zip(lines["coast"]["xs"], lines["coast"]["ys"], strict=True)]
         )

@@ -1,0 +1,158 @@
+"""Exploration benchmark (issue 7): the explorer in a real browser (chromium, network blocked).
+
+A. A month at 6.25 km (the bundled synthetic month, daily bins) served by ``is2grid explore`` on
+   127.0.0.1: time from navigation to the first drawn map, and per slider step until the map's
+   pixels change (polled with screenshots of the map, so each figure includes one screenshot).
+B. 3 million segments (four full-size synthetic granules, strong beams) rasterized with datashader:
+   the aggregation alone in Python, and navigation to the first drawn map from a live server.
+
+Run: ``python benchmarks/bench_explore.py`` (needs chromium: ``apt-get install -y chromium``).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from common import machine, median, table
+
+from is2grid import open_granules, tutorial, workflow
+from tests.browser import Page, chromium
+
+REPEATS = 5
+
+
+#: true once a canvas of the page (Bokeh draws in shadow roots) holds a saturated, colour-mapped pixel
+_MAP_DRAWN = """() => {
+    const canvases = [];
+    const walk = (root) => {
+        for (const el of root.querySelectorAll("*")) {
+            if (el.tagName === "CANVAS") canvases.push(el);
+            if (el.shadowRoot) walk(el.shadowRoot);
+        }
+    };
+    walk(document);
+    for (const c of canvases) {
+        if (c.width < 100) continue;
+        const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        for (let i = 0; i < data.length; i += 4 * 7) {
+            const hi = Math.max(data[i], data[i + 1], data[i + 2]), lo = Math.min(data[i], data[i + 1], data[i + 2]);
+            if (data[i + 3] > 0 && hi - lo > 60) return true;
+        }
+    }
+    return false;
+}"""
+
+
+def _first_map(browser, url: str) -> tuple[float, Page]:
+    """Seconds from navigation to the first map pixels, measured in the page (the tab exists already)."""
+    page = Page.__new__(Page)
+    page.page = browser.new_page(viewport={"width": 1000, "height": 980})
+    page.errors, page.blocked = [], []
+    page.page.route("**/*", page._route)
+    start = time.perf_counter()
+    page.page.goto(url)
+    page.page.wait_for_function(_MAP_DRAWN, polling="raf", timeout=60_000)
+    return time.perf_counter() - start, page
+
+
+def _slider_steps(page: Page, n: int) -> list[float]:
+    box = page.canvas_box()
+    handle = page.page.locator(".noUi-handle").first
+    handle.focus()
+    steps = []
+    for _ in range(n):
+        before = page.pixels(box)
+        start = time.perf_counter()
+        page.page.keyboard.press("ArrowRight")
+        while np.abs(page.pixels(box) - before).sum() == 0 and time.perf_counter() - start < 5:
+            pass
+        steps.append(time.perf_counter() - start)
+    return steps
+
+
+def main() -> str:
+    folder = Path(tempfile.mkdtemp())
+    paths = tutorial.sample_month()
+    month = workflow.grid_granules(paths, res=6250, freq="1D", progress=False)
+    nc = folder / "month.nc"
+    workflow.write_netcdf(month, nc)
+
+    full = sorted((Path(__file__).parent / ".cache" / "full-size").glob("*.h5"))[:4]
+    segments = open_granules(full, variables=["beam_fb_height"])
+    n_segments = int(segments.beam_fb_height.count())
+    from is2grid.explore import segments_explorer
+
+    view = segments_explorer(segments)
+    import datashader as ds
+    import pandas as pd
+
+    from is2grid.grids import ease2_grid, to_xy
+
+    grid = ease2_grid("south", 6250)
+    keep = np.isfinite(segments.beam_fb_height.values)
+    x, y = to_xy(segments.longitude.values[keep], segments.latitude.values[keep], grid.crs)
+    frame = pd.DataFrame({"x": x, "y": y, "fb": segments.beam_fb_height.values[keep]})
+    canvas = ds.Canvas(plot_width=720, plot_height=720)
+    aggregation = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        canvas.points(frame, "x", "y", ds.mean("fb"))
+        aggregation.append(time.perf_counter() - start)
+
+    first, steps, seg_first = [], [], []
+    with chromium() as browser:
+        for _ in range(REPEATS):
+            child = subprocess.Popen(
+                [sys.executable, "-m", "is2grid.cli", "explore", str(nc)], stdout=subprocess.PIPE, text=True
+            )
+            try:
+                url = re.search(r"http://127\.0\.0\.1:\d+/", child.stdout.readline()).group(0)
+                seconds, page = _first_map(browser, url)
+                first.append(seconds)
+                steps += _slider_steps(page, 6)
+                page.page.close()
+            finally:
+                child.terminate()
+                child.wait(timeout=30)
+        served = view.serve()
+        try:
+            for _ in range(REPEATS):
+                seconds, page = _first_map(browser, served.url)
+                seg_first.append(seconds)
+                page.page.close()
+        finally:
+            served.stop()
+
+    rows = [
+        ["A. month, 6.25 km daily: first map (live server)", f"{median(first):.2f} s",
+         f"{min(first):.2f}-{max(first):.2f}"],
+        ["A. slider step until the map changes", f"{median(steps) * 1000:.0f} ms",
+         f"{min(steps) * 1000:.0f}-{max(steps) * 1000:.0f}"],
+        [f"B. {n_segments / 1e6:.1f} M segments: datashader aggregation (720 x 720)", f"{median(aggregation):.2f} s",
+         f"{min(aggregation):.2f}-{max(aggregation):.2f}"],
+        [f"B. {n_segments / 1e6:.1f} M segments: first map (live server)", f"{median(seg_first):.2f} s",
+         f"{min(seg_first):.2f}-{max(seg_first):.2f}"],
+    ]  # fmt: skip
+    size = nc.stat().st_size / 1e6
+    return (
+        f"Machine: {machine()}\n\nBrowser: Debian chromium driven by Playwright, network blocked; the server and the "
+        f"browser share the 2 cores. First map: from navigation (the tab open already) to the first colour-mapped "
+        f"pixel on a canvas, polled in the page at every animation frame. The month: {len(paths)} synthetic "
+        "granules gridded daily at 6.25 km "
+        f"({month.sizes['time']} bins of {month.sizes['y']} x {month.sizes['x']} cells, {size:.1f} MB NetCDF).\n\n"
+        + table(rows, ["measure", f"median of {REPEATS} (steps: {len(steps)})", "range"])
+        + "\n\nAims: first map < 3 s, slider step < 300 ms.\n"
+    )
+
+
+if __name__ == "__main__":
+    print(main())
