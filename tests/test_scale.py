@@ -281,3 +281,21 @@ def test_open_granules_is_one_ragged_dataset(days):
     gridded = ds.is2grid.to_ease2(res=25000)
     expected = workflow.grid_granules(days[:3], res=25000, progress=False)
     np.testing.assert_array_equal(gridded.n_segments.values, expected.n_segments.values)
+
+
+def test_skipped_granules_are_listed_then_merged_when_readable(days, in_memory, tmp_path):
+    folder = tmp_path / "granules"
+    folder.mkdir()
+    paths = [folder / p.name for p in days]
+    for source, target in zip(days, paths, strict=True):
+        target.write_bytes(source.read_bytes())
+    good = paths[3].read_bytes()
+    paths[3].write_bytes(b"not HDF5 at all")
+    store = tmp_path / "k.zarr"
+    with pytest.warns(is2grid.Is2gridWarning, match="1 of 8 granules skipped"):
+        first = workflow.grid_granules(paths, res=25000, progress=False, store=store, errors="skip")
+    assert paths[3].name in first.attrs["granules_skipped"] and first.attrs["granules_gridded"] == 7
+    paths[3].write_bytes(good)
+    second = workflow.grid_granules(paths, res=25000, progress=False, store=store, errors="skip")
+    assert "granules_skipped" not in second.attrs and second.attrs["granules_gridded"] == 8
+    assert_store_equals(second, in_memory)

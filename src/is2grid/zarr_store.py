@@ -174,7 +174,10 @@ class GridStore:
 
         import zarr
 
-        self._group.attrs.update(attrs or {})
+        attrs = dict(attrs or {})
+        if "granules_skipped" not in attrs and "granules_skipped" in self._group.attrs:
+            del self._group.attrs["granules_skipped"]  # a rerun that read them all
+        self._group.attrs.update(attrs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "consolidated metadata is not part of the v3 spec" yet
             zarr.consolidate_metadata(self.path, zarr_format=3)
