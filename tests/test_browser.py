@@ -67,10 +67,11 @@ def check_map_and_slider(page: Page, shots: Path | None = None) -> dict:
     assert "latitude" in tooltip and "longitude" in tooltip and "n_segments" in tooltip, tooltip
     n = int(re.search(r"n_segments:\s*(\d+)", tooltip).group(1))
     lat = float(re.search(r"latitude:\s*(-?[\d.]+)", tooltip).group(1))
+    lon = float(re.search(r"longitude:\s*(-?[\d.]+)", tooltip).group(1))
     assert -90 <= lat <= -50 or 50 <= lat <= 90, tooltip
     assert n > 0, tooltip
     assert not page.errors and not page.blocked, (page.errors, page.blocked)
-    return {"slider_step_s": step}
+    return {"slider_step_s": step, "lat": lat, "lon": lon, "n_segments": n}
 
 
 def test_saved_page_renders_offline_and_its_slider_moves_the_map(browser, weekly_nc, tmp_path):
@@ -78,8 +79,15 @@ def test_saved_page_renders_offline_and_its_slider_moves_the_map(browser, weekly
     view = xr.open_dataset(weekly_nc).is2grid.explore()
     view.save(page_path)
     page = Page(browser, page_path.as_uri())
-    check_map_and_slider(page, tmp_path)
+    hovered = check_map_and_slider(page, tmp_path)
     assert (tmp_path / "explorer.png").stat().st_size > 20_000
+    # the hover names the centre of the cell it shows: that cell, found again by its lat/lon, holds the same count
+    gridded = xr.open_dataset(weekly_nc)
+    assert view.details["factor"] == 1
+    cell = gridded.isel(time=1).is2grid.sel_lonlat(hovered["lon"], hovered["lat"])
+    assert int(cell.n_segments) == hovered["n_segments"]
+    centre = gridded.is2grid.latlon().sel(x=float(cell.x), y=float(cell.y))
+    assert abs(float(centre.lat) - hovered["lat"]) < 1e-4 and abs(float(centre.lon) - hovered["lon"]) < 1e-4
 
 
 def test_statistic_selector_changes_colour_bar_and_map(browser, weekly_nc, tmp_path):

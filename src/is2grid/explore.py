@@ -404,12 +404,12 @@ def _grid_document(gridded, frames, limits, labels, var, factor, res, width, pal
     hover = HoverTool(
         renderers=[glyph],
         tooltips=[
-            ("latitude", "$y{lat}"),
-            ("longitude", "$x{lon}"),
+            ("cell centre latitude", "$y{lat}"),
+            ("cell centre longitude", "$x{lon}"),
             ("value", "@image{0.000}"),
             ("n_segments", "@n"),
         ],
-        formatters=_lonlat_formatters(crs_attrs),
+        formatters=_lonlat_formatters(crs_attrs, {"x0": x0, "y0": y0, "size": res * factor}),
     )
     fig.add_tools(hover)
     bar = ColorBar(color_mapper=mapper, title=f"{names[var]} ({units[var]})", title_standoff=8, width=14)
@@ -441,15 +441,28 @@ def _grid_document(gridded, frames, limits, labels, var, factor, res, width, pal
     return column(row(slider, select), fig, note)
 
 
-def _lonlat_formatters(crs_attrs: dict[str, Any]) -> dict[str, Any]:
-    """Bokeh hover formatters showing the pointer's latitude (``$y{lat}``) and longitude (``$x{lon}``)."""
+def _lonlat_formatters(crs_attrs: dict[str, Any], cells: dict[str, float] | None = None) -> dict[str, Any]:
+    """Bokeh hover formatters giving latitude (``$y{lat}``) and longitude (``$x{lon}``).
+
+    With ``cells`` (``x0``, ``y0``: a cell corner; ``size``: the cell size shown) the position is that
+    of the centre of the cell under the pointer; otherwise the pointer's own.
+    """
     from bokeh.models import CustomJSHover
 
     params = projection_parameters(crs_attrs)
+    snap = cells or {"size": 0.0, "x0": 0.0, "y0": 0.0}
 
     def formatter(index: int):
-        code = f"{LONLAT_JS}\nreturn lonlat(special_vars.x, special_vars.y, p)[{index}].toFixed(3) + '°';"
-        return CustomJSHover(args={"p": params}, code=code)
+        code = (
+            f"{LONLAT_JS}\n"
+            "let x = special_vars.x, y = special_vars.y;\n"
+            "if (c.size > 0) {\n"
+            "  x = c.x0 + (Math.floor((x - c.x0) / c.size) + 0.5) * c.size;\n"
+            "  y = c.y0 + (Math.floor((y - c.y0) / c.size) + 0.5) * c.size;\n"
+            "}\n"
+            f"return lonlat(x, y, p)[{index}].toFixed(4) + '°';"
+        )
+        return CustomJSHover(args={"p": params, "c": snap}, code=code)
 
     return {"$y": formatter(1), "$x": formatter(0)}
 
