@@ -432,23 +432,13 @@ def open_granules(paths: Sequence[str | os.PathLike | Any], *, chunks: Any = Non
             granule=("trajectory", [name] * len(beams), {"long_name": "ATL10 granule of the trajectory"}),
         )
         parts.append(ds)
+    # each variable lies along one dimension: concatenate along it, keep what agrees of the attributes
+    along: dict[str, Any] = {"data_vars": "all", "coords": "minimal", "compat": "override", "join": "outer"}
     segments = xr.concat(
-        [p.drop_dims("trajectory") for p in parts],
-        dim="segment",
-        data_vars="all",
-        coords="minimal",
-        compat="override",
-        join="outer",
-        combine_attrs="drop_conflicts",
+        [p.drop_dims("trajectory") for p in parts], dim="segment", combine_attrs="drop_conflicts", **along
     )
     trajectories = xr.concat(
-        [p[["row_size"]] for p in parts],
-        dim="trajectory",
-        data_vars="all",
-        coords="minimal",
-        compat="override",
-        join="outer",
-        combine_attrs="drop_conflicts",
+        [p[["row_size"]] for p in parts], dim="trajectory", combine_attrs="drop_conflicts", **along
     )
     out = xr.merge([segments, trajectories], combine_attrs="drop_conflicts")
     names = [_name_of(u) for u in urls]
