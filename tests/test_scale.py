@@ -99,7 +99,7 @@ def test_store_with_a_window_monthly_bins_and_no_time_axis(days, tmp_path):
     np.testing.assert_array_equal(stored_flat.n_segments.values, flat.n_segments.reindex_like(stored_flat).fillna(0))
 
 
-def test_rerun_skips_what_is_in_and_a_stopped_run_resumes_to_the_same_store(days, in_memory, tmp_path):
+def test_rerun_skips_what_is_in_and_a_stopped_run_resumes_to_the_same_store(days, in_memory, tmp_path, capsys):
     broken = tmp_path / "granules"
     broken.mkdir()
     paths = []
@@ -128,6 +128,9 @@ def test_rerun_skips_what_is_in_and_a_stopped_run_resumes_to_the_same_store(days
     finally:
         workflow._granule_sums = original
     assert read == [p.name for p in paths[4:]], "granules already in are not read again"
+    capsys.readouterr()
+    workflow.grid_granules(paths, res=25000, progress=True, store=store)
+    assert "8 of 8 granules are in" in capsys.readouterr().err
     assert_store_equals(resumed, in_memory)
     assert resumed.attrs["segments_gridded"] == in_memory.attrs["segments_gridded"]
 

@@ -7,6 +7,7 @@ granules needs memory for one granule plus the output grid.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -337,6 +338,9 @@ def _grid_into_store(urls, args, client, progress: bool, store: GridStore) -> xr
     """Granules in order of start time; each time bin written once no granule still to come reaches it."""
     names = {_name_of(u): u for u in urls}
     todo = [n for n in names if not store.is_complete(n)]
+    if progress and len(todo) < len(names):
+        print(f"{len(names) - len(todo)} of {len(names)} granules are in {store.path} already; gridding the other "
+              f"{len(todo)}.", file=sys.stderr)  # fmt: skip
     starts = {n: atl10.start_time_from_name(n) for n in todo}
     # granules whose name gives no time go first: until they are done, no bin can be called final
     todo.sort(key=lambda n: (starts[n] is not None, starts[n] or np.datetime64(0, "s")))
