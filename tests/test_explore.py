@@ -183,3 +183,20 @@ def test_cli_timeseries_and_explore_save(month, tmp_path, capsys):
     assert cli.main(["explore", *map(str, month[:2]), "--save", str(tmp_path / "seg.html")]) == 0
     assert cli.main(["timeseries", str(nc), "--region", "atlantis"]) == 2
     assert "Named regions" in capsys.readouterr().err
+
+
+def test_combined_cells_use_the_sums_they_have():
+    """k x k cells combine from their sums; a cell without statistics (min_segments) adds to the count only."""
+    nan = np.nan
+    frame = xr.Dataset(
+        {
+            "n_segments": (("y", "x"), np.array([[5, 1], [4, 0]])),
+            "mean_seg_length": (("y", "x"), np.array([[10.0, nan], [20.0, nan]])),
+            "mean_fb": (("y", "x"), np.array([[0.2, nan], [0.5, nan]])),
+            "std_fb": (("y", "x"), np.array([[0.0, nan], [0.0, nan]])),
+        }
+    )
+    combined = explore._coarsened(frame, 2)
+    assert int(combined["n_segments"][0, 0]) == 10
+    np.testing.assert_allclose(combined["mean_seg_length"][0, 0], (5 * 10 + 4 * 20) / 9, rtol=1e-6)
+    np.testing.assert_allclose(combined["mean_fb"][0, 0], (50 * 0.2 + 80 * 0.5) / 130, rtol=1e-6)

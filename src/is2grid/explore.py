@@ -281,14 +281,19 @@ def _coarsened(frame: xr.Dataset, factor: int) -> dict[str, np.ndarray]:
     n = np.asarray(frame.n_segments.values, dtype=np.float64)
     mean_length, mean_fb, std_fb = (np.asarray(frame[v].values, dtype=np.float64) for v in STATISTICS[1:])
     if factor > 1:
-        sums = [n, n * mean_length, n * mean_length * mean_fb, n * mean_length * (std_fb**2 + mean_fb**2)]
+        # cells whose statistics are NaN (fewer than min_segments) carry no sums: they add to the count shown,
+        # not to the statistics
+        known = np.where(np.isfinite(mean_length), n, 0.0)
+        sums = [n, known, known * mean_length, known * mean_length * mean_fb,
+                known * mean_length * (std_fb**2 + mean_fb**2)]  # fmt: skip
         ny, nx = n.shape
         py, px = -ny % factor, -nx % factor
         combined = []
         for s in sums:
             s = np.pad(np.nan_to_num(s), ((0, py), (0, px)))
             combined.append(s.reshape(s.shape[0] // factor, factor, s.shape[1] // factor, factor).sum(axis=(1, 3)))
-        n, mean_length, mean_fb, std_fb = reduction.statistics(*combined)
+        _, mean_length, mean_fb, std_fb = reduction.statistics(*combined[1:])
+        n = combined[0]
     out = {
         "n_segments": np.flipud(np.asarray(n, dtype=np.int32)),
         "mean_seg_length": np.flipud(np.asarray(mean_length, dtype=np.float32)),
