@@ -40,6 +40,8 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_cloud.py
 	$(BIN)/python benchmarks/bench_read.py
 	$(BIN)/python benchmarks/bench_grid.py
+	$(BIN)/python benchmarks/bench_scale.py
+	$(BIN)/python benchmarks/bench_explore.py
 
 clean:
 	rm -rf $(VENV) is2grid-demo .pytest_cache docs/_build docs/generated docs/notebooks
