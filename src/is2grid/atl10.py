@@ -24,6 +24,7 @@ __all__ = [
     "GRANULE_NAME",
     "beams_for",
     "decode_attr",
+    "file_name",
     "granule_identity",
     "hemisphere_from_name",
     "hemisphere_of_dataset",
@@ -193,6 +194,17 @@ def hemisphere_from_name(name: str) -> str | None:
     return "north" if match["hemi"] == "01" else "south"
 
 
+def file_name(path: str) -> str:
+    """The file name of a path or URL, without folders and query string.
+
+    Examples
+    --------
+    >>> file_name("https://host/ATLAS/ATL10-02_20190915000000_12340401_006_01.h5?token=x")
+    'ATL10-02_20190915000000_12340401_006_01.h5'
+    """
+    return path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
 def start_time_from_name(name: str) -> np.datetime64 | None:
     """The UTC start time in an ATL10 file name, None if the name is not an ATL10 name.
 
@@ -201,7 +213,7 @@ def start_time_from_name(name: str) -> np.datetime64 | None:
     >>> start_time_from_name("s3://b/ATL10-02_20190915013045_12340401_006_01.h5")
     np.datetime64('2019-09-15T01:30:45')
     """
-    match = GRANULE_NAME.match(name.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
+    match = GRANULE_NAME.match(file_name(name))
     if match is None:
         return None
     t = match["time"]
@@ -221,7 +233,7 @@ def granule_identity(name: str) -> str:
     >>> granule_identity("/data/ATL10-02_20190915000000_12340401_006_02.h5")
     'ATL10-02_20190915000000_12340401'
     """
-    base = name.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    base = file_name(name)
     match = GRANULE_NAME.match(base)
     if match is None:
         return base

@@ -9,6 +9,7 @@ import pandas as pd
 
 from is2grid import atl10
 from is2grid.errors import GridError
+from is2grid.inputs import record_name
 from is2grid.regions import Region
 from is2grid.regions import region as as_region
 
@@ -108,9 +109,7 @@ def search(
     if area is not None and area.bbox != (-180.0, -90.0, 180.0, 90.0):
         query["bounding_box"] = area.bbox
     results = earthaccess.search_data(**query)
-    kept = [g for g in results if hemisphere is None or atl10.hemisphere_from_name(_name(g)) in (hemisphere, None)]
-    return sorted(kept, key=lambda g: atl10.start_time_from_name(_name(g)) or np.datetime64(0, "s"))
-
-
-def _name(granule: Any) -> str:
-    return str(granule["meta"].get("native-id") or granule["umm"].get("GranuleUR") or "")
+    kept = [
+        g for g in results if hemisphere is None or atl10.hemisphere_from_name(record_name(g)) in (hemisphere, None)
+    ]
+    return sorted(kept, key=lambda g: atl10.start_time_from_name(record_name(g)) or np.datetime64(0, "s"))

@@ -81,26 +81,15 @@ def projection_parameters(crs_attrs: dict[str, Any]) -> dict[str, Any]:
     rf = cf.get("inverse_flattening")
     b = cf.get("semi_minor_axis")
     f = 1 / float(rf) if rf else (1 - float(b) / a if b else 1 / 298.257223563)
+    ellipsoid = {"a": a, "e2": f * (2 - f)}
     name = cf.get("grid_mapping_name")
     if name == "lambert_azimuthal_equal_area":
         lat0 = float(cf["latitude_of_projection_origin"])
-        return {
-            "kind": "laea",
-            "a": a,
-            "e2": f * (2 - f),
-            "south": lat0 < 0,
-            "lon0": float(cf["longitude_of_projection_origin"]),
-        }
+        return {"kind": "laea", **ellipsoid, "south": lat0 < 0, "lon0": float(cf["longitude_of_projection_origin"])}
     if name == "polar_stereographic":
         lat_ts = float(cf.get("standard_parallel", cf.get("latitude_of_projection_origin", 90.0)))
-        return {
-            "kind": "stere",
-            "a": a,
-            "e2": f * (2 - f),
-            "south": lat_ts < 0,
-            "lon0": float(cf["straight_vertical_longitude_from_pole"]),
-            "lat_ts": abs(lat_ts),
-        }
+        lon0 = float(cf["straight_vertical_longitude_from_pole"])
+        return {"kind": "stere", **ellipsoid, "south": lat_ts < 0, "lon0": lon0, "lat_ts": abs(lat_ts)}
     raise GridError(f"maps need a polar LAEA or polar stereographic grid, not {name!r}.")
 
 
@@ -284,8 +273,7 @@ def _coarsened(frame: xr.Dataset, factor: int) -> dict[str, np.ndarray]:
         # cells whose statistics are NaN (fewer than min_segments) carry no sums: they add to the count shown,
         # not to the statistics
         known = np.where(np.isfinite(mean_length), n, 0.0)
-        sums = [n, known, known * mean_length, known * mean_length * mean_fb,
-                known * mean_length * (std_fb**2 + mean_fb**2)]  # fmt: skip
+        sums = [n, known, *reduction.length_sums(known, mean_length, mean_fb, std_fb)]
         ny, nx = n.shape
         py, px = -ny % factor, -nx % factor
         combined = []

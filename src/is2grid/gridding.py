@@ -333,9 +333,9 @@ def collapse_time(gridded: xr.Dataset) -> xr.Dataset:
     if "time" not in gridded.dims:
         return gridded
     n = gridded.n_segments
-    sum_length = (n * gridded.mean_seg_length).fillna(0.0)
-    sum_length_fb = (sum_length * gridded.mean_fb).fillna(0.0)
-    sum_length_fb2 = (sum_length * (gridded.std_fb**2 + gridded.mean_fb**2)).fillna(0.0)
+    sum_length, sum_length_fb, sum_length_fb2 = (
+        s.fillna(0.0) for s in reduction.length_sums(n, gridded.mean_seg_length, gridded.mean_fb, gridded.std_fb)
+    )
     count = n.sum("time").values.astype(np.int32)
     stats = reduction.statistics(count, *(s.sum("time").values for s in (sum_length, sum_length_fb, sum_length_fb2)))
     out = gridded.isel(time=0, drop=True).drop_vars("time_bounds", errors="ignore")

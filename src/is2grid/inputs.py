@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from is2grid.errors import GranuleError
 
-__all__ = ["in_us_west_2", "is_granule_record", "pick_link"]
+__all__ = ["in_us_west_2", "is_granule_record", "pick_link", "record_name"]
 
 Access = Literal["auto", "direct", "external"]
 
@@ -35,6 +35,11 @@ def in_us_west_2() -> bool:
 def is_granule_record(obj: Any) -> bool:
     """True for an earthaccess ``DataGranule`` (anything with ``data_links``)."""
     return callable(getattr(obj, "data_links", None))
+
+
+def record_name(granule: Any) -> str:
+    """The granule file name of an earthaccess search result (CMR's native id, else its GranuleUR)."""
+    return str(granule["meta"].get("native-id") or granule["umm"].get("GranuleUR") or "")
 
 
 def pick_link(granule: Any, access: Access = "auto") -> str:

@@ -29,6 +29,7 @@ __all__ = [
     "cell_sums",
     "combine",
     "dense_codes",
+    "length_sums",
     "scatter",
     "split_at",
     "statistics",
@@ -195,6 +196,20 @@ def split_at(sums: CellSums, key: int) -> tuple[CellSums, CellSums]:
     return parts[0], parts[1]
 
 
+def length_sums(count, mean_length, mean_fb, std_fb):
+    """sum(L), sum(L h) and sum(L h^2) behind the statistics, NaN where they are NaN.
+
+    Plain arithmetic, so numpy arrays and xarray DataArrays (dask-backed too) work alike.
+
+    Examples
+    --------
+    >>> length_sums(np.array([2]), np.array([20.0]), np.array([0.35]), np.array([0.0]))[1]
+    array([14.])
+    """
+    sum_length = count * mean_length
+    return sum_length, sum_length * mean_fb, sum_length * (std_fb**2 + mean_fb**2)
+
+
 def sums_of_statistics(keys, count, mean_length, mean_fb, std_fb) -> CellSums:
     """The sums behind the statistics of occupied cells (the inverse of :func:`statistics`, ``min_segments=1``).
 
@@ -208,10 +223,9 @@ def sums_of_statistics(keys, count, mean_length, mean_fb, std_fb) -> CellSums:
     (array([2]), array([40.]), array([14.]), array([5.2]))
     """
     count = np.asarray(count, dtype=np.int64)
-    sum_length = count * np.asarray(mean_length, dtype=np.float64)
-    mean_fb, std_fb = np.asarray(mean_fb, dtype=np.float64), np.asarray(std_fb, dtype=np.float64)
-    sum_length_fb = sum_length * mean_fb
-    sum_length_fb2 = sum_length * (std_fb**2 + mean_fb**2)
+    sum_length, sum_length_fb, sum_length_fb2 = length_sums(
+        count, *(np.asarray(s, dtype=np.float64) for s in (mean_length, mean_fb, std_fb))
+    )
     keys = np.asarray(keys, dtype=np.int64)
     return CellSums(keys, count, sum_length, sum_length_fb, sum_length_fb2, int(count.sum()))
 

@@ -124,13 +124,8 @@ def region(spec: Any) -> Region:
         lon_min, lat_min, lon_max, lat_max = (float(v) for v in spec)
         if not (-90 <= lat_min < lat_max <= 90 and -180 <= lon_min <= 180 and -180 <= lon_max <= 180):
             raise GridError(f"region box {tuple(spec)!r}: expected (lon_min, lat_min, lon_max, lat_max) in degrees.")
-        hemisphere = "south" if lat_max <= 0 else "north" if lat_min >= 0 else None
-        return Region(
-            "box",
-            f"lon {lon_min:g}..{lon_max:g}, lat {lat_min:g}..{lat_max:g}",
-            (lon_min, lat_min, lon_max, lat_max),
-            hemisphere,
-        )
+        bbox = (lon_min, lat_min, lon_max, lat_max)
+        return Region("box", f"lon {lon_min:g}..{lon_max:g}, lat {lat_min:g}..{lat_max:g}", bbox, _hemisphere(bbox))
     geometry = _geometry(spec)
     if geometry is None:
         raise GridError(
@@ -138,8 +133,13 @@ def region(spec: Any) -> Region:
             f"{', '.join(REGIONS)}; a box is (lon_min, lat_min, lon_max, lat_max)."
         )
     lon_min, lat_min, lon_max, lat_max = (float(v) for v in geometry.bounds)
-    hemisphere = "south" if lat_max <= 0 else "north" if lat_min >= 0 else None
-    return Region("polygon", "user polygon", (lon_min, lat_min, lon_max, lat_max), hemisphere, "user", geometry)
+    bbox = (lon_min, lat_min, lon_max, lat_max)
+    return Region("polygon", "user polygon", bbox, _hemisphere(bbox), "user", geometry)
+
+
+def _hemisphere(bbox: tuple[float, float, float, float]) -> str | None:
+    """The hemisphere a (lon_min, lat_min, lon_max, lat_max) box lies in, None if it spans the equator."""
+    return "south" if bbox[3] <= 0 else "north" if bbox[1] >= 0 else None
 
 
 def _geometry(spec: Any) -> Any:

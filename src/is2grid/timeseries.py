@@ -76,9 +76,9 @@ def region_timeseries(gridded: xr.Dataset, region: Any) -> xr.Dataset:
     if not inside.any():
         raise GridError(f"region {area.name!r} ({area.title}) holds no cell of this grid's window.")
     n = gridded.n_segments.where(inside, 0)
-    sum_length = (n * gridded.mean_seg_length).fillna(0.0)
-    sum_length_fb = (sum_length * gridded.mean_fb).fillna(0.0)
-    sum_length_fb2 = (sum_length * (gridded.std_fb**2 + gridded.mean_fb**2)).fillna(0.0)
+    sum_length, sum_length_fb, sum_length_fb2 = (
+        s.fillna(0.0) for s in reduction.length_sums(n, gridded.mean_seg_length, gridded.mean_fb, gridded.std_fb)
+    )
     totals = xr.Dataset(
         {
             "n_segments": n.sum(("y", "x")),

@@ -21,7 +21,7 @@ from is2grid import atl10, gridding, grids, reduction
 from is2grid import credentials as credentials_module
 from is2grid.credentials import as_credentials
 from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2gridWarning, OutputError, RemoteReadError
-from is2grid.inputs import is_granule_record
+from is2grid.inputs import is_granule_record, record_name
 from is2grid.reduction import CellSums
 from is2grid.request import GridRequest
 from is2grid.zarr_store import GridStore
@@ -108,8 +108,8 @@ def hemisphere_of_granules(
 
 def _name_of(granule: Any) -> str:
     if is_granule_record(granule):
-        return str(granule["meta"].get("native-id") or granule["umm"].get("GranuleUR") or "")
-    return os.fspath(granule).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        return record_name(granule)
+    return atl10.file_name(os.fspath(granule))
 
 
 def _without_duplicates(granules: list[Any]) -> list[Any]:

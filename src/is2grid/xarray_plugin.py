@@ -139,7 +139,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
         """Whether the name is an ATL10 granule's (``ATL10-0[12]_..._006_01.h5``)."""
-        from is2grid.atl10 import GRANULE_NAME
+        from is2grid.atl10 import GRANULE_NAME, file_name
 
         try:
             name = os.fspath(filename_or_obj)
@@ -147,4 +147,4 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
             return False
         if not isinstance(name, str):
             return False
-        return GRANULE_NAME.match(name.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]) is not None
+        return GRANULE_NAME.match(file_name(name)) is not None
