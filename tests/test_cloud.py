@@ -509,3 +509,18 @@ def test_dask_chunk_tasks_fetch_only_their_own_variable(scripted, granule, local
             for i in range(f[f"{b}/freeboard_segment/beam_fb_height"].id.get_num_chunks())
         ]
     assert plan.bytes_sent - opened <= sum(chunks) + len(chunks) * 64 * 1024, "no read-ahead of other variables"
+
+
+def test_grid_granules_from_s3_into_a_store_skipping_a_missing_object(moto_with_auth, granule, tmp_path):
+    """Years-of-granules path against moto's S3: one object missing is skipped and listed, the rest stored."""
+    endpoint, url, keys, _ = moto_with_auth
+    missing = url.replace("20190915000000", "20190916000000")
+    with pytest.warns(is2grid.Is2gridWarning, match="1 of 2 granules skipped"):
+        stored = grid_granules(
+            [url, missing], res=25000, credentials=_s3_keys(keys[0]), storage_options={"endpoint_url": endpoint},
+            progress=False, store=tmp_path / "s3.zarr", errors="skip",
+        )  # fmt: skip
+    assert missing.rsplit("/", 1)[-1] in stored.attrs["granules_skipped"]
+    assert stored.attrs["granules_gridded"] == 1
+    expected = grid_granules([granule], res=25000, progress=False).reindex_like(stored.n_segments, fill_value=0)
+    np.testing.assert_array_equal(stored.n_segments.values, expected.n_segments.values)
