@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import xarray as xr
 import zarr
 
 import is2grid
-from is2grid import cli, tutorial, workflow
+from is2grid import _threads, cli, tutorial, workflow
 from is2grid.zarr_store import MANIFEST_GROUP, GridStore
 
 
@@ -186,9 +187,13 @@ def test_memory_budget(days, tmp_path):
 def test_store_on_a_local_cluster(days, in_memory, tmp_path):
     import distributed
 
+    here = _threads.count()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
+        with distributed.Client(cluster, set_as_default=False) as client:
             stored = workflow.grid_granules(days, res=25000, progress=False, client=client, store=tmp_path / "c.zarr")
+            # dask's nanny sets OMP_NUM_THREADS=1 in its workers: two processes on two cores, not four threads
+            assert set(client.run(_threads.count).values()) == {1}
+            assert _threads.count() == here  # and leaves it set here, where it must not count
     assert_store_equals(stored, in_memory)
 
 
@@ -302,3 +307,23 @@ def test_skipped_granules_are_listed_then_merged_when_readable(days, in_memory, 
     second = workflow.grid_granules(paths, res=25000, progress=False, store=store, errors="skip")
     assert "granules_skipped" not in second.attrs and second.attrs["granules_gridded"] == 8
     assert_store_equals(second, in_memory)
+
+
+@pytest.mark.parametrize(
+    ("environ", "omp", "expected"),
+    [({"IS2GRID_NUM_THREADS": "3"}, "1", 3), ({}, "1", 1), ({}, "x", None), ({"OMP_NUM_THREADS": "1"}, "", None)],
+)
+def test_thread_count_follows_the_environment(monkeypatch, environ, omp, expected):
+    """OMP_NUM_THREADS counts as it was at import: a LocalCluster leaves it at 1 in the client process."""
+    monkeypatch.delenv("IS2GRID_NUM_THREADS", raising=False)
+    monkeypatch.setattr(_threads, "_OMP_NUM_THREADS", omp)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert _threads.count() == (expected or max(2, os.cpu_count() or 2))
+
+
+def test_one_thread_reads_the_same_values(days, monkeypatch):
+    """With one thread, chunks are decoded and points projected inline: the result is the same."""
+    threaded = workflow.grid_granules(days, res=25000, progress=False)
+    monkeypatch.setenv("IS2GRID_NUM_THREADS", "1")
+    xr.testing.assert_identical(workflow.grid_granules(days, res=25000, progress=False), threaded)

@@ -42,7 +42,7 @@ def test_grid_granules_on_a_local_cluster(week):
 
     local = workflow.grid_granules(week, res=25000, progress=False)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
+        with distributed.Client(cluster, set_as_default=False) as client:
             remote = workflow.grid_granules(week, res=25000, progress=False, client=client)
     xr.testing.assert_allclose(remote, local, rtol=1e-9, atol=1e-7)
 

@@ -27,7 +27,7 @@ from xarray.backends.file_manager import CachingFileManager
 from xarray.backends.locks import SerializableLock
 from xarray.core import indexing
 
-from is2grid import _chunks, _decode
+from is2grid import _chunks, _decode, _threads
 from is2grid._fetch import ByteSource, FetchOptions, FileObjectSource, LocalFileSource, describe, open_source
 from is2grid.credentials import Credentials, redact_url
 from is2grid.errors import CorruptGranuleError, GranuleError
@@ -530,8 +530,8 @@ class GranuleReader:
                 one(job.tasks[i], blobs[i])
 
         # a few batches per thread: one future per chunk cost more than decoding small chunks
-        n = len(job.tasks)
-        parts = min(n, 4 * _decode.THREADS)
+        n, threads = len(job.tasks), _threads.count()
+        parts = min(n, 4 * threads) if threads > 1 else 1
         bounds = [round(i * n / parts) for i in range(parts + 1)] if parts else []
         if parts > 1:
             list(_decode.pool().map(batch, [range(a, b) for a, b in itertools.pairwise(bounds)]))

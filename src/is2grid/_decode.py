@@ -16,21 +16,20 @@ from typing import Any
 
 import numpy as np
 
+from is2grid import _threads
 from is2grid._chunks import DEFLATE, FLETCHER32, SHUFFLE, Layout
 from is2grid.errors import CorruptGranuleError
 
-#: Decode threads: one per core, at least two.
-THREADS = max(2, os.cpu_count() or 2)
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
 
 def pool() -> ThreadPoolExecutor:
-    """The process's decode pool (one thread per core, at least two)."""
+    """The process's decode pool (:func:`is2grid._threads.count` threads)."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="is2grid-decode")
+            _POOL = ThreadPoolExecutor(max_workers=_threads.count(), thread_name_prefix="is2grid-decode")
         return _POOL
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from is2grid import _threads
 from is2grid.errors import GridError
 
 __all__ = ["EASE2_CELLS", "Grid", "ease2_grid", "grid_by_name", "nsidc_polar_stereo_grid", "to_lonlat", "to_xy"]
@@ -187,10 +188,11 @@ class Grid:
         return attrs
 
 
-def to_xy(lon, lat, crs: str, threads: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def to_xy(lon, lat, crs: str, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Longitude/latitude (WGS84 degrees) to ``crs`` metres; large inputs split over threads.
 
-    PROJ releases the GIL, so two threads halve the time of a granule's million points.
+    PROJ releases the GIL, so two threads halve the time of a granule's million points. ``threads``
+    defaults to the process's share of the cores (see ``IS2GRID_NUM_THREADS`` in the usage guide).
 
     Examples
     --------
@@ -204,6 +206,7 @@ def to_xy(lon, lat, crs: str, threads: int = 2) -> tuple[np.ndarray, np.ndarray]
 
     lon = np.ascontiguousarray(lon, dtype=np.float64)
     lat = np.ascontiguousarray(lat, dtype=np.float64)
+    threads = min(threads or _threads.count(), 2)
     if threads <= 1 or lon.size < 200_000:
         return Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
     bounds = np.linspace(0, lon.size, threads + 1).astype(int)

@@ -316,7 +316,7 @@ def _reduce(urls, args, client, bar) -> tuple[CellSums, list[Skipped]]:
     futures = client.map(_granule_outcome, urls, *[[a] * len(urls) for a in args], pure=False)
     fan_in = 8
     nodes, level = [], []
-    for future in as_completed(futures):
+    for future in as_completed(futures, loop=client.loop):  # client need not be the default
         if bar is not None:
             bar.update()
         level.append(future)
@@ -388,7 +388,7 @@ def _outcomes(urls, args, client):
 
     futures = client.map(_granule_outcome, urls, *[[a] * len(urls) for a in args], pure=False)
     name_of = {f.key: _name_of(u) for f, u in zip(futures, urls, strict=True)}
-    for future in as_completed(futures):
+    for future in as_completed(futures, loop=client.loop):  # client need not be the default
         yield name_of[future.key], future.result()
         future.release()
 
