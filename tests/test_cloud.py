@@ -149,6 +149,52 @@ def test_no_byte_is_fetched_twice_by_open_then_load(scripted, local):
     assert repeated == set()
 
 
+def test_xarray_time_check_costs_no_request_of_its_own(scripted, granule, local, monkeypatch):
+    """The first and last time chunks come with the chunk indexes: xarray's check at open fetches nothing."""
+    from is2grid import _open
+
+    plan, url = scripted(latency=0.01)
+    during_decode = []
+    decode = _open._decode
+
+    def counted(store, *args, **kwargs):
+        before = plan.requests
+        ds = decode(store, *args, **kwargs)
+        during_decode.append(plan.requests - before)
+        return ds
+
+    monkeypatch.setattr(_open, "_decode", counted)
+    ds = xr.open_dataset(url, engine="atl10")
+    assert during_decode == [0]
+    xr.testing.assert_identical(ds.load(), local)
+    repeated = {r for r in plan.ranges if plan.ranges.count(r) > 1}
+    assert repeated == set(), "the kept time chunks serve the load too"
+    for beams in (["gt1l"], ["gt2r", "gt1l"]):  # one beam: both ends in one dataset; any order of beams
+        during_decode.clear()
+        one = xr.open_dataset(url, engine="atl10", beams=beams)
+        assert during_decode == [0]
+        xr.testing.assert_identical(one.load(), xr.open_dataset(granule, engine="atl10", beams=beams).load())
+
+
+def test_a_read_of_many_ranges_runs_them_all_at_once(scripted, granule):
+    """obstore runs ten requests of one call at a time; more ranges are split into calls side by side."""
+    from is2grid._fetch import OBSTORE_PARALLEL, FetchOptions, open_source
+
+    plan, url = scripted(latency=0.2)
+    source = open_source(url, FetchOptions(), None)
+    size = source.size()
+    starts = [i * size // 30 for i in range(1, 26)]  # far apart: one request each
+    stops = [a + 1000 for a in starts]
+    source.read(starts, stops)  # connections made
+    before, plan.max_in_flight = plan.requests, 0
+    blobs = source.read(starts, stops)
+    assert plan.requests - before == 25 and plan.max_in_flight > 2 * OBSTORE_PARALLEL
+    data = granule.read_bytes()
+    assert [bytes(b) for b in blobs] == [data[a:b] for a, b in zip(starts, stops, strict=True)]
+    reversed_blobs = source.read(starts[::-1], stops[::-1])  # answers come back in the order asked
+    assert [bytes(b) for b in reversed_blobs] == [data[a:b] for a, b in zip(starts[::-1], stops[::-1], strict=True)]
+
+
 def test_load_async_equals_load_and_overlaps(scripted, local):
     plan, url = scripted(latency=0.02)
     ds = xr.open_dataset(url, engine="atl10", storage_options={"read_ahead": False})

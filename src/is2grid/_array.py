@@ -16,7 +16,7 @@ import itertools
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -326,13 +326,21 @@ class GranuleReader:
         """Names of the members of ``group`` (datasets and subgroups), without reading their headers."""
         return self.survey(groups=[group])[1][group]
 
-    def metadata(self, paths: list[str], missing_ok: bool = False, index: bool = False) -> dict[str, Any]:
+    def metadata(
+        self,
+        paths: list[str],
+        missing_ok: bool = False,
+        index: bool = False,
+        keep: Mapping[str, tuple[int, ...]] | None = None,
+    ) -> dict[str, Any]:
         """h5coro metadata (shape, type, layout) of datasets; their object headers are read concurrently.
 
         With ``missing_ok``, a dataset that is not there maps to None instead of raising; with
         ``index``, each dataset's chunk index is read right after its header, in the same thread.
+        ``keep``: path -> rows (negative: from the end) whose chunks is fetched right after the index
+        and kept for a read to come, when read-ahead is on (see :meth:`survey`).
         """
-        return self.survey(paths=paths, missing_ok=missing_ok, index=index)[0]
+        return self.survey(paths=paths, missing_ok=missing_ok, index=index, keep=keep)[0]
 
     def survey(
         self,
@@ -340,8 +348,13 @@ class GranuleReader:
         groups: Sequence[str] = (),
         missing_ok: bool = False,
         index: bool = False,
+        keep: Mapping[str, tuple[int, ...]] | None = None,
     ) -> tuple[dict[str, Any], dict[str, set[str]]]:
-        """Dataset metadata and group member names, all read at once (one level of the tree at a time)."""
+        """Dataset metadata and group member names, all read at once (one level of the tree at a time).
+
+        A chunk in ``keep`` is fetched by the thread that read its index, while the other threads
+        still walk theirs: xarray's look at the first and last time then costs no round trip of its own.
+        """
 
         def dataset(handle, path):
             if getattr(handle.h5.metadataTable.get(path), "big_endian", None) is None:
@@ -358,6 +371,16 @@ class GranuleReader:
             if index and layout.layout == _chunks.CHUNKED and layout.n_elements and path not in handle.indexes:
                 steps = _chunks.index_steps([layout], handle.h5.offsetSize, handle.source.size(), self.name)
                 handle.indexes.update(_drive(steps, handle.source))
+            if keep and path in keep and handle.read_ahead and path in handle.indexes and layout.shape[0]:
+                found = handle.indexes[path]
+                rows = {row % layout.shape[0] for row in keep[path]}
+                chunks = sorted({int(i) for r in rows for i in found.covering(r, r + 1, layout.chunk_shape[0])})
+                wanted = [(path, int(found.offsets[i])) for i in chunks]
+                blobs = handle.source.read(
+                    [int(found.offsets[i]) for i in chunks], [int(found.offsets[i] + found.sizes[i]) for i in chunks]
+                )
+                for key, blob in zip(wanted, blobs, strict=True):
+                    handle.keep_ahead(key, blob)
             return meta
 
         def group(handle, path):

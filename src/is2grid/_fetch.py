@@ -1,8 +1,8 @@
 """Fetching byte ranges of a granule: local files, ``s3://``, ``https://`` and Python file objects.
 
 Everything remote goes through obstore (Rust): ranges closer than ``coalesce`` bytes are merged,
-up to ten requests run at once, each with an overall timeout and bounded retries with backoff on
-5xx, throttling, resets and timeouts. Every answer is checked for length before anyone decodes it,
+and all the requests of a read run at once, each with an overall timeout and bounded retries with
+backoff on 5xx, throttling, resets and timeouts. Every answer is checked for length before anyone decodes it,
 and failures become :mod:`is2grid.errors` exceptions that name the granule without its secrets.
 """
 
@@ -195,8 +195,17 @@ class ObjectStoreSource(ByteSource):
                 )
             return self._checked(parts, a, b)
 
+        def batch(indices: list[int]) -> list[memoryview]:
+            return _split_retrying(fetch, [starts[i] for i in indices], [stops[i] for i in indices], self.options)
+
+        groups = _batches(starts, stops, self.options.coalesce)
         try:
-            return _split_retrying(fetch, list(starts), list(stops), self.options)
+            if len(groups) == 1:
+                return _in_order(groups, [batch(groups[0])])
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="is2grid-fetch") as pool:
+                return _in_order(groups, list(pool.map(batch, groups)))
         except _RangeIgnored:
             self._read_whole()
             return self.read(starts, stops)
@@ -228,8 +237,10 @@ class ObjectStoreSource(ByteSource):
                 )
                 return halves[0] + halves[1]
 
+        groups = _batches(starts, stops, self.options.coalesce)
         try:
-            return await fetch(list(starts), list(stops), 0)
+            parts = await asyncio.gather(*(fetch([starts[i] for i in g], [stops[i] for i in g], 0) for g in groups))
+            return _in_order(groups, parts)
         except _RangeIgnored:
             await asyncio.to_thread(self._read_whole)
             return self.read(starts, stops)
@@ -250,6 +261,47 @@ class ObjectStoreSource(ByteSource):
                     stacklevel=2,
                 )
                 self._whole, self._size = whole, len(whole)
+
+
+#: Requests one ``obstore.get_ranges`` call runs at once (object_store's ``OBJECT_STORE_COALESCE_PARALLEL``).
+OBSTORE_PARALLEL = 10
+
+
+def _batches(
+    starts: Sequence[int], stops: Sequence[int], gap: int, per_batch: int = OBSTORE_PARALLEL
+) -> list[list[int]]:
+    """Indices of the ranges in groups that coalesce to at most ``per_batch`` requests each.
+
+    obstore merges ranges closer than ``gap`` and runs ten requests of one call at once, so a call
+    that coalesces to more waits a whole round trip for the rest; groups are fetched side by side.
+
+    Examples
+    --------
+    >>> _batches([0, 10, 100, 300], [10, 20, 200, 400], gap=50, per_batch=2)
+    [[0, 1, 2], [3]]
+    """
+    order = sorted(range(len(starts)), key=lambda i: starts[i])
+    groups: list[list[int]] = [[]]
+    requests, end = 0, None
+    for i in order:
+        if end is None or starts[i] > end + gap:
+            if requests == per_batch:
+                groups.append([])
+                requests = 0
+            requests += 1
+            end = stops[i]
+        else:
+            end = max(end, stops[i])
+        groups[-1].append(i)
+    return groups
+
+
+def _in_order(groups: list[list[int]], parts: list[list[memoryview]]) -> list[memoryview]:
+    out: list[Any] = [None] * sum(len(g) for g in groups)
+    for group, blobs in zip(groups, parts, strict=True):
+        for i, blob in zip(group, blobs, strict=True):
+            out[i] = blob
+    return out
 
 
 def _split_retrying(fetch, starts: list[int], stops: list[int], options: FetchOptions, attempt: int = 0) -> list:

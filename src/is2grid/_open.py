@@ -68,7 +68,7 @@ def open_segments(
         )
     granule = open_granule(filename_or_obj, credentials, storage_options)
     try:
-        store = SegmentStore(granule, beams, variables, drop_variables, mask_and_scale)
+        store = SegmentStore(granule, beams, variables, drop_variables, mask_and_scale, decode_times)
         return _decode(store, mask_and_scale, decode_times)
     except BaseException:
         granule.reader.close()

@@ -128,10 +128,14 @@ class Granule:
                 found.setdefault(name, f"{group}/{name}")
         return found
 
-    def segment_rows_of(self, beams: list[str], names) -> dict[str, dict[str, tuple[str, Any]]]:
+    def segment_rows_of(
+        self, beams: list[str], names, time_probe: bool = False
+    ) -> dict[str, dict[str, tuple[str, Any]]]:
         """Like :meth:`segment_rows` for several beams and known names, with every header read at once.
 
-        Paths come from the product schema, so no group listing is needed.
+        Paths come from the product schema, so no group listing is needed. ``time_probe``: the chunks
+        of the first and the last time, which xarray reads to check that times decode, are fetched
+        with the chunk indexes (when reads cost round trips).
         """
         table = atl10.segment_variable_paths()
         paths = {
@@ -140,7 +144,11 @@ class Granule:
             if beam in self.beams and atl10.SEGMENT_GROUP in self.links(beam)
             for name in names
         }
-        metas = self.reader.metadata(list(paths.values()), missing_ok=True, index=True) if paths else {}
+        times = [p for (_, name), p in paths.items() if name == atl10.TIME] if time_probe else []
+        keep = {times[0]: (0,)} if times else {}
+        if times:
+            keep[times[-1]] = (*keep.get(times[-1], ()), -1)
+        metas = self.reader.metadata(list(paths.values()), missing_ok=True, index=True, keep=keep) if paths else {}
         rows: dict[str, dict[str, tuple[str, Any]]] = {beam: {} for beam in beams}
         for (beam, name), path in paths.items():
             if metas[path] is not None:
@@ -190,7 +198,7 @@ def _chunk_sizes(rows: int, chunk: int = 10000) -> list[int]:
 class SegmentStore(AbstractDataStore):
     """The chosen beams' freeboard segments as one ragged ``segment`` dimension."""
 
-    def __init__(self, granule: Granule, beams, variables, drop_variables, mask: bool = True):
+    def __init__(self, granule: Granule, beams, variables, drop_variables, mask: bool = True, decode_times=False):
         self.granule = granule
         self.mask = mask
         chosen, undefined = atl10.beams_for(granule.sc_orient, beams)
@@ -205,7 +213,7 @@ class SegmentStore(AbstractDataStore):
         self.beams = chosen
         self.names = _select_names(variables, drop_variables)
         wanted = {*self.names, "latitude"}
-        self.rows = granule.segment_rows_of(chosen, wanted)
+        self.rows = granule.segment_rows_of(chosen, wanted, time_probe=decode_times and atl10.TIME in self.names)
 
     def get_dimensions(self):
         return FrozenDict(segment=sum(self._beam_rows(b) for b in self.beams), trajectory=len(self.beams))

@@ -51,6 +51,7 @@ SEGMENT_GROUP = "freeboard_segment"
 SEGMENT_SUBGROUPS = ("heights", "geophysical")
 BEAM_GROUPS = {"freeboard_segment": "segment", "leads": "lead", "reference_surface_section": "section"}
 COORDINATES = ("latitude", "longitude", "delta_time")
+TIME = "delta_time"
 DEFAULT_VARIABLES = (
     "beam_fb_height",
     "beam_fb_unc",
