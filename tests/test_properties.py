@@ -109,3 +109,23 @@ def test_dask_without_extent_raises_with_the_fix_instead_of_computing(synthetic)
     loaded = ds.load().is2grid.to_ease2(res=3125)
     assert int(loaded.n_segments.sum()) == int(ds.beam_fb_height.count())
     assert_matches_reference(ds, loaded, 6932, 3125)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 6), min_size=1, max_size=6),
+    st.integers(-12, 40),
+    st.integers(-12, 40),
+    st.sampled_from([None, 1, 2, -1]),
+)
+def test_beam_labels_of_any_rows_follow_the_run_lengths(counts, start, stop, step):
+    """The per-segment beam label: a range of rows (repeat of run lengths) or any other key (lookup)."""
+    from is2grid._array import RepeatedLabelArray
+
+    labels = [f"gt{i}" for i in range(len(counts))]
+    array = RepeatedLabelArray(labels, counts)
+    expected = np.repeat(np.asarray(labels), counts)
+    key = slice(start, stop, step)
+    np.testing.assert_array_equal(array._getitem((key,)), expected[key])
+    rows = np.arange(expected.size)[key]
+    np.testing.assert_array_equal(array._getitem((rows,)), expected[rows])

@@ -722,6 +722,12 @@ class RepeatedLabelArray(BackendArray):
         return self[key]
 
     def _getitem(self, key: tuple) -> np.ndarray:
+        if isinstance(key[0], slice) and key[0].step in (None, 1):
+            # a range of rows (the usual load): run lengths cut to the range, then repeated
+            start, stop, _ = key[0].indices(self.shape[0])
+            ends = np.cumsum(self.counts)
+            counts = np.clip(np.minimum(ends, stop) - np.maximum(ends - self.counts, start), 0, None)
+            return np.repeat(self.labels, counts)
         rows = np.arange(self.shape[0])[key[0]]
         which = np.searchsorted(np.cumsum(self.counts), rows, side="right")
         return self.labels[which]

@@ -41,7 +41,7 @@ def _forget_pool_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def inflate(data: Any, size: int) -> bytes:
+def inflate(data: Any, size: int) -> bytearray:
     """zlib-wrapped deflate stream -> ``size`` bytes.
 
     Examples
@@ -52,7 +52,7 @@ def inflate(data: Any, size: int) -> bytes:
     """
     import deflate
 
-    return bytes(deflate.zlib_decompress(data, size))
+    return deflate.zlib_decompress(data, size)  # a bytearray: numpy views it, no copy
 
 
 def decode_chunk(layout: Layout, raw: memoryview, name: str) -> np.ndarray:
