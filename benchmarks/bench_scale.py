@@ -123,7 +123,7 @@ def main(repeats: int) -> str:
     keys = ("single-store", "one-worker-store", "cluster-store", "single-memory", "one-worker-memory", "cluster-memory")
     runs: dict[str, list[float]] = {k: [] for k in keys}
     cpu: list[float] = []
-    options = {"threads_per_worker": 1, "processes": True, "dashboard_address": None}
+    options = {"threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}
     with (
         distributed.LocalCluster(n_workers=1, **options) as one_cluster,
         distributed.Client(one_cluster) as one,

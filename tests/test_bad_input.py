@@ -178,11 +178,11 @@ def test_group_and_beams_together_are_refused(south):
 
 
 def test_a_file_cut_short_while_open_is_named_not_a_crash(south, tmp_path):
-    """Local granules are read through a memory map; a file that shrinks under it is refused, not touched."""
+    """A local file that shrinks after it was opened gives a named error, never short or stale values."""
     path = tmp_path / south.name
     path.write_bytes(south.read_bytes())
     ds = xr.open_dataset(path, engine="atl10")
     with open(path, "r+b") as f:
         f.truncate(path.stat().st_size // 2)
-    with pytest.raises(is2grid.CorruptGranuleError, match="cut short while open"):
+    with pytest.raises(is2grid.CorruptGranuleError, match="truncated or was changed while open"):
         ds.load()

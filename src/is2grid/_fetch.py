@@ -336,7 +336,7 @@ def _refuse_web_page(head: Any, name: str) -> None:
 
 
 class LocalFileSource(ByteSource):
-    """A local file, mapped in memory read-only: ranges are views of it, safe from many threads.
+    """A local file read with positioned reads (``os.pread``): no shared offset, safe from many threads.
 
     Local reads bypass obstore: its Rust runtime does not survive ``fork`` (a forked child would hang).
     """
@@ -344,7 +344,6 @@ class LocalFileSource(ByteSource):
     def __init__(self, path: str, name: str, size: int):
         self.path, self.name, self._size = path, name, size
         self._fd: int | None = None
-        self._map: memoryview | None = None
         self._pid = -1
         self._lock = threading.Lock()
 
@@ -360,7 +359,6 @@ class LocalFileSource(ByteSource):
     def _descriptor(self) -> int:
         with self._lock:
             if self._fd is None or self._pid != os.getpid():
-                self._map = None
                 try:
                     self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
                 except OSError as err:
@@ -368,43 +366,24 @@ class LocalFileSource(ByteSource):
             return self._fd
 
     def read(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
-        """The ranges as views of the file mapped in memory: no copy, no allocation per chunk.
-
-        The page cache's pages are mapped as the decode threads touch them, so the copying that
-        reads would do on this thread is spread over those threads instead.
-        """
-        mapped = self._mapping()
-        if os.fstat(self._descriptor()).st_size < len(mapped):  # touching pages past a new end would kill us
-            raise CorruptGranuleError(
-                f"{self.name}: the file was cut short while open (now {os.fstat(self._descriptor()).st_size} of "
-                f"{len(mapped)} bytes). Open it again once it is complete."
-            )
-        views = []
-        for a, b in zip(starts, stops, strict=True):
-            if not 0 <= a <= b <= len(mapped):
+        fd = self._descriptor()
+        try:
+            parts = [os.pread(fd, b - a, a) for a, b in zip(starts, stops, strict=True)]
+        except OSError as err:
+            raise GranuleError(f"{self.name}: read failed ({err.strerror}).") from None
+        for part, a, b in zip(parts, starts, stops, strict=True):
+            if len(part) != b - a:
                 raise CorruptGranuleError(
-                    f"{self.name}: bytes {a}-{b - 1} lie past the end of the file ({len(mapped)} bytes): it is "
+                    f"{self.name}: bytes {a}-{b - 1} lie past the end of the file ({self._size} bytes): it is "
                     "truncated or was changed while open. Download the granule again."
                 )
-            views.append(mapped[a:b])
-        return views
-
-    def _mapping(self) -> memoryview:
-        fd = self._descriptor()
-        with self._lock:
-            if self._map is None:
-                import mmap
-
-                size = os.fstat(fd).st_size
-                self._map = memoryview(mmap.mmap(fd, size, access=mmap.ACCESS_READ) if size else b"")
-            return self._map
+        return [memoryview(p) for p in parts]
 
     def close(self) -> None:
         with self._lock:
             if self._fd is not None and self._pid == os.getpid():
                 os.close(self._fd)
-            # views handed out keep the mapping alive until they go; then it is unmapped
-            self._fd, self._map = None, None
+            self._fd = None
 
 
 class FileObjectSource(ByteSource):
