@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -184,5 +186,26 @@ def test_a_file_cut_short_while_open_is_named_not_a_crash(south, tmp_path):
     ds = xr.open_dataset(path, engine="atl10")
     with open(path, "r+b") as f:
         f.truncate(path.stat().st_size // 2)
-    with pytest.raises(is2grid.CorruptGranuleError, match="truncated or was changed while open"):
+    with pytest.raises(is2grid.CorruptGranuleError, match="cut short while open"):
         ds.load()
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
+def test_a_loaded_granule_does_not_stay_in_resident_memory(south, tmp_path):
+    """Local granules are memory-mapped; after each read its pages are given back (Dask watches RSS)."""
+    path = tmp_path / south.name
+    path.write_bytes(south.read_bytes())
+    ds = xr.open_dataset(path, engine="atl10")
+    ds.load()
+
+    def resident_kib() -> int:
+        total, inside = 0, False
+        for line in Path("/proc/self/smaps").read_text().splitlines():
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                inside = line.endswith(str(path))
+            elif inside and line.startswith("Rss:"):
+                total += int(line.split()[1])
+        return total
+
+    assert resident_kib() <= 64, "the mapping holds no more than a page or so once a read is done"
+    ds.close()

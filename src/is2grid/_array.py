@@ -416,7 +416,10 @@ class GranuleReader:
         """
         with self._guarded(f"reading {[r[0] for r in requests]}") as handle:
             job, blobs = _drive(self._steps(handle, requests, ahead, into, fills), handle.source)
-            return self._decode(handle, job, blobs)
+            try:
+                return self._decode(handle, job, blobs)
+            finally:
+                handle.source.release()
 
     async def read_async(
         self,
@@ -439,7 +442,10 @@ class GranuleReader:
             except StopIteration as done:
                 job, blobs = done.value
             # not in the decode pool itself: _decode waits on that pool's threads
-            return await asyncio.to_thread(self._decode, handle, job, blobs)
+            try:
+                return await asyncio.to_thread(self._decode, handle, job, blobs)
+            finally:
+                handle.source.release()
 
     def _ensure_layouts(self, handle: GranuleHandle, paths: Sequence[str]) -> None:
         missing = [p for p in dict.fromkeys(paths) if p not in handle.layouts]
