@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import mmap
 import os
 import re
 import stat
@@ -398,8 +399,6 @@ class LocalFileSource(ByteSource):
 
     def release(self) -> None:
         """Drop the mapped pages from this process's memory (the page cache keeps them; a view re-reads)."""
-        import mmap
-
         with self._lock:
             mapped = self._map.obj if self._map is not None else None
         if isinstance(mapped, mmap.mmap) and not mapped.closed and hasattr(mmap, "MADV_DONTNEED"):
@@ -409,8 +408,6 @@ class LocalFileSource(ByteSource):
         fd = self._descriptor()
         with self._lock:
             if self._map is None:
-                import mmap
-
                 size = os.fstat(fd).st_size
                 self._map = memoryview(mmap.mmap(fd, size, access=mmap.ACCESS_READ) if size else b"")
             return self._map
@@ -425,7 +422,8 @@ class LocalFileSource(ByteSource):
                 mapped = self._map.obj
                 with contextlib.suppress(BufferError):
                     self._map.release()
-                    mapped.close()
+                    if isinstance(mapped, mmap.mmap):
+                        mapped.close()
             self._fd, self._map = None, None
 
 
