@@ -375,12 +375,12 @@ class GranuleReader:
                 found = handle.indexes[path]
                 rows = {row % layout.shape[0] for row in keep[path]}
                 chunks = sorted({int(i) for r in rows for i in found.covering(r, r + 1, layout.chunk_shape[0])})
-                wanted = [(path, int(found.offsets[i])) for i in chunks]
+                offsets = [int(found.offsets[i]) for i in chunks]
                 blobs = handle.source.read(
-                    [int(found.offsets[i]) for i in chunks], [int(found.offsets[i] + found.sizes[i]) for i in chunks]
+                    offsets, [a + int(found.sizes[i]) for a, i in zip(offsets, chunks, strict=True)]
                 )
-                for key, blob in zip(wanted, blobs, strict=True):
-                    handle.keep_ahead(key, blob)
+                for offset, blob in zip(offsets, blobs, strict=True):
+                    handle.keep_ahead((path, offset), blob)
             return meta
 
         def group(handle, path):

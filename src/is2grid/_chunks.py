@@ -188,12 +188,13 @@ def _checked_index(layout: Layout, found: list, file_size: int, name: str) -> Ch
 
     chunk = np.asarray(layout.chunk_shape[:ndim], dtype=np.int64)
     shape = np.asarray(layout.shape, dtype=np.int64)
+    order = np.lexsort(starts.T[::-1]) if len(starts) else np.arange(0)
     if len(starts):
         if (starts < 0).any() or (starts >= shape).any():
             raise fail("a chunk starts outside the dataset")
         if (starts % chunk).any():
             raise fail("a chunk starts off the chunk grid")
-        ordered = starts[np.lexsort(starts.T[::-1])]
+        ordered = starts[order]
         if (ordered[1:] == ordered[:-1]).all(axis=1).any():
             raise fail("two chunks claim the same rows")
         if (sizes <= 0).any() or (offsets < 0).any() or (offsets + sizes > file_size).any():
@@ -203,5 +204,4 @@ def _checked_index(layout: Layout, found: list, file_size: int, name: str) -> Ch
     expected = int(np.prod(-(-shape // chunk))) if len(shape) else 0
     if len(starts) != expected:
         raise fail(f"{len(starts)} chunks where the shape needs {expected}")
-    order = np.lexsort(starts.T[::-1]) if len(starts) else np.arange(0)
     return ChunkIndex(starts[order], offsets[order], sizes[order])

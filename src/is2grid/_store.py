@@ -145,8 +145,9 @@ class Granule:
             for name in names
         }
         times = [p for (_, name), p in paths.items() if name == atl10.TIME] if time_probe else []
-        keep = {times[0]: (0,)} if times else {}
-        if times:
+        keep: dict[str, tuple[int, ...]] = {}
+        if times:  # the first row of the first beam, the last of the last (one beam: both)
+            keep[times[0]] = (0,)
             keep[times[-1]] = (*keep.get(times[-1], ()), -1)
         metas = self.reader.metadata(list(paths.values()), missing_ok=True, index=True, keep=keep) if paths else {}
         rows: dict[str, dict[str, tuple[str, Any]]] = {beam: {} for beam in beams}

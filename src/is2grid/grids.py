@@ -206,7 +206,7 @@ def to_xy(lon, lat, crs: str, threads: int | None = None) -> tuple[np.ndarray, n
 
     lon = np.ascontiguousarray(lon, dtype=np.float64)
     lat = np.ascontiguousarray(lat, dtype=np.float64)
-    threads = min(threads or _threads.count(), 2)
+    threads = threads or min(_threads.count(), 2)
     if threads <= 1 or lon.size < 200_000:
         return Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
     bounds = np.linspace(0, lon.size, threads + 1).astype(int)
