@@ -209,3 +209,15 @@ def test_a_loaded_granule_does_not_stay_in_resident_memory(south, tmp_path):
 
     assert resident_kib() <= 64, "the mapping holds no more than a page or so once a read is done"
     ds.close()
+
+
+def test_a_time_beyond_datetime64_is_named_with_the_way_out(south, tmp_path):
+    path = tmp_path / south.name
+    shutil.copy(south, path)
+    with h5py.File(path, "r+") as f:
+        f["gt1l/freeboard_segment/delta_time"][5] = 1e12  # 31,000 years: a damaged value
+    with pytest.raises(is2grid.CorruptGranuleError, match="decode_times=False") as info:
+        open_atl10(path).load()
+    assert path.name in str(info.value) and "delta_time" in str(info.value)
+    raw = open_atl10(path, decode_times=False).delta_time.values
+    assert raw[5] == 1e12

@@ -129,3 +129,30 @@ def test_beam_labels_of_any_rows_follow_the_run_lengths(counts, start, stop, ste
     np.testing.assert_array_equal(array._getitem((key,)), expected[key])
     rows = np.arange(expected.size)[key]
     np.testing.assert_array_equal(array._getitem((rows,)), expected[rows])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.floats(min_value=-6e9, max_value=6e9, allow_nan=False), st.just(float("nan"))),
+        min_size=1,
+        max_size=50,
+    )
+)
+def test_engine_time_decoding_is_xarrays_to_the_nanosecond(seconds):
+    from xarray.coding.times import decode_cf_datetime
+
+    from is2grid import _decode, atl10
+
+    values = np.array(seconds, dtype=np.float64)
+    expected = decode_cf_datetime(values.copy(), atl10.TIME_UNITS, "standard")
+    _decode.seconds_to_datetime64(values, atl10.ATLAS_EPOCH)
+    np.testing.assert_array_equal(values.view("datetime64[ns]"), expected)
+
+
+@pytest.mark.parametrize("seconds", [1e12, -1e12, float("inf")])
+def test_engine_time_decoding_refuses_times_beyond_datetime64(seconds):
+    from is2grid import _decode, atl10
+
+    with pytest.raises(ValueError, match="decode_times=False"):
+        _decode.seconds_to_datetime64(np.array([0.0, seconds]), atl10.ATLAS_EPOCH)

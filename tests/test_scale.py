@@ -327,3 +327,38 @@ def test_one_thread_reads_the_same_values(days, monkeypatch):
     threaded = workflow.grid_granules(days, res=25000, progress=False)
     monkeypatch.setenv("IS2GRID_NUM_THREADS", "1")
     xr.testing.assert_identical(workflow.grid_granules(days, res=25000, progress=False), threaded)
+
+
+@pytest.mark.parametrize("caller_works", [True, False])
+@pytest.mark.parametrize("threads", ["1", "2", "4"])
+def test_decode_work_is_shared_out_once_and_stops_at_the_first_error(monkeypatch, threads, caller_works):
+    import threading
+    import time
+
+    from is2grid import _decode
+
+    monkeypatch.setenv("IS2GRID_NUM_THREADS", threads)
+    done: list[int] = []
+    who: set[str] = set()
+
+    def work(i):
+        time.sleep(0.001)
+        who.add(threading.current_thread().name)
+        done.append(i)
+
+    _decode.each(200, work, caller_works)
+    assert sorted(done) == list(range(200))  # every item, once
+    assert ("MainThread" in who) == caller_works
+
+    done.clear()
+
+    def failing(i):
+        if i == 20:
+            raise RuntimeError("chunk 20 is damaged")
+        work(i)
+
+    with pytest.raises(RuntimeError, match="chunk 20"):
+        _decode.each(200, failing, caller_works)
+    settled = len(done)
+    time.sleep(0.05)
+    assert len(done) == settled < 200  # the others stopped, and nothing runs after the error is raised

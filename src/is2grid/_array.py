@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
-import itertools
 import os
 import threading
 from collections import OrderedDict
@@ -27,7 +26,7 @@ from xarray.backends.file_manager import CachingFileManager
 from xarray.backends.locks import SerializableLock
 from xarray.core import indexing
 
-from is2grid import _chunks, _decode, _threads
+from is2grid import _chunks, _decode
 from is2grid._fetch import ByteSource, FetchOptions, FileObjectSource, LocalFileSource, describe, open_source
 from is2grid.credentials import Credentials, redact_url
 from is2grid.errors import CorruptGranuleError, GranuleError
@@ -40,6 +39,8 @@ MAX_CACHED_LINES = 256
 READ_AHEAD_BYTES = 256 * 1024 * 1024
 
 Request = tuple[str, int | None, int | None]
+#: applied in place to a decoded region of an output, in the decode threads
+Convert = Callable[[np.ndarray], None]
 
 
 class _SourceDriver:
@@ -250,6 +251,7 @@ class _Job:
     keys: list[tuple[str, int]]
     ahead_keys: list[tuple[str, int]]
     fills: list[Any]  # per output: the fill value that becomes NaN, or None
+    converts: list[Convert | None]  # per output: applied in place to every decoded region of it
 
 
 class GranuleReader:
@@ -406,16 +408,19 @@ class GranuleReader:
         ahead: Sequence[Request] = (),
         into: Sequence[np.ndarray] | None = None,
         fills: Sequence[Any] | None = None,
+        converts: Sequence[Convert | None] | None = None,
     ) -> list[np.ndarray]:
         """Read ``(path, start, stop)`` row ranges (``None`` bounds: the whole dataset) in one plan.
 
         ``ahead``: row ranges of other datasets whose compressed chunks are fetched in the same
         requests and kept for a later read (when read-ahead is on for this granule). ``into``:
         arrays of the right shape to decode into instead of new ones (floating point where
-        ``fills``, one per request or None, asks for fill values to become NaN).
+        ``fills``, one per request or None, asks for fill values to become NaN). ``converts``: one
+        per request or None, a function applied in place, in the decode threads, to each decoded
+        region of that request's output (e.g. seconds to datetimes).
         """
         with self._guarded(f"reading {[r[0] for r in requests]}") as handle:
-            job, blobs = _drive(self._steps(handle, requests, ahead, into, fills), handle.source)
+            job, blobs = _drive(self._steps(handle, requests, ahead, into, fills, converts), handle.source)
             try:
                 return self._decode(handle, job, blobs)
             finally:
@@ -427,13 +432,14 @@ class GranuleReader:
         ahead: Sequence[Request] = (),
         into: Sequence[np.ndarray] | None = None,
         fills: Sequence[Any] | None = None,
+        converts: Sequence[Convert | None] | None = None,
     ) -> list[np.ndarray]:
         """:meth:`read` for asyncio: fetches await, decoding runs in the decode pool."""
         import asyncio
 
         with self._guarded(f"reading {[r[0] for r in requests]}") as handle:
             await asyncio.to_thread(self._ensure_layouts, handle, [r[0] for r in (*requests, *ahead)])
-            steps = self._steps(handle, requests, ahead, into, fills)
+            steps = self._steps(handle, requests, ahead, into, fills, converts)
             try:
                 ranges = next(steps)
                 while True:
@@ -443,7 +449,7 @@ class GranuleReader:
                 job, blobs = done.value
             # not in the decode pool itself: _decode waits on that pool's threads
             try:
-                return await asyncio.to_thread(self._decode, handle, job, blobs)
+                return await asyncio.to_thread(self._decode, handle, job, blobs, False)
             finally:
                 handle.source.release()
 
@@ -459,6 +465,7 @@ class GranuleReader:
         ahead: Sequence[Request],
         into: Sequence[np.ndarray] | None = None,
         fills: Sequence[Any] | None = None,
+        converts: Sequence[Convert | None] | None = None,
     ) -> Generator[list[tuple[int, int]], list[memoryview], tuple[_Job, list[memoryview]]]:
         self._ensure_layouts(handle, [r[0] for r in (*requests, *ahead)])
         if not handle.read_ahead:
@@ -540,32 +547,28 @@ class GranuleReader:
         for i in kept:
             handle.keep_ahead(keys[i], ordered[i])
         masks = list(fills) if fills is not None else [None] * len(outputs)
-        return _Job(outputs, tasks, keys, ahead_keys, masks), ordered
+        then: list[Convert | None] = list(converts) if converts is not None else [None] * len(outputs)
+        return _Job(outputs, tasks, keys, ahead_keys, masks, then), ordered
 
-    def _decode(self, handle: GranuleHandle, job: _Job, blobs: list[memoryview]) -> list[np.ndarray]:
+    def _decode(
+        self, handle: GranuleHandle, job: _Job, blobs: list[memoryview], caller_works: bool = True
+    ) -> list[np.ndarray]:
         def one(task, blob):
             index, layout, start, lo, raw = task
-            out, fill = job.outputs[index], job.fills[index]
+            out, fill, convert = job.outputs[index], job.fills[index], job.converts[index]
             if raw:
                 stored = np.frombuffer(blob, dtype=layout.dtype).reshape(out.shape)
                 out[...] = stored
                 if fill is not None:
                     _decode.mask_fill(out, stored, fill)
+                region = out
             else:
-                _decode.place(out, _decode.decode_chunk(layout, blob, self.name), start, lo, fill)
+                region = _decode.place(out, _decode.decode_chunk(layout, blob, self.name), start, lo, fill)
+            if convert is not None and region.size:
+                convert(region)
 
-        def batch(indices: range) -> None:
-            for i in indices:
-                one(job.tasks[i], blobs[i])
-
-        # a few batches per thread: one future per chunk cost more than decoding small chunks
-        n, threads = len(job.tasks), _threads.count()
-        parts = min(n, 4 * threads) if threads > 1 else 1
-        bounds = [round(i * n / parts) for i in range(parts + 1)] if parts else []
-        if parts > 1:
-            list(_decode.pool().map(batch, [range(a, b) for a, b in itertools.pairwise(bounds)]))
-        else:
-            batch(range(n))
+        # one shared counter: the threads end within a chunk of each other, and this thread works too
+        _decode.each(len(job.tasks), lambda i: one(job.tasks[i], blobs[i]), caller_works)
         return job.outputs
 
 
@@ -631,11 +634,15 @@ class RaggedArray(BackendArray):
         trailing_shape: tuple[int, ...] = (),
         siblings: list[RaggedArray] | None = None,
         fill: Any = None,
+        convert: tuple[np.dtype, Convert] | None = None,
     ):
         self.reader = reader
         self.pieces = [p for p in pieces if p.rows > 0]
         self.dtype = np.dtype(dtype)
         self.fill = fill  # stored values equal to it are read as NaN (dtype is then floating point)
+        # (decoded dtype, function): values decode as that dtype, into the memory of the output, which
+        # the function then turns into ``dtype`` in place (same item size)
+        self.convert = convert
         self.shape = (sum(p.rows for p in self.pieces), *trailing_shape)
         self._offsets = np.cumsum([0] + [p.rows for p in self.pieces])
         self.siblings = siblings if siblings is not None else []
@@ -656,23 +663,28 @@ class RaggedArray(BackendArray):
             # read-ahead only for whole variables (what load() and .values ask for), not for dask's
             # chunk tasks, which may run in other processes and would fetch their siblings' bytes again
             whole = lo == 0 and hi == self.shape[0]
-            self.reader.read(*self._requests(lo, hi, ahead=whole), into=into, fills=[self.fill] * len(into))
+            self.reader.read(*self._requests(lo, hi, ahead=whole), into=into, **self._decoding(len(into)))
         return self._finish(key, rows, lo, block)
 
     async def _getitem_async(self, key: tuple) -> np.ndarray:
         rows, lo, hi = self._rows(key)
         block, into = self._allocate(lo, hi)
         if hi > lo:
-            await self.reader.read_async(*self._requests(lo, hi, ahead=False), into=into, fills=[self.fill] * len(into))
+            await self.reader.read_async(*self._requests(lo, hi, ahead=False), into=into, **self._decoding(len(into)))
         return self._finish(key, rows, lo, block)
+
+    def _decoding(self, n: int) -> dict[str, list[Any]]:
+        convert = self.convert[1] if self.convert is not None else None
+        return {"fills": [self.fill] * n, "converts": [convert] * n}
 
     def _allocate(self, lo: int, hi: int) -> tuple[np.ndarray, list[np.ndarray]]:
         """One output for rows [lo, hi) and its views, one per piece, for the reader to fill."""
         block = np.empty((hi - lo, *self.shape[1:]), dtype=self.dtype)
+        decoded = block.view(self.convert[0]) if self.convert is not None else block
         into, at = [], 0
         for _, a, b in self._pieces_for(lo, hi):
             assert a is not None and b is not None
-            into.append(block[at : at + b - a])
+            into.append(decoded[at : at + b - a])
             at += b - a
         return block, into
 

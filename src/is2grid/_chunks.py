@@ -10,6 +10,8 @@ the asyncio read paths.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import struct
 from collections.abc import Generator, Sequence
 from typing import Any
@@ -68,17 +70,18 @@ class Layout:
             )
         return layout
 
-    @property
+    @functools.cached_property
     def n_elements(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        return math.prod(self.shape)
 
-    @property
+    @functools.cached_property
     def row_bytes(self) -> int:
-        return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize if self.shape else self.dtype.itemsize
+        return math.prod(self.shape[1:]) * self.dtype.itemsize
 
-    @property
+    @functools.cached_property
     def chunk_bytes(self) -> int:
-        return int(np.prod(self.chunk_shape, dtype=np.int64)) * self.dtype.itemsize
+        # asked for once per chunk decoded
+        return math.prod(self.chunk_shape) * self.dtype.itemsize
 
 
 def _numpy_dtype(path: str, meta: Any) -> np.dtype:

@@ -7,11 +7,12 @@ on first use and forgotten in a forked child (its threads do not exist there).
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,43 @@ def _forget_pool_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def each(n: int, work: Callable[[int], None], caller_works: bool = True) -> None:
+    """Run ``work(0)`` .. ``work(n - 1)`` on the decode pool's threads and the calling thread.
+
+    The threads take the next index from one shared counter, so they all finish within one item of
+    each other (fixed batches left one core idle at the end of every read), and the caller works
+    instead of waiting. The first error stops the others at their next item and is raised here.
+    ``caller_works=False`` keeps the work on the pool (for callers that are many threads at once,
+    such as asyncio's: the pool then bounds how many threads decode).
+    """
+    threads = min(_threads.count(), n)
+    if threads <= 1 and caller_works:
+        for i in range(n):
+            work(i)
+        return
+    counter = itertools.count()  # next() on it is atomic under the GIL
+    failed = threading.Event()
+
+    def worker() -> None:
+        for i in counter:
+            if i >= n or failed.is_set():
+                return
+            try:
+                work(i)
+            except BaseException:
+                failed.set()
+                raise
+
+    helpers = [pool().submit(worker) for _ in range(max(1, threads - caller_works))]
+    try:
+        if caller_works:
+            worker()
+    finally:
+        wait(helpers)
+    for future in helpers:
+        future.result()
 
 
 def inflate(data: Any, size: int) -> bytearray:
@@ -106,8 +144,8 @@ def _fletcher32(data: bytes) -> int:
     return (sum2 << 16) | sum1
 
 
-def place(out: np.ndarray, block: np.ndarray, chunk_start: Sequence[int], lo: int, fill: Any = None) -> None:
-    """Copy the part of a decoded chunk that falls in ``out`` (rows ``lo``.. of the dataset).
+def place(out: np.ndarray, block: np.ndarray, chunk_start: Sequence[int], lo: int, fill: Any = None) -> np.ndarray:
+    """Copy the part of a decoded chunk that falls in ``out`` (rows ``lo``.. of the dataset); that part of ``out``.
 
     With ``fill``, elements equal to it become NaN (``out`` is then floating point): CF masking done
     here, in the decode threads, instead of afterwards by xarray on one thread with a copy.
@@ -115,7 +153,7 @@ def place(out: np.ndarray, block: np.ndarray, chunk_start: Sequence[int], lo: in
     start = int(chunk_start[0])
     a, b = max(start, lo), min(start + block.shape[0], lo + out.shape[0])
     if a >= b:
-        return
+        return out[:0]
     target: tuple[slice, ...]
     source: tuple[slice, ...]
     if block.ndim == 1:
@@ -130,6 +168,7 @@ def place(out: np.ndarray, block: np.ndarray, chunk_start: Sequence[int], lo: in
     out[target] = block[source]
     if fill is not None:
         mask_fill(out[target], block[source], fill)
+    return out[target]
 
 
 def mask_fill(out: np.ndarray, stored: np.ndarray, fill: Any) -> None:
@@ -137,3 +176,36 @@ def mask_fill(out: np.ndarray, stored: np.ndarray, fill: Any) -> None:
     hits = stored == fill
     if hits.any():
         out[hits] = np.nan
+
+
+def seconds_to_datetime64(region: np.ndarray, epoch: np.datetime64) -> None:
+    """CF "seconds since ``epoch``" (float64) -> datetime64[ns], in place (a view of the same memory).
+
+    The arithmetic is xarray's CF decoding (seconds times 1e9, truncated to integer nanoseconds, plus
+    the epoch; NaN becomes NaT), so values are the same to the nanosecond; it runs here, in the decode
+    threads, on each decoded chunk instead of on one thread over the whole variable.
+
+    Examples
+    --------
+    >>> seconds = np.array([0.0, 86400.5, np.nan])
+    >>> seconds_to_datetime64(seconds, np.datetime64("2018-01-01", "ns"))
+    >>> seconds.view("datetime64[ns]")
+    array(['2018-01-01T00:00:00.000000000', '2018-01-02T00:00:00.500000000',
+                                     'NaT'], dtype='datetime64[ns]')
+    """
+    base = int(np.asarray(epoch, dtype="datetime64[ns]").astype(np.int64))
+    nan = np.isnan(region)
+    missing = bool(nan.any())
+    np.multiply(region, 1e9, out=region)
+    furthest = float(np.abs(region[~nan] if missing else region).max(initial=0.0))
+    if not furthest + abs(base) < np.iinfo(np.int64).max:  # also catches infinities
+        raise ValueError(
+            f"a time {furthest / 1e9:.6g} seconds from {epoch} is beyond what datetime64[ns] holds (years "
+            "1678-2261); open with decode_times=False to read the seconds themselves"
+        )
+    nanoseconds = region.view(np.int64)
+    with np.errstate(invalid="ignore"):  # NaN: set to NaT below
+        nanoseconds[...] = region.astype(np.int64)
+    nanoseconds += base
+    if missing:
+        nanoseconds[nan] = np.iinfo(np.int64).min

@@ -93,7 +93,7 @@ def open_groups(
             for group in atl10.BEAM_GROUPS:
                 if group not in granule.links(beam) or not granule.listing(f"{beam}/{group}")[0]:
                     continue
-                store = BeamGroupStore(granule, beam, group, drop_variables, mask_and_scale)
+                store = BeamGroupStore(granule, beam, group, drop_variables, mask_and_scale, decode_times)
                 groups[f"/{beam}/{group}"] = _decode(store, mask_and_scale, decode_times)
     except BaseException:
         granule.reader.close()

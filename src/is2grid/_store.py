@@ -1,8 +1,9 @@
 """The ATL10 data store: granule structure -> lazily read xarray Variables.
 
 Product rules (beams, names, schema) come from :mod:`is2grid.atl10`; reading goes through
-:class:`is2grid._array.GranuleReader`. Times stay the stored seconds with their CF ``units``, so
-xarray decodes them (see "Time" in the README's design decisions).
+:class:`is2grid._array.GranuleReader`. Times in CF "seconds since 2018-01-01" decode to UTC in the
+decode threads, exactly as xarray's CF decoding would (see "Time" in the design decisions); with
+``decode_times=False`` they stay the stored seconds with their ``units``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import xarray as xr
 from xarray.backends.common import AbstractDataStore
 from xarray.core.utils import FrozenDict
 
-from is2grid import atl10
+from is2grid import _decode, atl10
 from is2grid._array import GranuleReader, Piece, RaggedArray, RepeatedLabelArray, as_text, concurrently
 from is2grid._fetch import FetchOptions, describe, resolve
 from is2grid.credentials import Credentials
@@ -172,20 +173,29 @@ def _outcome(call, *args):
         return err
 
 
-def _ragged_variable(reader, dims, pieces, dtype, schema_path, mask, trailing=(), siblings=None) -> xr.Variable:
+def _ragged_variable(
+    reader, dims, pieces, dtype, schema_path, mask, trailing=(), siblings=None, decode_times=False
+) -> xr.Variable:
     attrs = atl10.variable_attrs(schema_path)
     encoding: dict[str, Any] = {}
     stored = np.dtype(dtype)
-    fill = attrs.get("_FillValue")
+    decoded, fill, convert = stored, attrs.get("_FillValue"), None
     if mask and fill is not None and stored.kind in "iuf" and not {"scale_factor", "add_offset"} & set(attrs):
         # CF masking in the decode threads, into the output itself: what xarray's mask_and_scale would
         # give (integers become float32, or float64 from 4 bytes up), without its single-threaded copy
-        masked = stored if stored.kind == "f" else np.dtype(np.float32 if stored.itemsize <= 2 else np.float64)
+        decoded = stored if stored.kind == "f" else np.dtype(np.float32 if stored.itemsize <= 2 else np.float64)
+        decoded = decoded.newbyteorder("=")
         attrs = {k: v for k, v in attrs.items() if k != "_FillValue"}
         encoding.update(_FillValue=fill, dtype=stored)
-        array = RaggedArray(reader, pieces, masked.newbyteorder("="), trailing, siblings=siblings, fill=fill)
     else:
-        array = RaggedArray(reader, pieces, dtype, trailing, siblings=siblings)
+        fill = None
+    if decode_times is True and attrs.get("units") == atl10.TIME_UNITS and decoded == np.float64:
+        # CF time decoding in the decode threads too, to the nanosecond what xarray's would give
+        convert = (decoded, functools.partial(_decode.seconds_to_datetime64, epoch=atl10.ATLAS_EPOCH))
+        decoded = np.dtype("datetime64[ns]")
+        encoding.update(units=attrs["units"], dtype=stored)
+        attrs = {k: v for k, v in attrs.items() if k != "units"}
+    array = RaggedArray(reader, pieces, decoded, trailing, siblings=siblings, fill=fill, convert=convert)
     chunks = tuple(size for p in array.pieces for size in _chunk_sizes(p.rows))
     if chunks:
         encoding["preferred_chunks"] = {dims[0]: chunks}
@@ -214,7 +224,10 @@ class SegmentStore(AbstractDataStore):
         self.beams = chosen
         self.names = _select_names(variables, drop_variables)
         wanted = {*self.names, "latitude"}
-        self.rows = granule.segment_rows_of(chosen, wanted, time_probe=decode_times and atl10.TIME in self.names)
+        self.decode_times = decode_times
+        # xarray checks that times decode by reading the first and last; not when the engine decodes them
+        xarray_decodes = bool(decode_times) and decode_times is not True
+        self.rows = granule.segment_rows_of(chosen, wanted, time_probe=xarray_decodes and atl10.TIME in self.names)
 
     def get_dimensions(self):
         return FrozenDict(segment=sum(self._beam_rows(b) for b in self.beams), trajectory=len(self.beams))
@@ -261,7 +274,14 @@ class SegmentStore(AbstractDataStore):
                 dtype = meta.getNumpyType()
                 pieces.append(Piece(path, count))
             variables[name] = _ragged_variable(
-                self.granule.reader, ("segment",), pieces, dtype, schema_path, self.mask, siblings=siblings
+                self.granule.reader,
+                ("segment",),
+                pieces,
+                dtype,
+                schema_path,
+                self.mask,
+                siblings=siblings,
+                decode_times=self.decode_times,
             )
         variables["beam"] = xr.Variable(
             ("segment",),
@@ -309,9 +329,12 @@ def _select_names(variables, drop_variables) -> list[str]:
 class BeamGroupStore(AbstractDataStore):
     """One group of one beam (freeboard_segment, leads or reference_surface_section) at its own length."""
 
-    def __init__(self, granule: Granule, beam: str, group: str, drop_variables=None, mask: bool = True):
+    def __init__(
+        self, granule: Granule, beam: str, group: str, drop_variables=None, mask: bool = True, decode_times=False
+    ):
         self.granule = granule
         self.mask = mask
+        self.decode_times = decode_times
         self.beam, self.group = beam, group
         self.dim = atl10.BEAM_GROUPS[group]
         drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
@@ -350,6 +373,7 @@ class BeamGroupStore(AbstractDataStore):
                 "{beam}/" + path.split("/", 1)[1],
                 self.mask,
                 trailing=shape[1:],
+                decode_times=self.decode_times,
             )
         return FrozenDict(variables)
 

@@ -22,6 +22,7 @@ __all__ = [
     "BEAMS",
     "DEFAULT_VARIABLES",
     "GRANULE_NAME",
+    "TIME_UNITS",
     "beams_for",
     "decode_attr",
     "file_name",
@@ -39,6 +40,7 @@ __all__ = [
 #: ``delta_time`` counts GPS seconds from this UTC instant; with GPS - UTC fixed at 18 s since 2017 the CF
 #: units "seconds since 2018-01-01" decode to UTC exactly (see the README's design decisions on time)
 ATLAS_EPOCH = np.datetime64("2018-01-01T00:00:00", "ns")
+TIME_UNITS = "seconds since 2018-01-01"
 
 BEAMS = ("gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r")
 STRONG_BEAMS = {0: ("gt1l", "gt2l", "gt3l"), 1: ("gt1r", "gt2r", "gt3r")}
