@@ -15,7 +15,7 @@ import xarray as xr
 import zarr
 
 import is2grid
-from is2grid import _threads, cli, tutorial, workflow
+from is2grid import _malloc, _threads, cli, tutorial, workflow
 from is2grid.zarr_store import MANIFEST_GROUP, GridStore
 
 
@@ -194,7 +194,26 @@ def test_store_on_a_local_cluster(days, in_memory, tmp_path):
             # dask's nanny sets OMP_NUM_THREADS=1 in its workers: two processes on two cores, not four threads
             assert set(client.run(_threads.count).values()) == {1}
             assert _threads.count() == here  # and leaves it set here, where it must not count
+            # ... and MALLOC_TRIM_THRESHOLD_, which fixes glibc's mmap threshold: the workers that gridded
+            # a granule have put it where glibc would have; this process is not a worker and is left alone
+            assert set(client.run(lambda: _malloc._done).values()) == {True}
+            assert not _malloc.fit_for_dask_worker()
     assert_store_equals(stored, in_memory)
+
+
+def test_malloc_tuning_can_be_turned_off_and_is_only_for_dask_workers(days, in_memory):
+    import distributed
+
+    def tuned():
+        return _malloc._done, _malloc.in_dask_worker_with_fixed_threshold()
+
+    options = {"n_workers": 1, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+    with distributed.LocalCluster(**options, env={"IS2GRID_MALLOC_TUNING": "0"}) as cluster:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            grid = workflow.grid_granules(days, res=25000, progress=False, client=client)
+            assert list(client.run(tuned).values()) == [(False, False)]  # run() is not a task: no worker here
+            assert client.submit(tuned, pure=False).result() == (False, True)
+    xr.testing.assert_identical(grid, in_memory)
 
 
 def test_granule_start_times_order_the_work(days, tmp_path):

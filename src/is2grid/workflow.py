@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from is2grid import atl10, gridding, grids, reduction
+from is2grid import _malloc, atl10, gridding, grids, reduction
 from is2grid import credentials as credentials_module
 from is2grid.credentials import as_credentials
 from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2gridWarning, OutputError, RemoteReadError
@@ -66,6 +66,7 @@ def _granule_outcome(path, request, beams, credentials, storage_options, errors:
     A network failure gets one more try first (the fetch layer has already retried each request).
     Refused credentials always raise: they would fail every granule alike.
     """
+    _malloc.fit_for_dask_worker()
     try:
         return _granule_sums(path, request, beams, credentials, storage_options)
     except AuthenticationError:

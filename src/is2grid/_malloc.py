@@ -1,0 +1,72 @@
+"""glibc's malloc in Dask workers: arrays of a granule's size from the heap, not a fresh memory map each.
+
+glibc serves an allocation above its *mmap threshold* with a memory map of its own, which the kernel
+zero-fills page by page on first touch and which is unmapped again on ``free``. The threshold starts at
+128 KiB and normally rises by itself (up to 32 MiB) as soon as a large block is freed, so a process that
+makes arrays of the same sizes again and again soon takes them from its heap. Setting
+``MALLOC_TRIM_THRESHOLD_``, as Dask's nanny does for every worker process it starts (65536, to give
+memory back to the system sooner), switches that rise off: every array above 128 KiB is then a fresh
+map. Gridding a full-size granule makes a few hundred MB of such arrays; in a Dask worker that cost
+15-23 % of the time per granule (measured in ``benchmarks/bench_scale.py``). In those workers is2grid
+puts the threshold where glibc would have taken it by itself, once per process; the trim threshold stays
+Dask's.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import threading
+
+#: where glibc's own dynamic threshold stops rising on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX)
+MMAP_THRESHOLD = 32 * 1024 * 1024
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from <malloc.h>
+
+_done = False
+_lock = threading.Lock()
+
+
+def in_dask_worker_with_fixed_threshold() -> bool:
+    """Whether this is a Dask worker process whose environment switched glibc's rising threshold off."""
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or "distributed" not in sys.modules:
+        return False
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
+
+
+def fit_for_dask_worker() -> bool:
+    """In a Dask worker (see the module docs), raise glibc's mmap threshold to 32 MiB, once per process.
+
+    Does nothing elsewhere, on systems without glibc, or with ``IS2GRID_MALLOC_TUNING=0``.
+
+    Returns
+    -------
+    bool
+        Whether this process's threshold has been set by is2grid (now or before).
+    """
+    global _done
+    with _lock:
+        if _done:
+            return True
+        if os.environ.get("IS2GRID_MALLOC_TUNING", "1").strip() == "0" or not in_dask_worker_with_fixed_threshold():
+            return False
+        if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+            return False
+        import ctypes
+
+        _done = bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+        return _done
+
+
+def _forget_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
