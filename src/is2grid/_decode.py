@@ -51,6 +51,8 @@ def each(n: int, work: Callable[[int], None], caller_works: bool = True) -> None
     ``caller_works=False`` keeps the work on the pool (for callers that are many threads at once,
     such as asyncio's: the pool then bounds how many threads decode).
     """
+    if n <= 0:
+        return
     threads = min(_threads.count(), n)
     if threads <= 1 and caller_works:
         for i in range(n):

@@ -173,6 +173,11 @@ def _outcome(call, *args):
         return err
 
 
+def _engine_decodes_times(decode_times) -> bool:
+    """``decode_times=True`` (the default): the engine decodes; a coder goes to xarray; False keeps seconds."""
+    return decode_times is True
+
+
 def _ragged_variable(
     reader, dims, pieces, dtype, schema_path, mask, trailing=(), siblings=None, decode_times=False
 ) -> xr.Variable:
@@ -189,7 +194,7 @@ def _ragged_variable(
         encoding.update(_FillValue=fill, dtype=stored)
     else:
         fill = None
-    if decode_times is True and attrs.get("units") == atl10.TIME_UNITS and decoded == np.float64:
+    if _engine_decodes_times(decode_times) and attrs.get("units") == atl10.TIME_UNITS and decoded == np.float64:
         # CF time decoding in the decode threads too, to the nanosecond what xarray's would give
         convert = (decoded, functools.partial(_decode.seconds_to_datetime64, epoch=atl10.ATLAS_EPOCH))
         decoded = np.dtype("datetime64[ns]")
@@ -226,7 +231,7 @@ class SegmentStore(AbstractDataStore):
         wanted = {*self.names, "latitude"}
         self.decode_times = decode_times
         # xarray checks that times decode by reading the first and last; not when the engine decodes them
-        xarray_decodes = bool(decode_times) and decode_times is not True
+        xarray_decodes = bool(decode_times) and not _engine_decodes_times(decode_times)
         self.rows = granule.segment_rows_of(chosen, wanted, time_probe=xarray_decodes and atl10.TIME in self.names)
 
     def get_dimensions(self):
