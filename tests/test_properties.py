@@ -156,3 +156,63 @@ def test_engine_time_decoding_refuses_times_beyond_datetime64(seconds):
 
     with pytest.raises(ValueError, match="decode_times=False"):
         _decode.seconds_to_datetime64(np.array([0.0, seconds]), atl10.ATLAS_EPOCH)
+
+
+@SETTINGS
+@given(
+    shape=st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 9)),
+    chunks=st.tuples(st.just(1), st.integers(1, 4), st.integers(1, 4)),
+    dtype=st.sampled_from(["float32", "int32"]),
+    data=st.data(),
+)
+def test_direct_chunk_writes_store_what_zarr_stores(shape, chunks, dtype, data, tmp_path_factory):
+    """The store's own chunk writer gives byte-identical chunk files to zarr's, and equal arrays (edges, fill)."""
+    import zarr
+
+    from is2grid._zarr_chunks import ChunkWriter
+
+    root = tmp_path_factory.mktemp("chunks")
+    fill = np.nan if dtype == "float32" else 0
+    made = [
+        zarr.create_array(root / f"{name}.zarr", shape=shape, chunks=chunks, dtype=dtype, fill_value=fill)
+        for name in ("zarr", "direct")
+    ]
+    writer = ChunkWriter(made[1])
+    assert writer.fast
+    grid = [-(-s // c) for s, c in zip(shape, chunks, strict=True)]
+    chunk = tuple(data.draw(st.integers(0, n - 1)) for n in grid)
+    where = tuple(slice(i * c, min(i * c + c, s)) for i, c, s in zip(chunk, chunks, shape, strict=True))
+    part = tuple(w.stop - w.start for w in where)
+    values = np.full(part, fill, dtype=dtype)
+    cells = data.draw(st.lists(st.tuples(*(st.integers(0, n - 1) for n in part)), max_size=6))
+    for cell in cells:
+        values[cell] = data.draw(st.integers(-5, 5))
+    for _ in range(2):  # twice: a chunk already there is replaced, and an empty one removed
+        made[0][where] = values
+        writer.write(chunk, values)
+        key = "c/" + "/".join(map(str, chunk))
+        stored = [(root / f"{name}.zarr" / key) for name in ("zarr", "direct")]
+        assert stored[0].exists() == stored[1].exists()
+        if stored[0].exists():
+            assert stored[0].read_bytes() == stored[1].read_bytes()
+        np.testing.assert_array_equal(zarr.open_array(root / "direct.zarr")[:], made[0][:])
+        values = np.full(part, fill, dtype=dtype)
+    assert not list((root / "direct.zarr").rglob("*.partial"))
+
+
+def test_chunks_of_other_layouts_go_through_zarr(tmp_path):
+    """Arrays not laid out as is2grid makes them (another codec) are written by zarr itself, correctly."""
+    import zarr
+    from zarr.codecs import GzipCodec
+
+    from is2grid._zarr_chunks import ChunkWriter
+
+    array = zarr.create_array(
+        tmp_path / "gzip.zarr", shape=(5, 5), chunks=(2, 2), dtype="f4", fill_value=np.nan, compressors=[GzipCodec()]
+    )
+    writer = ChunkWriter(array)
+    assert not writer.fast
+    writer.write((2, 1), np.array([[1.0, 2.0]], dtype="f4"))
+    expected = np.full((5, 5), np.nan, np.float32)
+    expected[4, 2:4] = [1.0, 2.0]
+    np.testing.assert_array_equal(array[:], expected)

@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from is2grid import gridding, reduction
+from is2grid._zarr_chunks import ChunkWriter
 from is2grid.errors import OutputError
 from is2grid.reduction import STATISTICS, CellSums
 from is2grid.request import GridRequest
@@ -95,6 +96,7 @@ class GridStore:
 
         self._group = zarr.open_group(self.path, mode="r+", zarr_format=3, use_consolidated=False)
         self._arrays: dict[str, Any] = dict(self._group.arrays())
+        self._writers = {name: ChunkWriter(self._arrays[name]) for name in STATISTICS}
         self._pending = CellSums.empty()
         self._batch: list[CellSums] = []
 
@@ -286,7 +288,10 @@ class GridStore:
                     else np.full((r1 - r0, c1 - c0), np.nan, np.float32)
                 )
                 dense[local] = values
-                self._arrays[name][where] = dense
+                writer = self._writers[name]
+                spatial = (r0 // writer.array.chunks[-2], c0 // writer.array.chunks[-1])
+                empty = name != "n_segments" and bool(np.isnan(values).all())
+                writer.write(spatial if index is None else (index, *spatial), dense, empty=empty)
 
     def _stored_sums(self, where, *, row0: int, col0: int) -> CellSums:
         stored = [np.asarray(self._arrays[name][where]) for name in STATISTICS]
