@@ -118,14 +118,19 @@ def cell_sums(columns: Mapping[str, np.ndarray], request: GridRequest) -> CellSu
         return CellSums.empty()
     times = times[inside]
     keys = target.keys(request.bins.ordinals(times), row[inside], col[inside])
-    # the four summed rows written in place: N, L, L h, L h^2 (no temporaries of the size of the input)
-    stacked = np.empty((4, keys.size))
-    stacked[0] = 1.0
-    np.compress(inside, length, out=stacked[1])
-    fb = fb[inside]
-    np.multiply(stacked[1], fb, out=stacked[2])
-    np.multiply(stacked[2], fb, out=stacked[3])
-    sums = _summed(keys, stacked, keys.size)
+    if not inside.all():
+        length, fb = length[inside], fb[inside]
+    # Along a track, consecutive segments mostly fall in the same cell: each run of equal keys is summed
+    # first, in one pass, and flox then groups a few thousand runs instead of a million segments.
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    stacked = np.empty((4, starts.size))  # N, L, L h, L h^2 of each run
+    stacked[0] = np.diff(np.append(starts, keys.size))
+    stacked[1] = np.add.reduceat(length, starts)
+    product = length * fb
+    stacked[2] = np.add.reduceat(product, starts)
+    product *= fb
+    stacked[3] = np.add.reduceat(product, starts)
+    sums = _summed(keys[starts], stacked, keys.size)
     ns = times.astype(np.int64)
     sums.t_min, sums.t_max = int(ns.min()), int(ns.max())
     return sums
