@@ -62,6 +62,17 @@ def test_invariant_to_permutation(ds, random):
 
 
 @SETTINGS
+@given(segment_sets(max_size=30), st.lists(st.integers(1, 6), min_size=30, max_size=30))
+def test_runs_of_segments_in_one_cell_match_the_reference(ds, repeats):
+    """Segments that repeat a cell many times in a row, as along a track (summed run by run first)."""
+    n = ds.sizes["segment"]
+    along = ds.isel(segment=np.repeat(np.arange(n), repeats[:n]))
+    wiggle = np.resize(np.float32([0.0, 0.01, -0.02, 0.03]), along.sizes["segment"])
+    along = along.assign(beam_fb_height=along.beam_fb_height + wiggle)
+    assert_matches_reference(along, grid_of(along), 6932, RES)
+
+
+@SETTINGS
 @given(segment_sets(max_size=80), st.integers(1, 40))
 def test_dask_equals_numpy(ds, chunk):
     eager = grid_of(ds)
