@@ -17,6 +17,7 @@ Run: ``python benchmarks/bench_scale.py`` (writes the granules once into benchma
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -30,6 +31,9 @@ from is2grid import tutorial
 
 RES = 6250
 N_SEGMENTS = 250_000
+# as it is before any cluster starts: Dask's nanny leaves OMP_NUM_THREADS=1 and MALLOC_TRIM_THRESHOLD_ set
+# in the process that started it, which plain interpreters started later would otherwise inherit
+CLEAN_ENVIRON = dict(os.environ)
 
 
 def month(n: int) -> list[Path]:
@@ -99,10 +103,9 @@ def _plain_processes(parts: list[list[Path]]) -> float:
 
     Several interpreters get one thread each, as Dask's workers do; one alone keeps is2grid's default.
     """
-    import os
     import subprocess
 
-    env = dict(os.environ, IS2GRID_NUM_THREADS="1") if len(parts) > 1 else None
+    env = dict(CLEAN_ENVIRON, IS2GRID_NUM_THREADS="1") if len(parts) > 1 else CLEAN_ENVIRON
 
     script = str(Path(__file__).resolve())
     procs = [
