@@ -80,10 +80,13 @@ class ChunkWriter:
 
 def _direct_layout(array: Any) -> tuple[Path | None, Any]:
     """The chunk folder and zstd codec when zarr would store chunks as plain files here, else (None, None)."""
-    from numcodecs.zstd import Zstd
-    from zarr.codecs import BytesCodec, ZstdCodec
-    from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
-    from zarr.storage import LocalStore
+    try:  # where zarr 3.0-3.1 keep them; a later layout of zarr's modules only costs the speed-up
+        from numcodecs.zstd import Zstd
+        from zarr.codecs import BytesCodec, ZstdCodec
+        from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
+        from zarr.storage import LocalStore
+    except ImportError:
+        return None, None
 
     meta = array.metadata
     if getattr(meta, "zarr_format", None) != 3 or not isinstance(array.store, LocalStore):
