@@ -14,7 +14,7 @@ HERE = Path(__file__).parent
 
 project = "is2grid"
 author = "the is2grid developers"
-copyright = "2026, the is2grid developers"  # noqa: A001
+copyright = "2026, the is2grid developers"
 release = _version("is2grid")
 version = release
 
