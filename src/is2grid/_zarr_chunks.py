@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ChunkWriter"]
+__all__ = ["ChunkWriter", "replace_file"]
 
 
 class ChunkWriter:
@@ -70,12 +70,17 @@ class ChunkWriter:
             full[tuple(slice(0, n) for n in shape)] = values
         data = self._codec.encode(np.ascontiguousarray(full, dtype=array.dtype.newbyteorder("<")))
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
-        try:
-            partial.write_bytes(data)
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+        replace_file(path, data)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: to a temporary file beside it, renamed over the old one."""
+    partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _direct_layout(array: Any) -> tuple[Path | None, Any]:

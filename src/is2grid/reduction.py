@@ -116,10 +116,9 @@ def cell_sums(columns: Mapping[str, np.ndarray], request: GridRequest) -> CellSu
     row, col, inside = target.cell_index(*to_xy(lon, lat, target.crs))
     if not inside.any():
         return CellSums.empty()
-    times = times[inside]
-    keys = target.keys(request.bins.ordinals(times), row[inside], col[inside])
     if not inside.all():
-        length, fb = length[inside], fb[inside]
+        times, row, col, length, fb = (a[inside] for a in (times, row, col, length, fb))
+    keys = target.keys(request.bins.ordinals(times), row, col)
     # Along a track, consecutive segments mostly fall in the same cell: each run of equal keys is summed
     # first, in one pass, and flox then groups a few thousand runs instead of a million segments.
     starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))

@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 
 from is2grid import gridding, reduction
-from is2grid._zarr_chunks import ChunkWriter
+from is2grid._zarr_chunks import ChunkWriter, replace_file
 from is2grid.errors import OutputError
 from is2grid.reduction import STATISTICS, CellSums
 from is2grid.request import GridRequest
@@ -385,9 +385,7 @@ class GridStore:
 def _replace_json(path: Path, change) -> None:
     """Rewrite a JSON file atomically: the new text goes to a temporary file renamed over the old one."""
     old = json.loads(path.read_text()) if path.exists() else {}
-    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    partial.write_text(json.dumps(change(old)))
-    os.replace(partial, path)
+    replace_file(path, json.dumps(change(old)).encode())
 
 
 def _options(request: GridRequest) -> dict[str, Any]:
