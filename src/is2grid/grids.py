@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from is2grid import _threads
+from is2grid import _threads, laea
 from is2grid.errors import GridError
 
 __all__ = ["EASE2_CELLS", "Grid", "ease2_grid", "grid_by_name", "nsidc_polar_stereo_grid", "to_lonlat", "to_xy"]
@@ -191,8 +191,10 @@ class Grid:
 def to_xy(lon, lat, crs: str, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Longitude/latitude (WGS84 degrees) to ``crs`` metres; large inputs split over threads.
 
-    PROJ releases the GIL, so two threads halve the time of a granule's million points. ``threads``
-    defaults to the process's share of the cores (see ``IS2GRID_NUM_THREADS`` in the usage guide).
+    EASE-Grid 2.0 (EPSG:6931/6932) is computed in closed form (:mod:`is2grid.laea`, twice as fast
+    as PROJ and equal to it within nanometres), other CRSs by PROJ. Both release the GIL, so two
+    threads halve the time of a granule's million points. ``threads`` defaults to the process's
+    share of the cores (see ``IS2GRID_NUM_THREADS`` in the usage guide).
 
     Examples
     --------
@@ -202,23 +204,33 @@ def to_xy(lon, lat, crs: str, threads: int | None = None) -> tuple[np.ndarray, n
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from pyproj import Transformer
-
     lon = np.ascontiguousarray(lon, dtype=np.float64)
     lat = np.ascontiguousarray(lat, dtype=np.float64)
+    project = _projector(crs)
     threads = threads or min(_threads.count(), 2)
     if threads <= 1 or lon.size < 200_000:
-        return Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+        return project(lon, lat)
     bounds = np.linspace(0, lon.size, threads + 1).astype(int)
     x, y = np.empty_like(lon), np.empty_like(lat)
 
     def run(i):
         a, b = bounds[i], bounds[i + 1]
-        x[a:b], y[a:b] = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon[a:b], lat[a:b])
+        x[a:b], y[a:b] = project(lon[a:b], lat[a:b])
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(run, range(threads)))
     return x, y
+
+
+def _projector(crs: str):
+    """A function (lon, lat) -> (x, y) for ``crs``: closed form for EASE-Grid 2.0, else PROJ."""
+    pole = laea.EASE2_POLES.get(str(crs).upper())
+    if pole is not None:
+        return lambda lon, lat: laea.polar_laea_xy(lon, lat, pole)
+    from pyproj import Transformer
+
+    # a Transformer per call: PROJ objects must not be shared between threads
+    return lambda lon, lat: Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
 
 
 def to_lonlat(x, y, crs) -> tuple[np.ndarray, np.ndarray]:
