@@ -16,7 +16,9 @@ import zarr
 
 import is2grid
 from is2grid import _malloc, _threads, cli, tutorial, workflow
-from is2grid.zarr_store import MANIFEST_GROUP, GridStore
+from is2grid.reduction import CellSums
+from is2grid.request import GridRequest
+from is2grid.zarr_store import GRANULE_LOG, MANIFEST_GROUP, GridStore, read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def in_memory(days):
 
 
 def manifest(store) -> dict:
-    return json.loads((store / MANIFEST_GROUP / "zarr.json").read_text())["attributes"][MANIFEST_GROUP]
+    return read_manifest(store)
 
 
 def assert_store_equals(stored: xr.Dataset, expected: xr.Dataset) -> None:
@@ -144,6 +146,62 @@ def test_granules_added_later_are_merged_into_written_bins(days, in_memory, tmp_
     assert_store_equals(merged, in_memory)
     assert merged.attrs["granule_count"] == len(days)
     assert merged.attrs["segments_gridded"] == in_memory.attrs["segments_gridded"]
+
+
+def test_a_commit_appends_granule_names_and_a_torn_tail_is_cut_off(tmp_path):
+    """The manifest stays small however many granules are in: names go to an append-only log."""
+    request = GridRequest.create("ease2", res=100000, hemisphere="south", freq="1D")
+    path = tmp_path / "log.zarr"
+    store = GridStore(path, request)
+    manifest_file, log = path / MANIFEST_GROUP / "zarr.json", path / MANIFEST_GROUP / GRANULE_LOG
+    sizes = []
+    for batch in range(3):
+        for i in range(1000):
+            store.add(f"ATL10-02_{batch}_{i:05d}.h5", CellSums.empty())
+        store._commit()
+        sizes.append((manifest_file.stat().st_size, log.stat().st_size))
+    assert max(m for m, _ in sizes) < 2000, "the manifest does not grow with the granules"
+    assert sizes[1][1] - sizes[0][1] == sizes[2][1] - sizes[1][1] == sizes[0][1], "each commit appends its own"
+    state = read_manifest(path)
+    assert len(state["included"]) == len(state["complete"]) == 3000
+    assert state["granule_log_bytes"] == log.stat().st_size
+    with open(log, "ab") as f:  # lines of a commit stopped before its manifest, the last one torn
+        f.write(b'{"included": "ATL10-02_late.h5"}\n{"complete": "ATL10-0')
+    assert "ATL10-02_late.h5" not in read_manifest(path)["included"]
+    reopened = GridStore(path, request)
+    assert log.stat().st_size == state["granule_log_bytes"], "cut off at the committed length"
+    assert reopened.is_complete("ATL10-02_2_00999.h5") and not reopened.is_complete("ATL10-02_late.h5")
+
+
+def test_a_store_listing_its_granules_in_the_manifest_resumes(days, in_memory, tmp_path):
+    """Stores written before the granule log (the lists in the manifest) reopen, and move to the log."""
+    store = tmp_path / "old.zarr"
+    workflow.grid_granules(days[:4], res=25000, progress=False, store=store)
+    state = read_manifest(store)
+    manifest_file = store / MANIFEST_GROUP / "zarr.json"
+    node = json.loads(manifest_file.read_text())
+    old = {k: v for k, v in state.items() if k != "granule_log_bytes"}
+    node["attributes"][MANIFEST_GROUP] = old
+    manifest_file.write_text(json.dumps(node))
+    (store / MANIFEST_GROUP / GRANULE_LOG).unlink()
+    assert read_manifest(store)["complete"] == sorted(p.name for p in days[:4])
+    read: list[str] = []
+    original = workflow._granule_sums
+
+    def counting(path, *args):
+        read.append(str(path).rsplit("/", 1)[-1])
+        return original(path, *args)
+
+    workflow._granule_sums = counting
+    try:
+        resumed = workflow.grid_granules(days, res=25000, progress=False, store=store)
+    finally:
+        workflow._granule_sums = original
+    assert read == [p.name for p in days[4:]]
+    assert_store_equals(resumed, in_memory)
+    state = read_manifest(store)
+    assert "included" not in json.loads(manifest_file.read_text())["attributes"][MANIFEST_GROUP]
+    assert state["complete"] == sorted(p.name for p in days)
 
 
 def test_a_store_is_resumed_only_with_the_same_options(days, tmp_path):

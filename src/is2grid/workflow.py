@@ -366,7 +366,7 @@ def _grid_into_store(urls, args, client, progress: bool, store: GridStore) -> xr
     store.flush_all()
     if bar is not None:
         bar.close()
-    included = list(store.manifest["included"])
+    included = store.included
     provenance = _with_provenance(xr.Dataset(), included).attrs
     attrs = {**provenance, "segments_gridded": int(store.manifest["segments"])}
     if store.manifest["t_min"] is not None:

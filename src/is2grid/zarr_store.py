@@ -3,11 +3,15 @@
 Layout: the CF variables of a gridded result (``n_segments`` int32, the statistics float32,
 ``time``/``time_bounds``, ``x``/``y``, ``crs``), chunked one time bin by ``TILE x TILE`` cells;
 tiles without data are never written. A small Zarr group, ``is2grid_manifest``, holds the
-manifest in its attributes: the options, how many time bins are final, and which granules are in.
+manifest in its attributes: the options, how many time bins are final, and how many bytes of its
+granule log (``granules.jsonl`` beside it, one line per granule that became included or complete)
+are committed. The log is appended to, so a commit costs the same at the ten-thousandth granule as
+at the first.
 
-Commit protocol: data first, then the manifest, replaced atomically. The manifest is the truth:
-bins past its count are cut off when the store is reopened, so a run stopped at any point leaves a
-store that reopens consistently, and a rerun with the same granules completes it.
+Commit protocol: data first, then the new log lines, then the manifest, replaced atomically. The
+manifest is the truth: bins past its count and log lines past its length are cut off when the store
+is reopened, so a run stopped at any point leaves a store that reopens consistently, and a rerun with
+the same granules completes it.
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ from is2grid.errors import OutputError
 from is2grid.reduction import STATISTICS, CellSums
 from is2grid.request import GridRequest
 
-__all__ = ["MANIFEST_GROUP", "TILE", "GridStore"]
+__all__ = ["MANIFEST_GROUP", "TILE", "GridStore", "read_manifest"]
 
 #: cells per side of a spatial chunk
 TILE = 512
 #: the Zarr group whose attributes hold the manifest
 MANIFEST_GROUP = "is2grid_manifest"
+#: the granule log, in the manifest group's folder
+GRANULE_LOG = "granules.jsonl"
 _TIME_CHUNK = 1024
 
 
@@ -70,7 +76,10 @@ class GridStore:
         self.window = self.request.target
         self.has_time = request.bins.freq is not None
         options = _options(self.request)
-        self._last: dict[str, int | None] = {}
+        # granules added since they were last committed, and their last time bin (None: no data)
+        self._open: dict[str, int | None] = {}
+        self._included: set[str] = set()
+        self._complete: set[str] = set()
         if (self.path / "zarr.json").exists() and not overwrite:
             self.manifest = self._reopen(options)
         else:
@@ -82,14 +91,11 @@ class GridStore:
                 "options": options,
                 "first_ordinal": None,
                 "written": 0,
-                "included": [],
-                "complete": [],
+                "granule_log_bytes": 0,
                 "segments": 0,
                 "t_min": None,
                 "t_max": None,
             }
-        self._included = set(self.manifest["included"])
-        self._complete = set(self.manifest["complete"])
         if not (self.path / "zarr.json").exists():
             self._create()
         import zarr
@@ -117,13 +123,18 @@ class GridStore:
         """Whether everything ``granule`` contributes is in the store already (a rerun skips it)."""
         return granule in self._complete
 
+    @property
+    def included(self) -> list[str]:
+        """The granules whose data is in the store (as of the last commit), sorted."""
+        return sorted(self._included)
+
     # -- adding -------------------------------------------------------------------------------------
 
     def add(self, granule: str, sums: CellSums) -> None:
         """Take one granule's sums: bins already written are merged at once, the rest wait in memory."""
         sums = self._in_time_range(sums)
         ordinal = self.window.split_keys(sums.keys)[0]
-        self._last[granule] = int(ordinal[-1]) if ordinal.size else None
+        self._open[granule] = int(ordinal[-1]) if ordinal.size else None
         if sums.t_min is not None and sums.keys.size:
             t_min, t_max = self.manifest["t_min"], self.manifest["t_max"]
             self.manifest["t_min"] = sums.t_min if t_min is None else min(t_min, sums.t_min)
@@ -135,7 +146,6 @@ class GridStore:
                 # a bin already final gets more data (a granule added in a later run): merge it now
                 with _signals_deferred():
                     self._merge(written)
-                    self._included.add(granule)
                     self._commit()
         self._batch.append(sums)
         if len(self._batch) >= 16:
@@ -350,7 +360,7 @@ class GridStore:
                 f"{self.path}: a Zarr store without an is2grid manifest; is2grid does not write into other "
                 "stores. Choose another name, or pass overwrite=True (--overwrite) to replace it."
             ) from err
-        if manifest["options"] != options:
+        if manifest.get("options") != options:
             changed = sorted(k for k in options if manifest["options"].get(k) != options[k])
             raise OutputError(
                 f"{self.path}: made with other options ({', '.join(changed)} differ), so a rerun cannot resume it. "
@@ -358,6 +368,14 @@ class GridStore:
             )
         import zarr
 
+        self._included, self._complete, manifest["granule_log_bytes"] = _read_log(self.path, manifest, truncate=True)
+        if "included" in manifest:  # a store of is2grid 0.1, which listed the granules in the manifest
+            lines = [json.dumps({"included": n}) for n in sorted(self._included)]
+            lines += [json.dumps({"complete": n}) for n in sorted(self._complete)]
+            text = "".join(f"{line}\n" for line in lines).encode()
+            (self.path / MANIFEST_GROUP / GRANULE_LOG).write_bytes(text)  # committed with the next manifest
+            manifest["granule_log_bytes"] = len(text)
+            del manifest["included"], manifest["complete"]
         _replace_json(
             self.path / "zarr.json", lambda meta: {k: v for k, v in meta.items() if k != "consolidated_metadata"}
         )
@@ -371,21 +389,75 @@ class GridStore:
         return manifest
 
     def _commit(self) -> None:
-        """Record the manifest: written to a temporary file, then renamed over the old one (atomic)."""
+        """Record the state: new granule log lines appended, then the manifest replaced (atomic).
+
+        Every granule added so far is included (its data in bins before the cut is written); those
+        whose last bin is before the cut are complete, and leave the open set.
+        """
         cut = self.cut
-        self._included |= set(self._last)
-        self._complete |= {n for n, last in self._last.items() if last is None or (cut is not None and last < cut)}
-        self.manifest["included"] = sorted(self._included)
-        self.manifest["complete"] = sorted(self._complete)
-        (self.path / MANIFEST_GROUP).mkdir(parents=True, exist_ok=True)
+        lines = []
+        for name, last in list(self._open.items()):
+            if name not in self._included:
+                self._included.add(name)
+                lines.append(json.dumps({"included": name}))
+            if last is None or (cut is not None and last < cut):
+                if name not in self._complete:
+                    self._complete.add(name)
+                    lines.append(json.dumps({"complete": name}))
+                del self._open[name]
+        folder = self.path / MANIFEST_GROUP
+        folder.mkdir(parents=True, exist_ok=True)
+        if lines:
+            with open(folder / GRANULE_LOG, "ab") as log:
+                log.write(("\n".join(lines) + "\n").encode())
+                self.manifest["granule_log_bytes"] = log.tell()
         node = {"zarr_format": 3, "node_type": "group", "attributes": {MANIFEST_GROUP: self.manifest}}
-        _replace_json(self.path / MANIFEST_GROUP / "zarr.json", lambda _: node)
+        _replace_json(folder / "zarr.json", lambda _: node)
 
 
 def _replace_json(path: Path, change) -> None:
     """Rewrite a JSON file atomically: the new text goes to a temporary file renamed over the old one."""
     old = json.loads(path.read_text()) if path.exists() else {}
     replace_file(path, json.dumps(change(old)).encode())
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """The committed state of the store at ``path``: its manifest, with the ``included`` and ``complete`` granules.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from is2grid.request import GridRequest
+    >>> request = GridRequest.create("ease2", res=100000, hemisphere="south")
+    >>> path = GridStore(tempfile.mkdtemp() + "/out.zarr", request).path
+    >>> state = read_manifest(path)
+    >>> state["written"], state["included"], state["complete"]
+    (0, [], [])
+    """
+    path = Path(path)
+    manifest = json.loads((path / MANIFEST_GROUP / "zarr.json").read_text())["attributes"][MANIFEST_GROUP]
+    included, complete, _ = _read_log(path, manifest, truncate=False)
+    return {**manifest, "included": sorted(included), "complete": sorted(complete)}
+
+
+def _read_log(path: Path, manifest: dict[str, Any], *, truncate: bool) -> tuple[set[str], set[str], int]:
+    """The included and complete granules of the committed log, and its length; lines past it are cut off."""
+    included, complete = set(manifest.get("included", ())), set(manifest.get("complete", ()))
+    committed = int(manifest.get("granule_log_bytes", 0))
+    log = path / MANIFEST_GROUP / GRANULE_LOG
+    if committed:
+        with open(log, "rb") as f:
+            text = f.read(committed).decode()
+        for line in text.splitlines():
+            entry = json.loads(line)
+            if "included" in entry:
+                included.add(entry["included"])
+            else:
+                complete.add(entry["complete"])
+    if truncate and log.exists() and log.stat().st_size > committed:
+        with open(log, "r+b") as f:  # lines of a commit that did not finish
+            f.truncate(committed)
+    return included, complete, committed
 
 
 def _options(request: GridRequest) -> dict[str, Any]:
