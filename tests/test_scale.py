@@ -47,6 +47,22 @@ def manifest(store) -> dict:
     return read_manifest(store)
 
 
+def grid_counting_reads(paths, store) -> tuple[xr.Dataset, list[str]]:
+    """Grid ``paths`` into ``store`` at 25 km; the result, and the names of the granules read."""
+    read: list[str] = []
+    original = workflow._granule_sums
+
+    def counting(path, *args):
+        read.append(str(path).rsplit("/", 1)[-1])
+        return original(path, *args)
+
+    workflow._granule_sums = counting
+    try:
+        return workflow.grid_granules(paths, res=25000, progress=False, store=store), read
+    finally:
+        workflow._granule_sums = original
+
+
 def assert_store_equals(stored: xr.Dataset, expected: xr.Dataset) -> None:
     """The store holds the in-memory result: counts exactly, statistics to float32."""
     expected = expected.reindex_like(stored.n_segments)
@@ -118,18 +134,7 @@ def test_rerun_skips_what_is_in_and_a_stopped_run_resumes_to_the_same_store(days
     assert state["complete"] == sorted(p.name for p in paths[:4]) and state["written"] == 4
     assert xr.open_zarr(store, consolidated=False).sizes["time"] == 4  # consistent: what the manifest says
     paths[4].write_bytes(good)
-    read: list[str] = []
-    original = workflow._granule_sums
-
-    def counting(path, *args):
-        read.append(str(path).rsplit("/", 1)[-1])
-        return original(path, *args)
-
-    workflow._granule_sums = counting
-    try:
-        resumed = workflow.grid_granules(paths, res=25000, progress=False, store=store)
-    finally:
-        workflow._granule_sums = original
+    resumed, read = grid_counting_reads(paths, store)
     assert read == [p.name for p in paths[4:]], "granules already in are not read again"
     capsys.readouterr()
     workflow.grid_granules(paths, res=25000, progress=True, store=store)
@@ -185,18 +190,7 @@ def test_a_store_listing_its_granules_in_the_manifest_resumes(days, in_memory, t
     manifest_file.write_text(json.dumps(node))
     (store / MANIFEST_GROUP / GRANULE_LOG).unlink()
     assert read_manifest(store)["complete"] == sorted(p.name for p in days[:4])
-    read: list[str] = []
-    original = workflow._granule_sums
-
-    def counting(path, *args):
-        read.append(str(path).rsplit("/", 1)[-1])
-        return original(path, *args)
-
-    workflow._granule_sums = counting
-    try:
-        resumed = workflow.grid_granules(days, res=25000, progress=False, store=store)
-    finally:
-        workflow._granule_sums = original
+    resumed, read = grid_counting_reads(days, store)
     assert read == [p.name for p in days[4:]]
     assert_store_equals(resumed, in_memory)
     state = read_manifest(store)
