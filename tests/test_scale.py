@@ -176,6 +176,9 @@ def test_a_commit_appends_granule_names_and_a_torn_tail_is_cut_off(tmp_path):
     reopened = GridStore(path, request)
     assert log.stat().st_size == state["granule_log_bytes"], "cut off at the committed length"
     assert reopened.is_complete("ATL10-02_2_00999.h5") and not reopened.is_complete("ATL10-02_late.h5")
+    log.write_bytes(log.read_bytes()[:100])  # changed behind is2grid's back
+    with pytest.raises(is2grid.OutputError, match=r"granule log \(granules.jsonl\) holds 100 bytes.*overwrite=True"):
+        GridStore(path, request)
 
 
 def test_a_store_listing_its_granules_in_the_manifest_resumes(days, in_memory, tmp_path):

@@ -76,7 +76,7 @@ class GridStore:
         self.window = self.request.target
         self.has_time = request.bins.freq is not None
         options = _options(self.request)
-        # granules added since they were last committed, and their last time bin (None: no data)
+        # granules added and not yet complete, with their last time bin (None: no data)
         self._open: dict[str, int | None] = {}
         self._included: set[str] = set()
         self._complete: set[str] = set()
@@ -353,14 +353,8 @@ class GridStore:
         self._commit()
 
     def _reopen(self, options: dict[str, Any]) -> dict[str, Any]:
-        try:
-            manifest = json.loads((self.path / MANIFEST_GROUP / "zarr.json").read_text())["attributes"][MANIFEST_GROUP]
-        except (OSError, KeyError, ValueError) as err:
-            raise OutputError(
-                f"{self.path}: a Zarr store without an is2grid manifest; is2grid does not write into other "
-                "stores. Choose another name, or pass overwrite=True (--overwrite) to replace it."
-            ) from err
-        if manifest.get("options") != options:
+        manifest = _load_manifest(self.path)
+        if manifest["options"] != options:
             changed = sorted(k for k in options if manifest["options"].get(k) != options[k])
             raise OutputError(
                 f"{self.path}: made with other options ({', '.join(changed)} differ), so a rerun cannot resume it. "
@@ -435,9 +429,19 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     (0, [], [])
     """
     path = Path(path)
-    manifest = json.loads((path / MANIFEST_GROUP / "zarr.json").read_text())["attributes"][MANIFEST_GROUP]
+    manifest = _load_manifest(path)
     included, complete, _ = _read_log(path, manifest, truncate=False)
     return {**manifest, "included": sorted(included), "complete": sorted(complete)}
+
+
+def _load_manifest(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / MANIFEST_GROUP / "zarr.json").read_text())["attributes"][MANIFEST_GROUP]
+    except (OSError, KeyError, ValueError) as err:
+        raise OutputError(
+            f"{path}: a Zarr store without an is2grid manifest; is2grid does not write into other "
+            "stores. Choose another name, or pass overwrite=True (--overwrite) to replace it."
+        ) from err
 
 
 def _read_log(path: Path, manifest: dict[str, Any], *, truncate: bool) -> tuple[set[str], set[str], int]:
@@ -446,6 +450,13 @@ def _read_log(path: Path, manifest: dict[str, Any], *, truncate: bool) -> tuple[
     committed = int(manifest.get("granule_log_bytes", 0))
     log = path / MANIFEST_GROUP / GRANULE_LOG
     if committed:
+        size = log.stat().st_size if log.exists() else 0
+        if size < committed:
+            raise OutputError(
+                f"{path}: its granule log ({log.name}) holds {size} bytes where the manifest has committed "
+                f"{committed}; the store was changed outside is2grid, so what it holds is unknown. Grid into a "
+                "new store, or pass overwrite=True (--overwrite) to replace it."
+            )
         with open(log, "rb") as f:
             text = f.read(committed).decode()
         for line in text.splitlines():
