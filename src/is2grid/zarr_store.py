@@ -364,9 +364,8 @@ class GridStore:
 
         self._included, self._complete, manifest["granule_log_bytes"] = _read_log(self.path, manifest, truncate=True)
         if "included" in manifest:  # a store of is2grid 0.1, which listed the granules in the manifest
-            lines = [json.dumps({"included": n}) for n in sorted(self._included)]
-            lines += [json.dumps({"complete": n}) for n in sorted(self._complete)]
-            text = "".join(f"{line}\n" for line in lines).encode()
+            entries = [("included", n) for n in sorted(self._included)]
+            text = _log_text(entries + [("complete", n) for n in sorted(self._complete)])
             (self.path / MANIFEST_GROUP / GRANULE_LOG).write_bytes(text)  # committed with the next manifest
             manifest["granule_log_bytes"] = len(text)
             del manifest["included"], manifest["complete"]
@@ -389,21 +388,21 @@ class GridStore:
         whose last bin is before the cut are complete, and leave the open set.
         """
         cut = self.cut
-        lines = []
+        entries = []
         for name, last in list(self._open.items()):
             if name not in self._included:
                 self._included.add(name)
-                lines.append(json.dumps({"included": name}))
+                entries.append(("included", name))
             if last is None or (cut is not None and last < cut):
                 if name not in self._complete:
                     self._complete.add(name)
-                    lines.append(json.dumps({"complete": name}))
+                    entries.append(("complete", name))
                 del self._open[name]
         folder = self.path / MANIFEST_GROUP
         folder.mkdir(parents=True, exist_ok=True)
-        if lines:
+        if entries:
             with open(folder / GRANULE_LOG, "ab") as log:
-                log.write(("\n".join(lines) + "\n").encode())
+                log.write(_log_text(entries))
                 self.manifest["granule_log_bytes"] = log.tell()
         node = {"zarr_format": 3, "node_type": "group", "attributes": {MANIFEST_GROUP: self.manifest}}
         _replace_json(folder / "zarr.json", lambda _: node)
@@ -442,6 +441,11 @@ def _load_manifest(path: Path) -> dict[str, Any]:
             f"{path}: a Zarr store without an is2grid manifest; is2grid does not write into other "
             "stores. Choose another name, or pass overwrite=True (--overwrite) to replace it."
         ) from err
+
+
+def _log_text(entries: list[tuple[str, str]]) -> bytes:
+    """Granule log lines for (state, granule) pairs, state "included" or "complete"; read by :func:`_read_log`."""
+    return "".join(json.dumps({state: name}) + "\n" for state, name in entries).encode()
 
 
 def _read_log(path: Path, manifest: dict[str, Any], *, truncate: bool) -> tuple[set[str], set[str], int]:
