@@ -173,9 +173,11 @@ def test_a_commit_appends_granule_names_and_a_torn_tail_is_cut_off(tmp_path):
     with open(log, "ab") as f:  # lines of a commit stopped before its manifest, the last one torn
         f.write(b'{"included": "ATL10-02_late.h5"}\n{"complete": "ATL10-0')
     assert "ATL10-02_late.h5" not in read_manifest(path)["included"]
+    store.release()
     reopened = GridStore(path, request)
     assert log.stat().st_size == state["granule_log_bytes"], "cut off at the committed length"
     assert reopened.is_complete("ATL10-02_2_00999.h5") and not reopened.is_complete("ATL10-02_late.h5")
+    reopened.release()
     log.write_bytes(log.read_bytes()[:100])  # changed behind is2grid's back
     with pytest.raises(is2grid.OutputError, match=r"granule log \(granules.jsonl\) holds 100 bytes.*overwrite=True"):
         GridStore(path, request)

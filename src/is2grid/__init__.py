@@ -23,6 +23,7 @@ from is2grid.errors import (
     NotHDF5Error,
     OutputError,
     RemoteReadError,
+    StoreInUseError,
     UnsupportedInputError,
     UnsupportedVersionError,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "NotHDF5Error",
     "OutputError",
     "RemoteReadError",
+    "StoreInUseError",
     "UnsupportedInputError",
     "UnsupportedVersionError",
     "__version__",

@@ -15,6 +15,7 @@ Every error names the input, says what is wrong with it and, where there is one,
     ├── GridError                  gridding input or parameters are not usable (also a ValueError)
     │   └── MemoryBudgetError      the result would not fit in memory (also a MemoryError)
     └── OutputError                the output cannot or must not be written there
+        └── StoreInUseError        another process is writing the same Zarr store
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "NotHDF5Error",
     "OutputError",
     "RemoteReadError",
+    "StoreInUseError",
     "UnsupportedInputError",
     "UnsupportedVersionError",
 ]
@@ -91,3 +93,7 @@ class Is2gridWarning(UserWarning):
 
 class OutputError(Is2gridError, ValueError):
     """The output path cannot or must not be written: a folder, an input granule, an existing file."""
+
+
+class StoreInUseError(OutputError):
+    """Another process is writing the Zarr store; names it (host and pid) and what to do."""

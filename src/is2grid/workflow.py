@@ -337,8 +337,24 @@ def _reduce(urls, args, client, bar) -> tuple[CellSums, list[Skipped]]:
 
 def _grid_into_store(urls, args, client, progress: bool, store: GridStore) -> xr.Dataset:
     """Granules in order of start time; each time bin written once no granule still to come reaches it."""
+    try:
+        return _fill_store(urls, args, client, progress, store)
+    finally:
+        store.release()  # a run that stops with an error leaves the store to the next writer
+
+
+def _fill_store(urls, args, client, progress: bool, store: GridStore) -> xr.Dataset:
     names = {_name_of(u): u for u in urls}
     todo = [n for n in names if not store.is_complete(n)]
+    copies = [f"{n} (in as {store.stored_as(n)})" for n in names if n not in todo and store.stored_as(n) != n]
+    if copies:
+        warnings.warn(
+            f"{len(copies)} granule(s) are in {store.path} already under another name (the same granule by "
+            f"product, time, RGT, cycle and region) and are not gridded again: {', '.join(copies[:5])}"
+            f"{' ...' if len(copies) > 5 else ''}. To grid another revision instead, start a new store.",
+            Is2gridWarning,
+            stacklevel=4,
+        )
     if progress and len(todo) < len(names):
         print(f"{len(names) - len(todo)} of {len(names)} granules are in {store.path} already; gridding the other "
               f"{len(todo)}.", file=sys.stderr)  # fmt: skip
@@ -505,9 +521,43 @@ def write_netcdf(
     try:
         gridded.to_netcdf(partial, engine="netcdf4", encoding=encoding)
         os.replace(partial, target)
+    except (OSError, RuntimeError) as err:
+        # netCDF-C reports a full disk as "NetCDF: HDF error" (or, at creation, a misleading permission error)
+        partial.unlink(missing_ok=True)
+        if _disk_full(target.parent, err):
+            raise OutputError(
+                f"{target}: the disk is full (or the quota used up) while writing; nothing was written. Free space "
+                f"(the file needs about {gridded.nbytes / 1e6:.0f} MB before compression) or write to another disk."
+            ) from err
+        reason = _not_writable(target.parent)
+        if reason:
+            raise OutputError(f"{target.parent}: cannot write there ({reason}). Choose another folder.") from err
+        raise
     finally:
         partial.unlink(missing_ok=True)
     return os.fspath(path)
+
+
+def _disk_full(folder: Path, err: BaseException) -> bool:
+    import errno
+
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return True
+    try:
+        usage = os.statvfs(folder)
+    except OSError:
+        return False
+    return usage.f_bavail * usage.f_frsize < 1 << 20
+
+
+def _not_writable(folder: Path) -> str | None:
+    """Why ``folder`` cannot take a new file (read-only file system, permission), or None."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except OSError:
+        return None
+    return None if os.access(folder, os.W_OK) else "permission denied"
 
 
 def check_output(path: str | os.PathLike, *, overwrite: bool = False, inputs: Sequence[Any] = ()) -> Path:
@@ -524,6 +574,7 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False, inputs: Se
         raise OutputError(f"{target}: exists already. Pass overwrite=True (--overwrite) to replace it.")
     folder = target.parent
     folder.mkdir(parents=True, exist_ok=True) if not folder.exists() else None
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"{folder}: cannot write there (permission denied). Choose another folder.")
+    reason = _not_writable(folder)
+    if reason:
+        raise OutputError(f"{folder}: cannot write there ({reason}). Choose another folder.")
     return target

@@ -8,10 +8,23 @@ granule log (``granules.jsonl`` beside it, one line per granule that became incl
 are committed. The log is appended to, so a commit costs the same at the ten-thousandth granule as
 at the first.
 
-Commit protocol: data first, then the new log lines, then the manifest, replaced atomically. The
-manifest is the truth: bins past its count and log lines past its length are cut off when the store
-is reopened, so a run stopped at any point leaves a store that reopens consistently, and a rerun with
-the same granules completes it.
+Commit protocol (one transaction per commit; :func:`_step` names each point a process may die at):
+
+1. an undo journal is begun (``is2grid_manifest/journal/``, holding the commit count it starts from);
+2. before a chunk file is written or removed, the journal records it: the old file is kept by a hard
+   link (no copy), a chunk that did not exist is listed to be removed;
+3. the chunks are written in place, the time axis grown;
+4. the new granule log lines are appended;
+5. the manifest (with the commit count plus one, and the chunk files each bin holds) replaces the old
+   one atomically: this is the commit;
+6. the journal is removed.
+
+The manifest is the truth. Reopening a store rolls back a journal whose commit did not happen (every
+chunk back as it was, new chunks removed), cuts the time axis and the granule log back to what the
+manifest says, and checks that every chunk file the manifest counts is there. So a process killed at
+any point leaves a store that a rerun completes to the same bytes as an uninterrupted run. One writer
+at a time: a writer holds an exclusive lock (``is2grid_manifest/lock``, an ``flock`` that the kernel
+releases when the process dies, holding the writer's host and pid for the error a second writer gets).
 """
 
 from __future__ import annotations
@@ -32,7 +45,8 @@ import xarray as xr
 
 from is2grid import gridding, reduction
 from is2grid._zarr_chunks import ChunkWriter, replace_file
-from is2grid.errors import OutputError
+from is2grid.atl10 import granule_identity
+from is2grid.errors import OutputError, StoreInUseError
 from is2grid.reduction import STATISTICS, CellSums
 from is2grid.request import GridRequest
 
@@ -44,6 +58,10 @@ TILE = 512
 MANIFEST_GROUP = "is2grid_manifest"
 #: the granule log, in the manifest group's folder
 GRANULE_LOG = "granules.jsonl"
+#: the undo journal of a commit under way, in the manifest group's folder
+JOURNAL = "journal"
+#: the writer's lock file, in the manifest group's folder
+LOCK = "lock"
 _TIME_CHUNK = 1024
 
 
@@ -68,6 +86,7 @@ class GridStore:
     >>> store = GridStore(tempfile.mkdtemp() + "/out.zarr", request)
     >>> store.written, store.is_complete("ATL10-02_20190915000000_12340401_006_01.h5")
     (0, False)
+    >>> store.release()  # one writer at a time: the lock is held until close() or release()
     """
 
     def __init__(self, path: str | os.PathLike, request: GridRequest, *, overwrite: bool = False):
@@ -80,31 +99,46 @@ class GridStore:
         self._open: dict[str, int | None] = {}
         self._included: set[str] = set()
         self._complete: set[str] = set()
-        if (self.path / "zarr.json").exists() and not overwrite:
-            self.manifest = self._reopen(options)
-        else:
-            if self.path.exists():
-                if not overwrite:
-                    raise OutputError(f"{self.path}: exists and is not a Zarr store. Choose another name.")
-                shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
-            self.manifest = {
-                "options": options,
-                "first_ordinal": None,
-                "written": 0,
-                "granule_log_bytes": 0,
-                "segments": 0,
-                "t_min": None,
-                "t_max": None,
-            }
-        if not (self.path / "zarr.json").exists():
-            self._create()
-        import zarr
+        self._ids: dict[str, str] = {}  # identity -> the name a granule is in the store under
+        self._journal: _Journal | None = None
+        self._check_target(overwrite)
+        with _os_errors(self.path):
+            self._lock = _Lock(self.path / MANIFEST_GROUP / LOCK)
+        try:
+            self._check_target(overwrite)  # again: another writer may have made the store meanwhile
+            if _state(self.path) == "store" and not overwrite:
+                self.manifest = self._reopen(options)
+            else:
+                _clear(self.path, keep=self._lock.path)
+                self.manifest = {
+                    "options": options,
+                    "first_ordinal": None,
+                    "written": 0,
+                    "granule_log_bytes": 0,
+                    "segments": 0,
+                    "t_min": None,
+                    "t_max": None,
+                    "commits": 0,
+                    "tiles": [],
+                }
+                self._create()
+            import zarr
 
-        self._group = zarr.open_group(self.path, mode="r+", zarr_format=3, use_consolidated=False)
+            self._group = zarr.open_group(self.path, mode="r+", zarr_format=3, use_consolidated=False)
+        except BaseException:
+            self._lock.release()
+            raise
         self._arrays: dict[str, Any] = dict(self._group.arrays())
         self._writers = {name: ChunkWriter(self._arrays[name]) for name in STATISTICS}
         self._pending = CellSums.empty()
         self._batch: list[CellSums] = []
+
+    def _check_target(self, overwrite: bool) -> None:
+        state = _state(self.path)
+        if state == "other" and not overwrite:
+            raise OutputError(f"{self.path}: exists and is not a Zarr store. Choose another name.")
+        if state == "store" and not overwrite:
+            _load_manifest(self.path)  # not an is2grid store: refused before anything is written into it
 
     # -- what is in ---------------------------------------------------------------------------------
 
@@ -120,13 +154,26 @@ class GridStore:
         return None if first is None else int(first) + self.written
 
     def is_complete(self, granule: str) -> bool:
-        """Whether everything ``granule`` contributes is in the store already (a rerun skips it)."""
-        return granule in self._complete
+        """Whether everything ``granule`` contributes is in the store already (a rerun skips it).
+
+        Granules are known by their identity (:func:`is2grid.atl10.granule_identity`): another
+        revision or a renamed copy of a granule in the store is in the store.
+        """
+        stored = self._ids.get(granule_identity(granule))
+        return stored is not None and stored in self._complete
+
+    def stored_as(self, granule: str) -> str | None:
+        """The name under which the store holds ``granule`` (or another copy of it), None if it does not."""
+        return self._ids.get(granule_identity(granule))
 
     @property
     def included(self) -> list[str]:
         """The granules whose data is in the store (as of the last commit), sorted."""
         return sorted(self._included)
+
+    def release(self) -> None:
+        """Give up the writer's lock (also done by :meth:`close`, and by the kernel if the process dies)."""
+        self._lock.release()
 
     # -- adding -------------------------------------------------------------------------------------
 
@@ -134,7 +181,9 @@ class GridStore:
         """Take one granule's sums: bins already written are merged at once, the rest wait in memory."""
         sums = self._in_time_range(sums)
         ordinal = self.window.split_keys(sums.keys)[0]
-        self._open[granule] = int(ordinal[-1]) if ordinal.size else None
+        known = self.stored_as(granule)
+        name = known if known is not None else granule
+        self._open[name] = int(ordinal[-1]) if ordinal.size else None
         if sums.t_min is not None and sums.keys.size:
             t_min, t_max = self.manifest["t_min"], self.manifest["t_max"]
             self.manifest["t_min"] = sums.t_min if t_min is None else min(t_min, sums.t_min)
@@ -142,11 +191,10 @@ class GridStore:
         cut = self.cut
         if cut is not None:
             written, sums = reduction.split_at(sums, self._key(cut))
-            if written.keys.size and granule not in self._included:
+            if written.keys.size and name not in self._included:
                 # a bin already final gets more data (a granule added in a later run): merge it now
-                with _signals_deferred():
+                with self._transaction():
                     self._merge(written)
-                    self._commit()
         self._batch.append(sums)
         if len(self._batch) >= 16:
             self._pending = reduction.combine(self._pending, *self._batch)
@@ -163,21 +211,21 @@ class GridStore:
         self._pending = reduction.combine(self._pending, *self._batch)
         self._batch = []
         if not self.has_time:
-            with _signals_deferred():
+            with self._transaction():
                 self.manifest["segments"] += int(self._pending.count.sum())
                 self._write_bin(None, self._pending, merge=self.written > 0)
                 self.manifest["first_ordinal"], self.manifest["written"] = 0, 1
                 self._pending = CellSums.empty()
-                self._commit()
             return
         last = self._last_ordinal()
         if last is not None:
             self._write_until(last + 1)
         else:
-            self._commit()
+            with self._transaction():
+                pass
 
     def close(self, attrs: dict[str, Any] | None = None) -> xr.Dataset:
-        """Write ``attrs`` and consolidated metadata after :meth:`flush_all`; the store, opened lazily.
+        """Write ``attrs`` and consolidated metadata after :meth:`flush_all`, release the lock; the store, lazily.
 
         Consolidated metadata (one read to open the store) is written only here, at the end of a
         run, and removed when a run starts, so it never describes a store that is still changing.
@@ -186,13 +234,17 @@ class GridStore:
 
         import zarr
 
-        attrs = dict(attrs or {})
-        if "granules_skipped" not in attrs and "granules_skipped" in self._group.attrs:
-            del self._group.attrs["granules_skipped"]  # a rerun that read them all
-        self._group.attrs.update(attrs)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "consolidated metadata is not part of the v3 spec" yet
-            zarr.consolidate_metadata(self.path, zarr_format=3)
+        try:
+            attrs = dict(attrs or {})
+            if "granules_skipped" not in attrs and "granules_skipped" in self._group.attrs:
+                del self._group.attrs["granules_skipped"]  # a rerun that read them all
+            with _os_errors(self.path):
+                self._group.attrs.update(attrs)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "consolidated metadata is not part of the v3 spec"
+                    zarr.consolidate_metadata(self.path, zarr_format=3)
+        finally:
+            self.release()
         return self.dataset()
 
     def dataset(self) -> xr.Dataset:
@@ -238,7 +290,7 @@ class GridStore:
         start = int(self.cut)  # type: ignore[arg-type]
         if end <= start:
             return
-        with _signals_deferred():
+        with self._transaction():
             first = int(self.manifest["first_ordinal"])
             self._grow_time(end - first)
             for ordinal in range(start, end):
@@ -246,7 +298,6 @@ class GridStore:
                 self.manifest["segments"] += int(part.count.sum())
                 self._write_bin(ordinal - first, part, merge=False)
             self.manifest["written"] = end - first
-            self._commit()
 
     def _grow_time(self, n: int) -> None:
         first = int(self.manifest["first_ordinal"])
@@ -256,12 +307,20 @@ class GridStore:
             array.resize((n, *array.shape[1:]))
         starts = self.request.bins.starts(np.arange(first + old, first + n + 1))
         seconds = (starts - np.datetime64(gridding.TIME_UNITS.split("since ")[1])) / np.timedelta64(1, "s")
+        for name in ("time", "time_bounds"):  # chunks holding committed bins are rewritten with the same values
+            for chunk in range(old // _TIME_CHUNK, (n - 1) // _TIME_CHUNK + 1):
+                self._protect(name, (chunk,) if name == "time" else (chunk, 0))
         self._arrays["time"][old:n] = seconds[:-1]
         self._arrays["time_bounds"][old:n] = np.stack([seconds[:-1], seconds[1:]], axis=1)
+        _step("time axis grown")
 
     def _write_bin(self, index: int | None, sums: CellSums, *, merge: bool) -> None:
         """Write the tiles of one time bin that hold data (``index`` None: a store without time)."""
         window = self.window
+        tiles_of_bin = self.manifest.setdefault("tiles", [])
+        slot = 0 if index is None else index
+        while len(tiles_of_bin) <= slot:
+            tiles_of_bin.append([0] * len(STATISTICS))
         if not sums.keys.size:
             return
         _, row, col = window.split_keys(sums.keys)
@@ -291,7 +350,7 @@ class GridStore:
                 tile_sums.sum_length_fb2,
                 self.request.min_segments,
             )
-            for name, values in zip(STATISTICS, stats, strict=True):
+            for k, (name, values) in enumerate(zip(STATISTICS, stats, strict=True)):
                 dense = (
                     np.zeros((r1 - r0, c1 - c0), np.int32)
                     if name == "n_segments"
@@ -300,8 +359,12 @@ class GridStore:
                 dense[local] = values
                 writer = self._writers[name]
                 spatial = (r0 // writer.array.chunks[-2], c0 // writer.array.chunks[-1])
+                chunk = spatial if index is None else (index, *spatial)
                 empty = name != "n_segments" and bool(np.isnan(values).all())
-                writer.write(spatial if index is None else (index, *spatial), dense, empty=empty)
+                existed = self._protect(name, chunk)
+                writer.write(chunk, dense, empty=empty)
+                tiles_of_bin[slot][k] += int(not empty) - int(existed)
+                _step("chunk written")
 
     def _stored_sums(self, where, *, row0: int, col0: int) -> CellSums:
         stored = [np.asarray(self._arrays[name][where]) for name in STATISTICS]
@@ -349,8 +412,14 @@ class GridStore:
             storage="Zarr v3 written by is2grid: one chunk per time bin and tile; tiles without data are not stored",
             is2grid_options=json.dumps(self.manifest["options"], sort_keys=True),
         )
-        template.to_zarr(self.path, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
-        self._commit()
+        import warnings
+
+        with _os_errors(self.path), warnings.catch_warnings():
+            # mode "a" into the emptied folder ("w" would also remove the lock file held there), where zarr
+            # finds the manifest group's folder without its metadata yet
+            warnings.filterwarnings("ignore", "Object at .* is not recognized", UserWarning)
+            template.to_zarr(self.path, mode="a", zarr_format=3, consolidated=False, encoding=encoding)
+            self._write_manifest()
 
     def _reopen(self, options: dict[str, Any]) -> dict[str, Any]:
         manifest = _load_manifest(self.path)
@@ -358,28 +427,58 @@ class GridStore:
             changed = sorted(k for k in options if manifest["options"].get(k) != options[k])
             raise OutputError(
                 f"{self.path}: made with other options ({', '.join(changed)} differ), so a rerun cannot resume it. "
-                "Use the same options, another store, or overwrite=True (--overwrite)."
+                "Use the same options, another store, or overwrite=True (--overwrite) to replace it."
             )
         import zarr
 
-        self._included, self._complete, manifest["granule_log_bytes"] = _read_log(self.path, manifest, truncate=True)
-        if "included" in manifest:  # a store of is2grid 0.1, which listed the granules in the manifest
-            entries = [("included", n) for n in sorted(self._included)]
-            text = _log_text(entries + [("complete", n) for n in sorted(self._complete)])
-            (self.path / MANIFEST_GROUP / GRANULE_LOG).write_bytes(text)  # committed with the next manifest
-            manifest["granule_log_bytes"] = len(text)
-            del manifest["included"], manifest["complete"]
-        _replace_json(
-            self.path / "zarr.json", lambda meta: {k: v for k, v in meta.items() if k != "consolidated_metadata"}
-        )
-        group = zarr.open_group(self.path, mode="r+", zarr_format=3, use_consolidated=False)
-        arrays: dict[str, Any] = dict(group.arrays())
-        written = int(manifest["written"]) if self.has_time else 0
-        for name in ("time", "time_bounds", *STATISTICS) if self.has_time else ():
-            array = arrays[name]
-            if array.shape[0] != written:  # bins of a run stopped before its commit: written again
-                array.resize((written, *array.shape[1:]))
+        with _os_errors(self.path):
+            _Journal.recover(self.path / MANIFEST_GROUP / JOURNAL, int(manifest.get("commits", 0)))
+            self._included, self._complete, manifest["granule_log_bytes"] = _read_log(
+                self.path, manifest, truncate=True
+            )
+            self._ids = {granule_identity(n): n for n in sorted(self._included)}
+            if "included" in manifest:  # a store of is2grid 0.1, which listed the granules in the manifest
+                entries = [("included", n) for n in sorted(self._included)]
+                text = _log_text(entries + [("complete", n) for n in sorted(self._complete)])
+                (self.path / MANIFEST_GROUP / GRANULE_LOG).write_bytes(text)  # committed with the next manifest
+                manifest["granule_log_bytes"] = len(text)
+                del manifest["included"], manifest["complete"]
+            _replace_json(
+                self.path / "zarr.json", lambda meta: {k: v for k, v in meta.items() if k != "consolidated_metadata"}
+            )
+            group = zarr.open_group(self.path, mode="r+", zarr_format=3, use_consolidated=False)
+            arrays: dict[str, Any] = dict(group.arrays())
+            written = int(manifest["written"]) if self.has_time else 0
+            for name in ("time", "time_bounds", *STATISTICS) if self.has_time else ():
+                array = arrays[name]
+                if array.shape[0] != written:  # bins of a run stopped before its commit: written again
+                    array.resize((written, *array.shape[1:]))
+        _check_tiles(self.path, manifest, self.request)
         return manifest
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One commit: chunk writes journaled for undo, then the log and the manifest, then the journal gone.
+
+        SIGINT/SIGTERM wait until the commit is whole; an exception inside leaves the journal for the
+        next opening of the store to roll back.
+        """
+        with _signals_deferred(), _os_errors(self.path):
+            self._journal = _Journal.begin(self.path / MANIFEST_GROUP / JOURNAL, int(self.manifest.get("commits", 0)))
+            _step("journal begun")
+            try:
+                yield
+                self._commit()
+            finally:
+                journal, self._journal = self._journal, None
+            journal.remove()
+            _step("journal removed")
+
+    def _protect(self, name: str, chunk: tuple[int, ...]) -> bool:
+        """Journal chunk ``chunk`` of array ``name`` before it changes; whether it exists now."""
+        path = self.path.joinpath(name, "c", *map(str, chunk))
+        assert self._journal is not None, "chunks are written inside a transaction"
+        return self._journal.protect(path, self.path)
 
     def _commit(self) -> None:
         """Record the state: new granule log lines appended, then the manifest replaced (atomic).
@@ -392,6 +491,7 @@ class GridStore:
         for name, last in list(self._open.items()):
             if name not in self._included:
                 self._included.add(name)
+                self._ids.setdefault(granule_identity(name), name)
                 entries.append(("included", name))
             if last is None or (cut is not None and last < cut):
                 if name not in self._complete:
@@ -404,8 +504,213 @@ class GridStore:
             with open(folder / GRANULE_LOG, "ab") as log:
                 log.write(_log_text(entries))
                 self.manifest["granule_log_bytes"] = log.tell()
+            _step("log appended")
+        self.manifest["commits"] = int(self.manifest.get("commits", 0)) + 1
+        self._write_manifest()
+        _step("manifest replaced")
+
+    def _write_manifest(self) -> None:
         node = {"zarr_format": 3, "node_type": "group", "attributes": {MANIFEST_GROUP: self.manifest}}
-        _replace_json(folder / "zarr.json", lambda _: node)
+        _replace_json(self.path / MANIFEST_GROUP / "zarr.json", lambda _: node)
+
+
+def _step(point: str) -> None:
+    """A point of the commit protocol where the process may die; the tests kill it (or copy the store) here."""
+
+
+class _Journal:
+    """The undo journal of one commit: how to put every chunk it changes back as it was.
+
+    ``begin`` holds the commit count the transaction starts from; ``entries`` one JSON line per chunk
+    changed, written before the chunk is: ``{"chunk": path, "backup": name}`` for a chunk that
+    existed (kept as a hard link, so the old bytes outlive the replace), ``"backup": null`` for a new one.
+    """
+
+    def __init__(self, folder: Path, base: int):
+        self.folder, self.base = folder, base
+        self._seen: dict[Path, bool] = {}  # the chunks journaled (an insertion-ordered set)
+        self._entries = open(folder / "entries.jsonl", "ab", buffering=0)
+
+    @classmethod
+    def begin(cls, folder: Path, base: int) -> _Journal:
+        if folder.exists():
+            shutil.rmtree(folder)
+        (folder / "backup").mkdir(parents=True)
+        replace_file(folder / "begin", str(base).encode())
+        return cls(folder, base)
+
+    def protect(self, chunk: Path, root: Path) -> bool:
+        """Record ``chunk`` before it is written or removed; whether it exists now (as far as this commit knows)."""
+        if chunk in self._seen:
+            return chunk.exists()
+        try:
+            backup = f"{len(self._seen)}"
+            os.link(chunk, self.folder / "backup" / backup)
+        except FileNotFoundError:
+            backup = None
+        except OSError:  # a file system without hard links
+            shutil.copyfile(chunk, self.folder / "backup" / backup)
+        line = json.dumps({"chunk": chunk.relative_to(root).as_posix(), "backup": backup}) + "\n"
+        self._entries.write(line.encode())
+        self._seen[chunk] = True
+        _step("chunk journaled")
+        return backup is not None
+
+    def remove(self) -> None:
+        self._entries.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    @staticmethod
+    def recover(folder: Path, commits: int) -> None:
+        """Roll back the journal of a commit that did not happen (``commits`` is the manifest's count)."""
+        if not folder.exists():
+            return
+        root = folder.parents[1]
+        begun = folder / "begin"
+        if begun.exists() and int(begun.read_text() or -1) == commits:
+            entries = (folder / "entries.jsonl").read_bytes().decode() if (folder / "entries.jsonl").exists() else ""
+            for line in reversed(entries.splitlines()):
+                try:
+                    entry = json.loads(line)
+                except ValueError:  # a line torn by the kill: its chunk was not touched yet
+                    continue
+                chunk = root / entry["chunk"]
+                if entry["backup"] is None:
+                    chunk.unlink(missing_ok=True)
+                elif (folder / "backup" / entry["backup"]).exists():
+                    os.replace(folder / "backup" / entry["backup"], chunk)
+        shutil.rmtree(folder)
+
+
+class _Lock:
+    """The one-writer lock of a store: an ``flock`` on a file that names its holder.
+
+    The kernel drops an ``flock`` when its process ends however it ends, so a lock is never stale; the
+    file's text (host, pid, start) is only there to name the holder to the writer that is refused.
+    """
+
+    def __init__(self, path: Path):
+        import fcntl
+        import socket
+        import time
+
+        self.path = path
+        self._fd: int | None = None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(self._fd)
+            self._fd = None
+            holder = _holder(path)
+            raise StoreInUseError(
+                f"{path.parents[1]}: another process is writing this store ({holder}). Wait for it to finish, "
+                "stop it, or write to another store; two writers at once would mix their granules' bookkeeping. "
+                "(The lock is an flock held by the process itself: it ends when that process ends.)"
+            ) from err
+        text = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.strftime("%FT%T%z")})
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, text.encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # drops the flock
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _state(path: Path) -> str:
+    """ "store", "new" (nothing there, or a store whose creation did not finish: no manifest yet), or "other"."""
+    if (path / MANIFEST_GROUP / LOCK).exists() and not (path / MANIFEST_GROUP / "zarr.json").exists():
+        return "new"
+    if (path / "zarr.json").exists():
+        return "store"
+    return "new" if not path.exists() else "other"
+
+
+def _holder(path: Path) -> str:
+    try:
+        who = json.loads(path.read_text())
+        return f"host {who['host']}, pid {who['pid']}, since {who['since']}"
+    except (OSError, ValueError, KeyError):
+        return "a process that has not yet said who it is"
+
+
+def _clear(path: Path, *, keep: Path) -> None:
+    """Remove what is at ``path`` (a file, or a folder's contents but the lock file ``keep``)."""
+    if path.is_file() or path.is_symlink():
+        path.unlink()
+    for child in path.iterdir() if path.is_dir() else ():
+        if child == keep.parent:
+            for inner in child.iterdir():
+                if inner != keep:
+                    shutil.rmtree(inner) if inner.is_dir() else inner.unlink()
+        else:
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def _check_tiles(path: Path, manifest: dict[str, Any], request: GridRequest) -> None:
+    """Every chunk file the manifest counts for a committed bin is there (a folder listing, no reads)."""
+    counted = manifest.get("tiles")
+    if counted is None:  # a store of an earlier is2grid, which did not count them
+        return
+    has_time = request.bins.freq is not None
+    bins = int(manifest["written"])
+    for slot in range(min(bins, len(counted))):
+        for name, expected in zip(STATISTICS, counted[slot], strict=True):
+            folder = path / name / "c" / (str(slot) if has_time else "")
+            found = _count_chunks(folder)
+            if found < expected:
+                when = ""
+                if has_time and manifest["first_ordinal"] is not None:
+                    start = request.bins.starts(np.array([int(manifest["first_ordinal"]) + slot]))[0]
+                    when = f" of the time bin starting {start}"
+                raise OutputError(
+                    f"{path}: {expected - found} of the {expected} chunk files of '{name}'{when} are missing "
+                    f"(looked in {folder}); the store was changed outside is2grid, so its values there are not "
+                    "what was gridded. Re-grid into a new store, or pass overwrite=True (--overwrite) to replace it."
+                )
+
+
+def _count_chunks(folder: Path) -> int:
+    """Chunk files under ``folder`` (temporary ``.partial`` files of an interrupted write do not count)."""
+    count = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            if entry.is_dir():
+                count += _count_chunks(Path(entry.path))
+            elif not entry.name.endswith(".partial"):
+                count += 1
+    return count
+
+
+@contextlib.contextmanager
+def _os_errors(path: Path) -> Iterator[None]:
+    """A full disk or a read-only folder as a named error with the fix (the store stays as last committed)."""
+    import errno
+
+    try:
+        yield
+    except OSError as err:
+        if err.errno == errno.ENOSPC or err.errno == getattr(errno, "EDQUOT", None):
+            raise OutputError(
+                f"{path}: the disk is full (or the quota used up) while writing the store: {err.strerror}. Free "
+                "space (or choose a store on another disk) and rerun the same command: the store resumes from its "
+                "last commit."
+            ) from err
+        if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise OutputError(
+                f"{path}: cannot write the store there ({err.strerror}). Choose a folder you can write to."
+            ) from err
+        if err.errno is None or isinstance(err, FileNotFoundError):
+            raise
+        raise OutputError(f"{path}: writing the store failed: {err}. Rerun to resume from its last commit.") from err
+        raise
 
 
 def _replace_json(path: Path, change) -> None:
@@ -422,7 +727,9 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     >>> import tempfile
     >>> from is2grid.request import GridRequest
     >>> request = GridRequest.create("ease2", res=100000, hemisphere="south")
-    >>> path = GridStore(tempfile.mkdtemp() + "/out.zarr", request).path
+    >>> store = GridStore(tempfile.mkdtemp() + "/out.zarr", request)
+    >>> store.release()
+    >>> path = store.path
     >>> state = read_manifest(path)
     >>> state["written"], state["included"], state["complete"]
     (0, [], [])
@@ -434,13 +741,28 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:
+    node = path / MANIFEST_GROUP / "zarr.json"
     try:
-        return json.loads((path / MANIFEST_GROUP / "zarr.json").read_text())["attributes"][MANIFEST_GROUP]
-    except (OSError, KeyError, ValueError) as err:
+        text = node.read_bytes()
+    except OSError as err:
         raise OutputError(
             f"{path}: a Zarr store without an is2grid manifest; is2grid does not write into other "
             "stores. Choose another name, or pass overwrite=True (--overwrite) to replace it."
         ) from err
+    try:
+        manifest = json.loads(text)["attributes"][MANIFEST_GROUP]
+        if not isinstance(manifest, dict) or not _MANIFEST_KEYS <= manifest.keys():
+            raise ValueError(f"keys {sorted(_MANIFEST_KEYS - set(manifest))} missing")
+        int(manifest["written"]), int(manifest.get("granule_log_bytes", 0)), int(manifest["segments"])
+    except (KeyError, ValueError, TypeError, AttributeError) as err:
+        raise OutputError(
+            f"{path}: its is2grid manifest ({node}) is damaged ({type(err).__name__}: {err}), so what the store "
+            "holds is unknown. Re-grid into a new store, or pass overwrite=True (--overwrite) to replace it."
+        ) from err
+    return manifest
+
+
+_MANIFEST_KEYS = {"options", "first_ordinal", "written", "segments", "t_min", "t_max"}
 
 
 def _log_text(entries: list[tuple[str, str]]) -> bytes:
