@@ -142,10 +142,9 @@ KILLED_CHILD = textwrap.dedent(
 
     zarr_store._step = step
     warnings.simplefilter("ignore")
-    workflow.grid_granules(paths, res=%d, progress=False, store=store)
+    workflow.grid_granules(paths, res=RES, progress=False, store=store)
     """
-    % RES
-)
+).replace("RES", str(RES))
 
 
 @pytest.mark.parametrize(
@@ -200,12 +199,11 @@ HOLDER = textwrap.dedent(
     from is2grid.request import GridRequest
     from is2grid.zarr_store import GridStore
 
-    store = GridStore(sys.argv[1], GridRequest.create("ease2", res=%d, hemisphere="south", freq="1D"))
+    store = GridStore(sys.argv[1], GridRequest.create("ease2", res=RES, hemisphere="south", freq="1D"))
     print("holding", flush=True)
     time.sleep(60)
     """
-    % RES
-)
+).replace("RES", str(RES))
 
 
 def test_a_second_writer_is_refused_by_name_and_a_dead_writers_lock_is_not_stale(days, tmp_path):

@@ -625,7 +625,7 @@ class _Lock:
 
 
 def _state(path: Path) -> str:
-    """ "store", "new" (nothing there, or a store whose creation did not finish: no manifest yet), or "other"."""
+    """What is at ``path``: a store, nothing yet ("new": also a store whose creation did not finish), or other."""
     if (path / MANIFEST_GROUP / LOCK).exists() and not (path / MANIFEST_GROUP / "zarr.json").exists():
         return "new"
     if (path / "zarr.json").exists():
