@@ -543,13 +543,13 @@ class _Journal:
         """Record ``chunk`` before it is written or removed; whether it exists now (as far as this commit knows)."""
         if chunk in self._seen:
             return chunk.exists()
+        backup: str | None = f"{len(self._seen)}"
         try:
-            backup = f"{len(self._seen)}"
-            os.link(chunk, self.folder / "backup" / backup)
+            os.link(chunk, self.folder / "backup" / f"{backup}")
         except FileNotFoundError:
             backup = None
         except OSError:  # a file system without hard links
-            shutil.copyfile(chunk, self.folder / "backup" / backup)
+            shutil.copyfile(chunk, self.folder / "backup" / f"{backup}")
         line = json.dumps({"chunk": chunk.relative_to(root).as_posix(), "backup": backup}) + "\n"
         self._entries.write(line.encode())
         self._seen[chunk] = True
