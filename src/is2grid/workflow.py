@@ -22,6 +22,7 @@ from is2grid import credentials as credentials_module
 from is2grid.credentials import as_credentials
 from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2gridWarning, OutputError, RemoteReadError
 from is2grid.inputs import is_granule_record, record_name
+from is2grid.memory import available_memory
 from is2grid.reduction import CellSums
 from is2grid.request import GridRequest
 from is2grid.zarr_store import GridStore
@@ -185,7 +186,8 @@ def grid_granules(
         Replace an existing ``store`` instead of resuming it.
     memory_budget : float, "auto" or None
         Without a ``store``: bytes the dense in-memory result may take (``"auto"``: half the memory
-        available when the run starts; None: no limit). A larger result raises
+        available when the run starts, the smallest of the machine's, the container's cgroup limit and
+        ``ulimit -v``: see :func:`is2grid.memory.memory_limits`; None: no limit). A larger result raises
         :class:`is2grid.MemoryBudgetError` with its size and the fix, before it is built (before any
         granule is read when the extent is fixed by a window and a ``time_range``).
     **options
@@ -254,18 +256,6 @@ def _budget(memory_budget: float | str | None) -> float | None:
     if isinstance(memory_budget, str) or memory_budget <= 0:
         raise GridError(f"memory_budget={memory_budget!r}: give bytes (e.g. 8e9), 'auto' or None.")
     return float(memory_budget)
-
-
-def available_memory() -> int:
-    """Bytes of memory available to a new allocation now (Linux ``MemAvailable``; else physical memory)."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 def _with_skipped(result: xr.Dataset, skipped: list[Skipped], given: int, gridded: int) -> xr.Dataset:

@@ -1,0 +1,154 @@
+"""The memory budget honours the limits the process really has: cgroups (v1 and v2) and ``ulimit -v``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from is2grid import memory, tutorial
+
+
+@pytest.fixture(scope="module")
+def granule(tmp_path_factory):
+    return tutorial.write_granule(tmp_path_factory.mktemp("mem"), n_segments=500, start="2019-09-10T06:00:00")
+
+
+ULIMITED = textwrap.dedent(
+    """
+    import resource, sys
+    from is2grid import memory, workflow
+    import is2grid
+
+    resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), resource.RLIM_INFINITY))
+    print(sorted(memory.memory_limits()), flush=True)
+    try:
+        # 8 daily bins of the whole 3.125 km grid: 7.4 GB dense, inside half a 24 GB machine, not in 2 GB
+        workflow.grid_granules([sys.argv[1]], res=3125, freq="1D", full_grid=True,
+                               time_range=("2019-09-10", "2019-09-17"), progress=False)
+    except is2grid.MemoryBudgetError as err:
+        print("MemoryBudgetError:", err)
+    """
+)
+
+
+def test_ulimit_v_gives_a_memory_budget_error_not_numpys(granule):
+    """Under ``ulimit -v`` the budget is what the address space leaves (it was the machine's memory)."""
+    limit = _vm_size_of_a_fresh_interpreter() + 2 * 2**30
+    done = subprocess.run(
+        [sys.executable, "-c", ULIMITED, str(granule), str(limit)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "'address space'" in done.stdout
+    assert "MemoryBudgetError: the result would need 7.4 GB" in done.stdout
+    assert "MemoryError" not in done.stderr
+
+
+def _vm_size_of_a_fresh_interpreter() -> int:
+    probe = "import is2grid.workflow, is2grid.memory as m; print(m._status_bytes(m.Path('/proc'), 'VmSize'))"
+    return int(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
+
+
+def test_the_budget_is_the_smallest_limit(monkeypatch):
+    monkeypatch.setattr(memory, "memory_limits", lambda: {"machine": 20e9, "cgroup": 3e9, "address space": 7e9})
+    assert memory.available_memory() == 3e9
+
+
+def _fake_proc(tmp_path: Path, cgroup: str, mountinfo: str) -> Path:
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "meminfo").write_text("MemTotal: 25000000 kB\nMemAvailable: 20000000 kB\n")
+    (proc / "self" / "status").write_text("VmSize: 1000 kB\n")
+    (proc / "self" / "cgroup").write_text(cgroup)
+    (proc / "self" / "mountinfo").write_text(mountinfo)
+    return proc
+
+
+def test_cgroup_v2_limits_of_the_group_and_its_parents(tmp_path):
+    """A pod's layout: the tightest of memory.max along the path counts, less what that group uses."""
+    root = tmp_path / "cgroup2"
+    pod = root / "kubepods" / "pod1"
+    pod.mkdir(parents=True)
+    (root / "kubepods" / "memory.max").write_text("8589934592\n")
+    (root / "kubepods" / "memory.current").write_text("1073741824\n")
+    (pod / "memory.max").write_text("4294967296\n")
+    (pod / "memory.current").write_text("1073741824\n")
+    mountinfo = f"30 25 0:26 / {root} rw,nosuid - cgroup2 cgroup2 rw\n"
+    proc = _fake_proc(tmp_path, "0::/kubepods/pod1\n", mountinfo)
+    assert memory.memory_limits(proc)["cgroup"] == 3 * 2**30
+    (pod / "memory.max").write_text("max\n")
+    assert memory.memory_limits(proc)["cgroup"] == 7 * 2**30
+    (root / "kubepods" / "memory.max").write_text("max\n")
+    assert "cgroup" not in memory.memory_limits(proc)
+    assert memory.memory_limits(proc)["machine"] == 20000000 * 1024
+
+
+def test_cgroup_v1_limit_seen_through_a_mount_of_a_sub_hierarchy(tmp_path):
+    """A container that sees its own cgroup mounted as the root of the memory hierarchy (mount root /docker/x)."""
+    point = tmp_path / "memory"
+    point.mkdir()
+    (point / "memory.limit_in_bytes").write_text("2147483648\n")
+    (point / "memory.usage_in_bytes").write_text("536870912\n")
+    mountinfo = f"40 25 0:30 /docker/abc {point} rw - cgroup cgroup rw,memory\n"
+    proc = _fake_proc(tmp_path, "4:memory:/docker/abc\n3:cpu:/\n0::/\n", mountinfo)
+    assert memory.memory_limits(proc)["cgroup"] == 1536 * 2**20
+
+
+@pytest.fixture
+def real_v1_cgroup():
+    """A real cgroup v1 memory group with a 1 GB limit, made under this process's own (needs root, as CI has)."""
+    mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    mount = memory._mount_of(mounts, "cgroup", "memory")
+    if mount is None:
+        pytest.skip("no cgroup v1 memory hierarchy on this machine (cgroup v2 is tested on a copied layout)")
+    root, point = mount
+    path = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
+                if "memory" in line.split(":")[1].split(","))  # fmt: skip
+    group = Path(point) / os.path.relpath(path, root) / f"is2grid-test-{uuid.uuid4().hex[:8]}"
+    try:
+        group.mkdir()
+        (group / "memory.limit_in_bytes").write_text(str(2**30))
+    except OSError as err:
+        pytest.skip(f"cannot make a cgroup here: {err}")
+    try:
+        yield group
+    finally:
+        for _ in range(50):
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                import time
+
+                time.sleep(0.1)
+
+
+CGROUPED = textwrap.dedent(
+    """
+    import os, sys
+    open(os.path.join(sys.argv[2], "cgroup.procs"), "w").write(str(os.getpid()))
+    from is2grid import memory, workflow
+    import is2grid
+    print(memory.memory_limits()["cgroup"] < 2**30, flush=True)
+    try:
+        workflow.grid_granules([sys.argv[1]], res=6250, freq="1D", full_grid=True,
+                               time_range=("2019-09-10", "2019-09-14"), progress=False)
+    except is2grid.MemoryBudgetError as err:
+        print("MemoryBudgetError:", err)
+    """
+)
+
+
+def test_a_real_cgroup_limit_bounds_the_budget(granule, real_v1_cgroup):
+    """5 daily bins of the whole 6.25 km grid (1.2 GB dense) are refused in a 1 GB cgroup, by name."""
+    done = subprocess.run(
+        [sys.executable, "-c", CGROUPED, str(granule), str(real_v1_cgroup)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("True")
+    assert "MemoryBudgetError: the result would need" in done.stdout
