@@ -190,9 +190,52 @@ def test_a_file_cut_short_while_open_is_named_not_a_crash(south, tmp_path):
         ds.load()
 
 
+CUT_WHILE_DECODING = """
+import os, sys, warnings
+import xarray as xr
+import is2grid
+from is2grid import _fetch
+
+path, armed = sys.argv[1], [False]
+original = _fetch.LocalFileSource.read
+
+def read_then_cut(self, starts, stops):
+    views = original(self, starts, stops)
+    if armed[0]:  # the first read of data: its bytes are gone from the file before they are decoded
+        armed[0] = False
+        os.truncate(path, 4096)
+    return views
+
+_fetch.LocalFileSource.read = read_then_cut
+ds = xr.open_dataset(path, engine="atl10")
+armed[0] = True
+try:
+    values = ds.load()
+    print("loaded", int(values.beam_fb_height.count()))
+except is2grid.CorruptGranuleError as err:
+    print("CorruptGranuleError", err)
+"""
+
+
+def test_a_file_cut_short_while_its_chunks_are_decoded_is_named_never_sigbus(south, tmp_path):
+    """The file shrinks between the read of its chunks and their decoding (was SIGBUS: memory-mapped pages)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / south.name
+    path.write_bytes(south.read_bytes())
+    child = subprocess.run(
+        [sys.executable, "-c", CUT_WHILE_DECODING, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert child.returncode == 0, f"the process died ({child.returncode}): {child.stderr[-1500:]}"
+    assert child.stdout.startswith(("loaded", "CorruptGranuleError")), child.stdout
+    if child.stdout.startswith("CorruptGranuleError"):
+        assert "cut short while open" in child.stdout
+
+
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
 def test_a_loaded_granule_does_not_stay_in_resident_memory(south, tmp_path):
-    """Local granules are memory-mapped; after each read its pages are given back (Dask watches RSS)."""
+    """Nothing of a local granule stays mapped in the process once a read is done (Dask watches RSS)."""
     path = tmp_path / south.name
     path.write_bytes(south.read_bytes())
     ds = xr.open_dataset(path, engine="atl10")

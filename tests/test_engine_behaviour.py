@@ -326,3 +326,33 @@ def test_contiguous_datasets_read_only_the_rows(south, tmp_path, monkeypatch):
     spy = Spy(monkeypatch)
     np.testing.assert_array_equal(ds.seg_dist_x[5:10].values, values[5:10])
     assert spy.requests == [("gt1l/freeboard_segment/seg_dist_x", 5, 10)]
+
+
+def _descriptors_on(path) -> int:
+    import os
+
+    target = os.path.realpath(path)
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.path.realpath(f"/proc/self/fd/{fd}") == target
+        except OSError:
+            pass
+    return count
+
+
+def test_cold_loads_with_the_threaded_scheduler_open_the_granule_once(south):
+    """Concurrent first reads take the handle under the granule's lock: no descriptor is opened twice, or leaked."""
+    import dask
+    import gc
+
+    gc.collect()
+    before = _descriptors_on(south)
+    for _ in range(20):
+        with dask.config.set(scheduler="threads"):
+            ds = xr.open_dataset(south, engine="atl10", chunks={"segment": 500})
+            ds.load()
+            assert _descriptors_on(south) <= before + 1
+            ds.close()
+    gc.collect()
+    assert _descriptors_on(south) == before

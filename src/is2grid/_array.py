@@ -214,13 +214,13 @@ def _forget_pool_after_fork() -> None:
 
 os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
-_LOCKS: dict[str, SerializableLock] = {}
-_LOCKS_GUARD = threading.Lock()
+_LOCK_CREATION = threading.Lock()
 
 
 def _granule_lock(name: str) -> SerializableLock:
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(name, SerializableLock(token=f"is2grid:{name}"))
+    """The lock of a granule in this process: readers of the same granule share it by its token."""
+    with _LOCK_CREATION:  # SerializableLock's creation is not thread-safe itself
+        return SerializableLock(token=f"is2grid:{name}")
 
 
 @dataclass(frozen=True)
@@ -289,10 +289,11 @@ class GranuleReader:
         return self.handle().remote
 
     def handle(self) -> GranuleHandle:
-        handle = self.manager.acquire(needs_lock=False)
+        """The open granule; opened once, under the granule's lock, however many threads ask at first."""
+        handle = self.manager.acquire(needs_lock=True)
         if handle.pid != os.getpid():  # inherited through fork: its clients and threads are the parent's
             self.manager.close()
-            handle = self.manager.acquire(needs_lock=False)
+            handle = self.manager.acquire(needs_lock=True)
         return handle
 
     @contextlib.contextmanager

@@ -213,6 +213,8 @@ def _grid(args) -> int:
         fb_range=tuple(args.fb_range) if args.fb_range else None,
         min_segments=args.min_segments,
     )
+    if area is not None:
+        area.check_hemisphere(request.hemisphere)
     to_store = args.out.suffix == ".zarr"
     if not to_store:
         workflow.check_output(args.out, overwrite=args.overwrite, inputs=granules)

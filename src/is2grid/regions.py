@@ -12,7 +12,13 @@ approximate them** (edges to a few degrees), good for searches, quick looks and 
 broad regions. For the exact regions pass NSIDC-0780's polygons as GeoJSON to :func:`region`.
 
 Any shapely geometry or GeoJSON (lon/lat, EPSG:4326) and any ``(lon_min, lat_min, lon_max,
-lat_max)`` box work too; ``lon_min > lon_max`` crosses the antimeridian.
+lat_max)`` box work too. The antimeridian is crossed in every spelling: a box with ``lon_min >
+lon_max`` (170, ..., -170, ...) or with longitudes past 180 (170, ..., 190, ...), and a polygon whose
+edge jumps by more than 180 degrees of longitude (170 -> -170 is the 20 degrees across 180, not the
+340 degrees the other way round) or that goes past 180. A ring that winds once around a pole (its
+longitudes run through all 360 degrees) holds that pole. Invalid polygons (self-intersecting),
+latitudes outside -90..90 (swapped coordinates: GeoJSON is longitude first) and a region of the
+other hemisphere than the grid's are errors, never an empty time series.
 """
 
 from __future__ import annotations
@@ -68,8 +74,23 @@ class Region:
         if self.geometry is not None and inside.any():
             import shapely
 
-            inside[inside] = shapely.contains_xy(self.geometry, lon[inside], lat[inside])
+            # the geometry's longitudes may run past +-180 (unwrapped across the antimeridian): try each turn
+            x, y = lon[inside], lat[inside]
+            hit = np.zeros(x.shape, bool)
+            for turn in (-360.0, 0.0, 360.0):
+                hit |= shapely.intersects_xy(self.geometry, x + turn, y)  # the boundary is in, as for boxes
+            inside[inside] = hit
         return inside
+
+    def check_hemisphere(self, hemisphere: str | None) -> None:
+        """Raise :class:`~is2grid.GridError` if the region lies wholly in the other hemisphere than ``hemisphere``."""
+        if hemisphere in ("north", "south") and self.hemisphere in ("north", "south") and hemisphere != self.hemisphere:
+            raise GridError(
+                f"region {self.name!r} ({self.title}) lies in the {self.hemisphere}ern hemisphere, but the data is "
+                f"gridded on the {hemisphere}ern grid. Choose a region of the {hemisphere} (named ones: "
+                f"{', '.join(n for n, r in REGIONS.items() if r.hemisphere == hemisphere)}), or check that its "
+                "coordinates are (longitude, latitude)."
+            )
 
 
 def _box(name, title, lon_min, lon_max, lat_min, lat_max, hemisphere, source) -> Region:
@@ -122,8 +143,16 @@ def region(spec: Any) -> Region:
         return REGIONS[spec.lower().replace("-", "_").replace(" ", "_")]
     if isinstance(spec, tuple | list) and len(spec) == 4 and all(isinstance(v, int | float) for v in spec):
         lon_min, lat_min, lon_max, lat_max = (float(v) for v in spec)
-        if not (-90 <= lat_min < lat_max <= 90 and -180 <= lon_min <= 180 and -180 <= lon_max <= 180):
-            raise GridError(f"region box {tuple(spec)!r}: expected (lon_min, lat_min, lon_max, lat_max) in degrees.")
+        if not (-90 <= lat_min < lat_max <= 90 and -180 <= lon_min <= 360 and -180 <= lon_max <= 360):
+            swapped = " (it looks like (lat, lon, ...): the order is lon, lat)" if abs(lat_max) > 90 else ""
+            raise GridError(
+                f"region box {tuple(spec)!r}: expected (lon_min, lat_min, lon_max, lat_max) in degrees, latitudes "
+                f"in -90..90 and lat_min < lat_max{swapped}."
+            )
+        if lon_max - lon_min >= 360:
+            lon_min, lon_max = -180.0, 180.0
+        else:
+            lon_min, lon_max = (_wrap(lon_min), _wrap(lon_max)) if max(lon_min, lon_max) > 180 else (lon_min, lon_max)
         bbox = (lon_min, lat_min, lon_max, lat_max)
         return Region("box", f"lon {lon_min:g}..{lon_max:g}, lat {lat_min:g}..{lat_max:g}", bbox, _hemisphere(bbox))
     geometry = _geometry(spec)
@@ -132,9 +161,71 @@ def region(spec: Any) -> Region:
             f"region={spec!r}: not a region name, box, shapely geometry or GeoJSON. Named regions: "
             f"{', '.join(REGIONS)}; a box is (lon_min, lat_min, lon_max, lat_max)."
         )
-    lon_min, lat_min, lon_max, lat_max = (float(v) for v in geometry.bounds)
-    bbox = (lon_min, lat_min, lon_max, lat_max)
+    geometry, bbox = _on_the_sphere(geometry)
     return Region("polygon", "user polygon", bbox, _hemisphere(bbox), "user", geometry)
+
+
+def _wrap(lon: float) -> float:
+    return (lon + 180.0) % 360.0 - 180.0 if lon != 180.0 else 180.0
+
+
+def _on_the_sphere(geometry: Any) -> tuple[Any, tuple[float, float, float, float]]:
+    """A lon/lat geometry read on the sphere: checked, rings unwrapped across 180, polar rings closed by their pole.
+
+    Returns the geometry (longitudes may run past +-180 where it crosses the antimeridian) and its
+    bounding box in -180..180 (``lon_min > lon_max`` when it crosses).
+    """
+    import shapely
+    import shapely.geometry
+    from shapely.validation import explain_validity
+
+    x_min, y_min, x_max, y_max = (float(v) for v in geometry.bounds)
+    if not (-90 <= y_min and y_max <= 90):
+        swapped = -90 <= x_min and x_max <= 90
+        raise GridError(
+            f"region polygon: latitudes {y_min:g}..{y_max:g} lie outside -90..90"
+            + (" and its longitudes look like latitudes: are the coordinates (lat, lon)? GeoJSON and shapely take "
+               "(lon, lat)." if swapped else ".")
+        )  # fmt: skip
+    polygons = list(getattr(geometry, "geoms", [geometry]))
+    if not all(isinstance(p, shapely.geometry.Polygon) for p in polygons):
+        raise GridError(f"region: a {geometry.geom_type} has no area; give a Polygon or MultiPolygon in (lon, lat).")
+    fixed = [
+        shapely.geometry.Polygon(_ring(p.exterior.coords), [_ring(r.coords) for r in p.interiors]) for p in polygons
+    ]
+    result = fixed[0] if len(fixed) == 1 else shapely.geometry.MultiPolygon(fixed)
+    if not result.is_valid:
+        raise GridError(
+            f"region polygon is not valid ({explain_validity(result)}): its edges cross. Give the ring's corners in "
+            "order around it (shapely.make_valid can repair it)."
+        )
+    x_min, y_min, x_max, y_max = (float(v) for v in result.bounds)
+    if x_max - x_min >= 360:
+        bbox = (-180.0, y_min, 180.0, y_max)
+    elif x_min < -180 or x_max > 180:
+        bbox = (_wrap(x_min), y_min, _wrap(x_max), y_max)
+    else:
+        bbox = (x_min, y_min, x_max, y_max)
+    return result, bbox
+
+
+def _ring(coords) -> list[tuple[float, float]]:
+    """A ring with each edge taken the short way round (jumps over 180 degrees cross the antimeridian).
+
+    A ring that then winds once around the globe holds a pole: it is closed along the pole's parallel.
+    """
+    points = np.asarray(coords, dtype=np.float64)[:, :2]
+    lon, lat = points[:, 0].copy(), points[:, 1]
+    steps = np.diff(lon)
+    steps = (steps + 180.0) % 360.0 - 180.0
+    steps[np.isclose(np.abs(np.diff(lon)), 180.0)] = np.diff(lon)[np.isclose(np.abs(np.diff(lon)), 180.0)]
+    unwrapped = np.concatenate([[lon[0]], lon[0] + np.cumsum(steps)])
+    turns = round((unwrapped[-1] - unwrapped[0]) / 360.0)
+    ring = list(zip(unwrapped, lat, strict=True))
+    if turns:
+        pole = -90.0 if np.mean(lat) < 0 else 90.0
+        ring = [*ring, (unwrapped[-1], pole), (unwrapped[0], pole)]
+    return ring
 
 
 def _hemisphere(bbox: tuple[float, float, float, float]) -> str | None:

@@ -66,6 +66,7 @@ def region_timeseries(gridded: xr.Dataset, region: Any) -> xr.Dataset:
     from is2grid.gridding import with_latlon
 
     area = as_region(region)
+    area.check_hemisphere(gridded.attrs.get("hemisphere"))
     if "statistics need >=" in str(gridded.attrs.get("filters", "")):
         raise GridError(
             "this result was gridded with min_segments > 1: its sparse cells have NaN statistics and their sums "
@@ -92,6 +93,18 @@ def region_timeseries(gridded: xr.Dataset, region: Any) -> xr.Dataset:
 
 
 def _series(totals: xr.Dataset, gridded: xr.Dataset, area) -> xr.Dataset:
+    if totals.n_segments.size and not totals.n_segments.values.any():
+        import warnings
+
+        from is2grid.errors import Is2gridWarning
+
+        warnings.warn(
+            f"region {area.name!r} ({area.title}, bbox {area.bbox}) holds no segment in any time bin: the series is "
+            "all gaps. Check the region (coordinates are (lon, lat); boxes (lon_min, lat_min, lon_max, lat_max)) "
+            "and that the granules reach it.",
+            Is2gridWarning,
+            stacklevel=3,
+        )
     count, mean_length, mean_fb, std_fb = reduction.statistics(
         totals.n_segments.values.astype(np.int64),
         totals.sum_length.values,
@@ -160,6 +173,7 @@ def segments_timeseries(ds: xr.Dataset, region: Any, freq: str | None = "1D", re
 
     area = as_region(region)
     options.setdefault("hemisphere", atl10.hemisphere_of_dataset(ds))
+    area.check_hemisphere(options["hemisphere"])
     request = GridRequest.create("ease2", res=res, freq=freq, **options)
     columns = {n: ds[n].values for n in request.needed}
     if columns["delta_time"].dtype.kind != "M":
