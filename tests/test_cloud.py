@@ -572,3 +572,62 @@ def test_grid_granules_from_s3_into_a_store_skipping_a_missing_object(moto_with_
     assert stored.attrs["granules_gridded"] == 1
     expected = grid_granules([granule], res=25000, progress=False).reindex_like(stored.n_segments, fill_value=0)
     np.testing.assert_array_equal(stored.n_segments.values, expected.n_segments.values)
+
+
+# --- deadlines on every path, and what a pre-signed URL can meet --------------------------------------
+
+
+@pytest.mark.parametrize("presigned", [False, True], ids=["obstore", "pre-signed (requests)"])
+def test_a_trickling_server_fails_within_the_stated_bound_on_every_path(scripted, presigned):
+    """Each attempt is cut at `timeout` however the bytes come: the whole read ends within (retries+1) x timeout."""
+    _plan, url = scripted(trickle=0.2)
+    if presigned:
+        url += f"?X-Amz-Signature={SECRET}"
+    options = {"timeout": 1.5, "retries": 1, "backoff": 0.05}
+    bound = (options["retries"] + 1) * options["timeout"] + options["backoff"] * 2 + 3.0  # + connect and start-up
+    start = time.perf_counter()
+    with pytest.raises(is2grid.RemoteReadError, match="timed out"):
+        xr.open_dataset(url, engine="atl10", storage_options=options)
+    elapsed = time.perf_counter() - start
+    assert elapsed < bound, f"{elapsed:.1f} s, more than the stated bound of {bound:.1f} s"
+
+
+def test_a_pre_signed_url_answered_by_a_login_page_is_an_authentication_error(scripted):
+    _plan, url = scripted(login_page=True)
+    with pytest.raises(is2grid.AuthenticationError, match="Earthdata Login") as info:
+        xr.open_dataset(f"{url}?X-Amz-Signature={SECRET}", engine="atl10", storage_options={"retries": 0})
+    assert SECRET not in "".join(traceback.format_exception(info.value))
+
+
+def test_ca_bundle_is_honoured_for_pre_signed_https_urls(granule, tmp_path, local):
+    import ssl
+
+    cert, authority = self_signed_cert(tmp_path)
+    server, url = serve_scripted(granule.parent, Behaviour())
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    signed = url.replace("http://", "https://") + f"/{granule.name}?X-Amz-Signature={SECRET}"
+    try:
+        with pytest.raises(is2grid.RemoteReadError, match=r"certificate is not trusted.*ca_bundle"):
+            xr.open_dataset(signed, engine="atl10", storage_options={"retries": 0})
+        ds = xr.open_dataset(signed, engine="atl10", storage_options={"ca_bundle": str(authority)})
+        xr.testing.assert_identical(ds.load(), local)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (f"https://user:{SECRET}@[::1/ATL10.h5?sig={SECRET}", "Invalid IPv6 URL"),
+        ("http://127.0.0.1:99999/ATL10.h5", "Port out of range"),
+        ("https://exa mple.org/ATL10.h5", "space in the host"),
+        ("https:///ATL10.h5", "without a host"),
+    ],
+)
+def test_malformed_urls_are_named_without_their_secrets(url, problem):
+    with pytest.raises(is2grid.UnsupportedInputError, match=problem) as info:
+        xr.open_dataset(url, engine="atl10")
+    assert SECRET not in "".join(traceback.format_exception(info.value))

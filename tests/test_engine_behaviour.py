@@ -343,8 +343,9 @@ def _descriptors_on(path) -> int:
 
 def test_cold_loads_with_the_threaded_scheduler_open_the_granule_once(south):
     """Concurrent first reads take the handle under the granule's lock: no descriptor is opened twice, or leaked."""
-    import dask
     import gc
+
+    import dask
 
     gc.collect()
     before = _descriptors_on(south)

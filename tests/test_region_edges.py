@@ -24,12 +24,18 @@ def in_sector(lon, lat):
 SPELLINGS = {
     "box lon_min > lon_max": SECTOR,
     "box past 180": (170, -80, 190, -60),
-    "polygon 170 -> -170": {"type": "Polygon", "coordinates": [[[170, -80], [-170, -80], [-170, -60], [170, -60],
-                                                                [170, -80]]]},  # fmt: skip
-    "polygon 170 -> 190": {"type": "Polygon", "coordinates": [[[170, -80], [190, -80], [190, -60], [170, -60],
-                                                               [170, -80]]]},  # fmt: skip
-    "polygon -190 -> -170": {"type": "Polygon", "coordinates": [[[-190, -80], [-170, -80], [-170, -60],
-                                                                 [-190, -60], [-190, -80]]]},  # fmt: skip
+    "polygon 170 -> -170": {
+        "type": "Polygon",
+        "coordinates": [[[170, -80], [-170, -80], [-170, -60], [170, -60], [170, -80]]],
+    },
+    "polygon 170 -> 190": {
+        "type": "Polygon",
+        "coordinates": [[[170, -80], [190, -80], [190, -60], [170, -60], [170, -80]]],
+    },
+    "polygon -190 -> -170": {
+        "type": "Polygon",
+        "coordinates": [[[-190, -80], [-170, -80], [-170, -60], [-190, -60], [-190, -80]]],
+    },
 }
 
 
@@ -53,7 +59,9 @@ def ross_grid():
 
 
 def test_a_time_series_across_the_antimeridian_counts_its_two_halves(ross_grid):
-    east, west = (timeseries.region_timeseries(ross_grid, box) for box in ((170, -80, 180, -60), (-180, -80, -170, -60)))
+    east, west = (
+        timeseries.region_timeseries(ross_grid, box) for box in ((170, -80, 180, -60), (-180, -80, -170, -60))
+    )
     expected = int(east.n_segments) + int(west.n_segments)
     assert expected > 0
     for spelling, spec in SPELLINGS.items():

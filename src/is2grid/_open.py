@@ -10,7 +10,7 @@ import xarray as xr
 from xarray.backends.store import StoreBackendEntrypoint
 
 from is2grid import atl10
-from is2grid._fetch import FetchOptions
+from is2grid._fetch import FetchOptions, resolve
 from is2grid._store import BeamGroupStore, Granule, SegmentStore
 from is2grid.credentials import Credentials, as_credentials, split_url_secrets
 from is2grid.inputs import is_granule_record, pick_link
@@ -24,6 +24,7 @@ def open_granule(target: Any, credentials: Any, storage_options: Mapping[str, An
     url = os.fspath(target) if isinstance(target, str | os.PathLike) else None
     made = as_credentials(credentials if credentials is not None else from_options, url)
     if url is not None:
+        resolve(url)  # a malformed URL is named here, before anything parses it
         # a pre-signed query string or user:password in the URL is a secret: it travels as credentials
         target, query, userinfo = split_url_secrets(url)
         if query or userinfo:

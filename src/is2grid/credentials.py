@@ -308,10 +308,15 @@ def redact_url(url: str) -> str:
     >>> redact_url("/data/granule.h5")
     '/data/granule.h5'
     """
-    parts = urlsplit(url)
-    if not parts.scheme or len(parts.scheme) == 1:
-        return url
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
+    try:
+        parts = urlsplit(url)
+        if not parts.scheme or len(parts.scheme) == 1:
+            return url
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+    except ValueError:  # not a URL that parses: keep what precedes any user-info or query
+        head = url.split("?", 1)[0].split("#", 1)[0]
+        scheme, _, rest = head.partition("://")
+        return f"{scheme}://{rest.rsplit('@', 1)[-1]}" if rest else head
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
