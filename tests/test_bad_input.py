@@ -152,7 +152,9 @@ def _damage_chunk_index(source, tmp_path, change):
     ("damage", "problem"),
     [
         # key 1's first row made equal to key 0's: two chunks claim the same rows
-        (lambda node: node.__setitem__(slice(64, 72), node[32:40]), "same rows"),
+        (lambda node: node.__setitem__(slice(64, 72), node[32:40]), "out of order"),
+        # keys 0 and 1 swapped, their chunk addresses not: h5py finds neither (fill values), this read them swapped
+        (lambda node: node.__setitem__(slice(24, 88), node[56:88] + node[24:56]), "out of order"),
         # a key's row moved off the chunk grid
         (
             lambda node: node.__setitem__(
@@ -171,6 +173,95 @@ def test_damaged_chunk_index_is_named_not_read(three_chunks, tmp_path, damage, p
     path = _damage_chunk_index(three_chunks, tmp_path, damage)
     with pytest.raises(is2grid.CorruptGranuleError, match=f"beam_fb_height.*{problem}"):
         xr.open_dataset(path, engine="atl10").beam_fb_height.load()
+
+
+def _header_of(data: bytes, position: int) -> tuple[int, int, int]:
+    """(start, covered bytes, checksum position) of the OHDR or OCHK block holding byte ``position``."""
+    start = max(data.rfind(b"OHDR", 0, position), data.rfind(b"OCHK", 0, position))
+    if data[start : start + 4] == b"OHDR":
+        flags = data[start + 5]
+        prefix = 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+        width = 1 << (flags & 3)
+        covered = prefix + width + int.from_bytes(data[start + prefix : start + prefix + width], "little")
+    else:  # a continuation block: its length is in the continuation message that points at it
+        import struct
+
+        pointer = data.find(struct.pack("<Q", start))
+        covered = int.from_bytes(data[pointer + 8 : pointer + 16], "little") - 4
+    return start, covered, start + covered
+
+
+def _edit_header(source, tmp_path, dataset: str, edit, *, fix_checksum: bool):
+    """A copy whose ``dataset`` layout message (chunk shape) is edited, its header checksum refreshed or not."""
+    import shutil
+    import struct
+
+    from is2grid._array import GranuleReader
+    from is2grid._checksum import lookup3
+
+    path = tmp_path / source.name
+    shutil.copy(source, path)
+    reader = GranuleReader(str(path))
+    reader.metadata([dataset])
+    address = reader.handle().layouts[dataset].address
+    reader.close()
+    data = bytearray(path.read_bytes())
+    at = data.find(struct.pack("<BBBQ", 3, 2, 2, address))  # layout message v3, chunked, 2 dimensions, B-tree
+    assert at > 0
+    edit(data, at + 11)  # the first chunk dimension (4 bytes)
+    if fix_checksum:
+        start, covered, checksum = _header_of(bytes(data), at)
+        data[checksum : checksum + 4] = struct.pack("<I", lookup3(bytes(data[start : start + covered])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _claim_2_27_rows(data, at):
+    data[at : at + 4] = (1 << 27).to_bytes(4, "little")
+
+
+def test_a_damaged_object_header_fails_its_checksum_as_in_libhdf5(three_chunks, tmp_path):
+    import h5py
+
+    path = _edit_header(three_chunks, tmp_path, "gt1l/freeboard_segment/beam_fb_height", _claim_2_27_rows,
+                        fix_checksum=False)  # fmt: skip
+    with pytest.raises((OSError, KeyError), match="checksum"), h5py.File(path) as f:
+        f["gt1l/freeboard_segment/beam_fb_height"][:10]
+    with pytest.raises(is2grid.CorruptGranuleError, match=r"object header at byte \d+ fails its checksum"):
+        xr.open_dataset(path, engine="atl10").load()
+
+
+def test_a_chunk_shape_no_stream_can_fill_is_named_before_anything_is_allocated(south, tmp_path):
+    """A header made consistent again (checksum refreshed) that claims one 2^27-row chunk (512 MB)."""
+    path = _edit_header(south, tmp_path, "gt1l/freeboard_segment/beam_fb_height", _claim_2_27_rows,
+                        fix_checksum=True)  # fmt: skip
+    with pytest.raises(is2grid.CorruptGranuleError, match=r"would have to inflate to 536870912.*chunk shape"):
+        xr.open_dataset(path, engine="atl10").beam_fb_height.load()
+
+
+def test_a_damaged_superblock_fails_its_checksum(south, tmp_path):
+    path = tmp_path / south.name
+    data = bytearray(south.read_bytes())
+    data[40] ^= 0x01  # the root group's address, inside the checksummed superblock
+    path.write_bytes(bytes(data))
+    with pytest.raises(is2grid.CorruptGranuleError, match="superblock fails its checksum"):
+        xr.open_dataset(path, engine="atl10")
+
+
+@pytest.mark.parametrize("scalar", ["orbit_info/rgt", "orbit_info/sc_orient", "orbit_info/cycle_number"])
+def test_an_empty_required_scalar_is_named(south, tmp_path, scalar):
+    import shutil
+
+    import h5py
+
+    path = tmp_path / south.name
+    shutil.copy(south, path)
+    with h5py.File(path, "r+") as f:
+        dtype = f[scalar].dtype
+        del f[scalar]
+        f.create_dataset(scalar, shape=(0,), dtype=dtype)
+    with pytest.raises(is2grid.CorruptGranuleError, match=rf"{scalar} holds no value \(0 elements\)"):
+        xr.open_dataset(path, engine="atl10")
 
 
 def test_group_and_beams_together_are_refused(south):

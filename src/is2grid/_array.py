@@ -26,7 +26,7 @@ from xarray.backends.file_manager import CachingFileManager
 from xarray.backends.locks import SerializableLock
 from xarray.core import indexing
 
-from is2grid import _chunks, _decode
+from is2grid import _checksum, _chunks, _decode
 from is2grid._fetch import ByteSource, FetchOptions, FileObjectSource, LocalFileSource, describe, open_source
 from is2grid.credentials import Credentials, redact_url
 from is2grid.errors import CorruptGranuleError, GranuleError
@@ -109,6 +109,75 @@ def _parsers() -> tuple[type, type]:
             target.big_endian = (version_class & 0x0F) in (0, 1) and bool((version_class >> 8) & 1)
             return found
 
+        # metadata blocks are checked against their checksums before h5coro parses them (it skips them)
+
+        def _field(self, pos: int, size: int) -> int:
+            return int.from_bytes(bytes(self.resourceObject.ioRequest(pos, size)), "little")
+
+        def _checked(self, what: str, start: int, covered: int, zeroed: int | None = None) -> None:
+            """The block at ``start`` whose checksum follows its first ``covered`` bytes (or sits at ``zeroed``)."""
+            done = self.resourceObject.__dict__.setdefault("is2grid_checked", set())
+            if start in done:
+                return
+            at = start + covered if zeroed is None else zeroed
+            block = bytes(self.resourceObject.ioRequest(start, covered))
+            stored = self._field(at, 4)
+            if zeroed is not None:
+                block = block[: at - start] + bytes(4) + block[at - start + 4 :]
+            if not _checksum.verify(block, stored):
+                raise CorruptGranuleError(
+                    f"{self.resourceObject.resource}: the {what} at byte {start} fails its checksum (as libhdf5 says: "
+                    "incorrect metadata checksum): the file is damaged. Download the granule again."
+                )
+            done.add(start)
+
+        def readObjHdrV0(self, dlvl):
+            start = self.pos
+            flags = self._field(start + 5, 1)
+            prefix = 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+            width = 1 << (flags & 0x3)
+            self._checked("object header", start, prefix + width + self._field(start + prefix, width))
+            return super().readObjHdrV0(dlvl)
+
+        def headercontMsgHandler(self, msg_size, obj_hdr_flags, dlvl):
+            if not obj_hdr_flags & self.CUSTOM_V1_FLAG:
+                files = self.resourceObject
+                offset = self._field(self.pos, files.offsetSize)
+                length = self._field(self.pos + files.offsetSize, files.lengthSize)
+                if length < 8:
+                    raise CorruptGranuleError(f"{files.resource}: an object header continuation of {length} bytes.")
+                self._checked("object header continuation", offset, length - 4)
+            return super().headercontMsgHandler(msg_size, obj_hdr_flags, dlvl)
+
+        def readFractalHeap(self, msg_type, obj_hdr_flags, dlvl):
+            files, start = self.resourceObject, self.pos
+            length, offset = files.lengthSize, files.offsetSize
+            filters = self._field(start + 7, 2)
+            covered = 22 + 12 * length + 3 * offset + ((length + 4 + filters) if filters else 0)
+            self._checked("fractal heap header", start, covered)
+            return super().readFractalHeap(msg_type, obj_hdr_flags, dlvl)
+
+        def readDirectBlock(self, heap_info, block_size, obj_hdr_flags, dlvl):
+            if heap_info["dblk_checksum"]:
+                at = self.pos + 5 + self.resourceObject.offsetSize + heap_info["blk_offset_size"]
+                self._checked("fractal heap direct block", self.pos, block_size, zeroed=at)
+            return super().readDirectBlock(heap_info, block_size, obj_hdr_flags, dlvl)
+
+        def readIndirectBlock(self, heap_info, block_size, obj_hdr_flags, dlvl):
+            rows = heap_info["curr_num_rows"]
+            if block_size > 0:
+                rows = (
+                    self.highestBit(block_size)
+                    - self.highestBit(heap_info["starting_blk_size"] * heap_info["table_width"])
+                    + 1
+                )
+            entries = rows * heap_info["table_width"]
+            offset = self.resourceObject.offsetSize
+            self._checked(
+                "fractal heap indirect block", self.pos, 5 + offset + heap_info["blk_offset_size"] + entries * offset
+            )
+            return super().readIndirectBlock(heap_info, block_size, obj_hdr_flags, dlvl)
+
     return H5Coro, Described
 
 
@@ -143,12 +212,27 @@ class GranuleHandle:
                 f"{self.name}: not a readable HDF5 file ({type(err).__name__}: {err}). "
                 "Is it a complete ATL10 granule? Download it again if it was cut short."
             ) from None
+        self._check_superblock()
         self.layouts: dict[str, _chunks.Layout] = {}
         self.indexes: dict[str, _chunks.ChunkIndex] = {}
         self.ahead: OrderedDict[tuple[str, int], memoryview] = OrderedDict()
         self.ahead_bytes = 0
         self.read_once: set[tuple[str, int]] = set()  # chunks read before: not fetched ahead again
         self.lock = threading.Lock()
+
+    def _check_superblock(self) -> None:
+        """A version 2 or 3 superblock ends in a checksum of the 12 + 4 offsets bytes before it."""
+        head = bytes(self.source.read([0], [min(self.source.size(), 64)])[0])
+        if len(head) < 12 or head[8] not in (2, 3):
+            return
+        covered = 12 + 4 * head[9]
+        if len(head) < covered + 4 or not _checksum.verify(
+            head[:covered], int.from_bytes(head[covered : covered + 4], "little")
+        ):
+            raise CorruptGranuleError(
+                f"{self.name}: the HDF5 superblock fails its checksum (libhdf5: incorrect metadata checksum): the "
+                "file is damaged. Download the granule again."
+            )
 
     def close(self) -> None:
         self.h5.cache.clear()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 import struct
 from collections.abc import Generator, Sequence
@@ -24,6 +25,8 @@ COMPACT, CONTIGUOUS, CHUNKED = 0, 1, 2
 DEFLATE, SHUFFLE, FLETCHER32 = 1, 2, 3
 #: HDF5's default chunk B-tree K: at most 2K entries per node.
 _MAX_ENTRIES = 64
+#: deflate's largest expansion (258 bytes from about a quarter of a byte): a bound on a chunk's decoded size
+_MAX_INFLATE_RATIO = 1032
 
 Ranges = list[tuple[int, int]]
 
@@ -174,6 +177,12 @@ def _parse_node(blob: bytes, offset_size: int, key_size: int, layout: Layout, na
                 "does not decode. Use the NSIDC original granule."
             )
         children.append((tuple(coords[:ndim]), child, size, mask))
+    keys = [c[0] for c in children]
+    if any(later <= earlier for earlier, later in itertools.pairwise(keys)):
+        raise CorruptGranuleError(
+            f"{name}: a chunk index node of {layout.path!r} lists its chunks out of order (an HDF5 B-tree keeps its "
+            "keys sorted; libhdf5 would not find them). The granule is damaged: download it again."
+        )
     return node_level, children
 
 
@@ -202,8 +211,13 @@ def _checked_index(layout: Layout, found: list, file_size: int, name: str) -> Ch
             raise fail("two chunks claim the same rows")
         if (sizes <= 0).any() or (offsets < 0).any() or (offsets + sizes > file_size).any():
             raise fail("a chunk lies outside the file")
-        if not layout.filters and (sizes != layout.chunk_bytes).any():
+        if DEFLATE not in layout.filters and (sizes != layout.chunk_bytes + 4 * (FLETCHER32 in layout.filters)).any():
             raise fail("an uncompressed chunk has the wrong size")
+        if DEFLATE in layout.filters and layout.chunk_bytes > _MAX_INFLATE_RATIO * sizes.min() + 1024:
+            raise fail(
+                f"a chunk of {int(sizes.min())} bytes would have to inflate to {layout.chunk_bytes} (deflate expands "
+                f"at most {_MAX_INFLATE_RATIO}-fold): the chunk shape {list(layout.chunk_shape)} is wrong"
+            )
     expected = int(np.prod(-(-shape // chunk))) if len(shape) else 0
     if len(starts) != expected:
         raise fail(f"{len(starts)} chunks where the shape needs {expected}")

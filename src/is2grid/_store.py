@@ -65,22 +65,35 @@ class Granule:
         self._check_product()  # what kind of file this is says more than a missing scalar would
         if isinstance(values, Exception):
             raise values
-        raw = dict(zip(ROOT_SCALARS, values, strict=True))
-        self.sc_orient = int(np.asarray(raw["sc_orient"]).ravel()[0])
+        raw = {name: self._one_value(name, value) for name, value in zip(ROOT_SCALARS, values, strict=True)}
+        self.sc_orient = int(raw["sc_orient"])
         self.release = as_text(raw["release"])
         self.attrs = {
             "granule": self.name.removeprefix("processed_") if self.name.startswith("processed_") else self.name,
             "source_file": self.name,
             "hemisphere": atl10.hemisphere_from_name(self.name) or self._hemisphere_from_metadata(),
-            "rgt": int(np.asarray(raw["rgt"]).ravel()[0]),
-            "cycle": int(np.asarray(raw["cycle_number"]).ravel()[0]),
-            "orbit_number": int(np.asarray(raw["orbit_number"]).ravel()[0]),
+            "rgt": int(raw["rgt"]),
+            "cycle": int(raw["cycle_number"]),
+            "orbit_number": int(raw["orbit_number"]),
             "sc_orient": self.sc_orient,
             "sc_orient_meaning": atl10.ORIENTATIONS.get(self.sc_orient, "unknown"),
             "product": "ATL10",
             "product_version": self.release,
             "product_revision": as_text(raw["revision"]),
         }
+
+    def _one_value(self, name: str, value: Any) -> Any:
+        """The single value of a root scalar dataset (``orbit_info/rgt``...); empty or unreadable is damage."""
+        flat = np.asarray(value).ravel()
+        if flat.size == 0:
+            raise CorruptGranuleError(
+                f"{self.url}: {ROOT_SCALARS[name]} holds no value (0 elements) where every ATL10 granule has one. "
+                "The granule is damaged or was edited: download it again."
+            )
+        if flat.dtype.kind in "iuf" and name in ("sc_orient", "rgt", "cycle_number", "orbit_number"):
+            if not np.isfinite(flat[0]) or flat[0] != np.round(flat[0]):
+                raise CorruptGranuleError(f"{self.url}: {ROOT_SCALARS[name]} is {flat[0]!r}, not a whole number.")
+        return flat[0] if flat.dtype.kind not in "SUO" else flat
 
     def _hemisphere_from_metadata(self) -> str:
         """For a renamed granule: ``ancillary_data/start_region`` (1 Arctic, 2 Antarctic for ATL07/ATL10)."""
