@@ -66,6 +66,19 @@ def btree_ranges(path: Path) -> list[tuple[int, int]]:
     return found
 
 
+def header_ranges(content: bytes) -> list[tuple[int, int]]:
+    """Where the object headers (OHDR) are, signature to checksum: damage there fails libhdf5's checksum."""
+    found, at = [], content.find(b"OHDR")
+    while at >= 0:
+        flags = content[at + 5]
+        prefix = 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+        width = 1 << (flags & 3)
+        size = int.from_bytes(content[at + prefix : at + prefix + width], "little")
+        found.append((at, min(len(content), at + prefix + width + size + 4)))
+        at = content.find(b"OHDR", at + 4)
+    return found
+
+
 def mutations(path: Path, n: int, seed: int) -> list[tuple[str, int, bytes | None]]:
     """``n`` seeded mutations: (kind, offset, new bytes); kind "truncate" cuts the file at offset."""
     rng = random.Random(seed)
@@ -75,10 +88,25 @@ def mutations(path: Path, n: int, seed: int) -> list[tuple[str, int, bytes | Non
     weights = [b - a for a, b in gaps]
     trees = btree_ranges(path)
     found: list[tuple[str, int, bytes | None]] = []
+    headers = header_ranges(content)
     for _ in range(n):
         roll = rng.random()
         if roll < 0.05:
             found.append(("truncate", rng.randrange(size // 2, size), None))
+            continue
+        if roll < 0.10 and trees:  # two neighbouring keys of a chunk B-tree node swapped, their children not
+            a, _ = rng.choice(trees)
+            used = int.from_bytes(content[a + 6 : a + 8], "little")
+            if used >= 2:
+                k = rng.randrange(used - 1)
+                first = a + 24 + k * 32  # key k (24 bytes) + child (8 bytes) per entry
+                found.append(("write", first, content[first + 32 : first + 56] + content[first + 24 : first + 32]
+                              + content[first : first + 24]))  # fmt: skip
+                continue
+        if roll < 0.20 and headers:  # inside an object header or its continuation (checksummed by HDF5)
+            a, b = rng.choice(headers)
+            offset = rng.randrange(a, b)
+            found.append(("write", offset, bytes([content[offset] ^ (1 << rng.randrange(8))])))
             continue
         if roll < 0.15:
             offset = rng.randrange(size)  # anywhere, chunk data included

@@ -44,6 +44,7 @@ def _decode(store, mask_and_scale: bool, decode_times: bool, drop_variables=None
     )
     coords = [c for c in (*atl10.COORDINATES, "beam", "trajectory") if c in ds.variables]
     ds = ds.set_coords(coords)
+    ds.set_close(store.close)  # set_coords returns a new Dataset, without the store's close
     # xarray would record the URL as given, pre-signed query string and all
     ds.encoding["source"] = store.granule.url
     return ds
