@@ -350,7 +350,7 @@ def test_concurrent_first_reads_open_the_granule_once(south):
         start = threading.Barrier(8)
         handles = []
 
-        def first_read():
+        def first_read(reader=reader, start=start, handles=handles):
             start.wait()
             handles.append(reader.handle())
 
