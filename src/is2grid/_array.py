@@ -121,6 +121,11 @@ def _parsers() -> tuple[type, type]:
                 return
             at = start + covered if zeroed is None else zeroed
             block = bytes(self.resourceObject.ioRequest(start, covered))
+            if len(block) < covered or len(bytes(self.resourceObject.ioRequest(at, 4))) < 4:
+                raise CorruptGranuleError(
+                    f"{self.resourceObject.resource}: the {what} at byte {start} runs past the end of the file: it is "
+                    "truncated, download it again."
+                )
             stored = self._field(at, 4)
             if zeroed is not None:
                 block = block[: at - start] + bytes(4) + block[at - start + 4 :]
@@ -158,10 +163,88 @@ def _parsers() -> tuple[type, type]:
             return super().readFractalHeap(msg_type, obj_hdr_flags, dlvl)
 
         def readDirectBlock(self, heap_info, block_size, obj_hdr_flags, dlvl):
+            start, offset = self.pos, self.resourceObject.offsetSize
             if heap_info["dblk_checksum"]:
-                at = self.pos + 5 + self.resourceObject.offsetSize + heap_info["blk_offset_size"]
-                self._checked("fractal heap direct block", self.pos, block_size, zeroed=at)
-            return super().readDirectBlock(heap_info, block_size, obj_hdr_flags, dlvl)
+                at = start + 5 + offset + heap_info["blk_offset_size"]
+                self._checked("fractal heap direct block", start, block_size, zeroed=at)
+            live = self._live[-1] if getattr(self, "_live", None) else None
+            if live is None or heap_info["msg_type"] != self.LINK_MSG:
+                return super().readDirectBlock(heap_info, block_size, obj_hdr_flags, dlvl)
+            # the group's links: only those its name index lists, each read where its heap ID says it is
+            block_offset = self._field(start + 5 + offset, heap_info["blk_offset_size"])
+            for heap_offset in sorted(o for o in live if block_offset <= o < block_offset + block_size):
+                self.pos = start + (heap_offset - block_offset)
+                self.readMessage(self.LINK_MSG, block_size, obj_hdr_flags, dlvl)
+                heap_info["cur_objects"] += 1
+                if self.earlyExit and self.datasetFound:
+                    break
+            self.pos = start + block_size
+            return block_size
+
+        # h5coro reads a group's links by scanning its fractal heap's blocks from start to end, so a link
+        # deleted with h5py or libhdf5 (freed, not zeroed, and its space perhaps reused) still shows, pointing
+        # at a freed object header. The group's name index (a version 2 B-tree) holds the heap IDs of the live
+        # links only: where it can be read, the links are read from there.
+
+        def linkinfoMsgHandler(self, msg_size, obj_hdr_flags, dlvl):
+            live = self._live_links(self.pos)
+            self.__dict__.setdefault("_live", []).append(live)
+            try:
+                return super().linkinfoMsgHandler(msg_size, obj_hdr_flags, dlvl)
+            finally:
+                self._live.pop()
+
+        def _live_links(self, pos: int) -> set[int] | None:
+            """Heap offsets of the live links of the group whose link info message is at ``pos`` (None: unknown)."""
+            files = self.resourceObject
+            o, length = files.offsetSize, files.lengthSize
+            flags = self._field(pos + 1, 1)
+            at = pos + 2 + (8 if flags & 0x1 else 0)
+            heap, index = self._field(at, o), self._field(at + o, o)
+            invalid = (1 << (8 * o)) - 1
+            if heap == invalid or index == invalid or bytes(files.ioRequest(heap, 4)) != b"FRHP":
+                return None
+            id_length = self._field(heap + 5, 2)
+            huge_and_tiny = self._field(heap + 14 + 7 * length + 2 * o, length) + self._field(
+                heap + 14 + 9 * length + 2 * o, length
+            )
+            offset_width = (self._field(heap + 16 + 12 * length + 2 * o, 2) + 7) // 8
+            if huge_and_tiny or bytes(files.ioRequest(index, 4)) != b"BTHD":
+                return None
+            self._checked("link name index (v2 B-tree) header", index, 16 + o + 2 + length)
+            kind, node_size = self._field(index + 5, 1), self._field(index + 6, 4)
+            record, depth = self._field(index + 10, 2), self._field(index + 12, 2)
+            root, count = self._field(index + 16, o), self._field(index + 16 + o, 2)
+            if kind != 5 or depth > 1 or record < 4 + id_length:
+                return None
+            leaf_width = (((node_size - 10) // record).bit_length() - 1) // 8 + 1
+            records: list[bytes] = []
+
+            def node(address: int, n: int, signature: bytes, children: int) -> list[tuple[int, int]]:
+                if bytes(files.ioRequest(address, 4)) != signature:
+                    raise CorruptGranuleError(f"{files.resource}: no link name index node at byte {address}.")
+                pointers = 6 + n * record
+                self._checked("link name index node", address, pointers + children * (o + leaf_width))
+                block = bytes(files.ioRequest(address + 6, n * record))
+                records.extend(block[i * record : (i + 1) * record] for i in range(n))
+                at = address + pointers
+                return [
+                    (self._field(at + i * (o + leaf_width), o), self._field(at + i * (o + leaf_width) + o, leaf_width))
+                    for i in range(children)
+                ]
+
+            if depth == 0:
+                node(root, count, b"BTLF", 0)
+            else:
+                for child, n in node(root, count, b"BTIN", count + 1):
+                    node(child, n, b"BTLF", 0)
+            live = set()
+            for entry in records:
+                heap_id = entry[4 : 4 + id_length]
+                if (heap_id[0] >> 4) & 0x3:  # not a managed object
+                    return None
+                live.add(int.from_bytes(heap_id[1 : 1 + offset_width], "little"))
+            return live
 
         def readIndirectBlock(self, heap_info, block_size, obj_hdr_flags, dlvl):
             rows = heap_info["curr_num_rows"]
@@ -473,7 +556,10 @@ class GranuleReader:
         def group(handle, path):
             # h5coro matches members by string prefix ("lidar" would list "lidarDocument"'s "Document"):
             # take the names below "path/" from the addresses it read
-            handle.h5.inspectPath(path, w_attr=False)
+            from h5coro.h5coro import massagePath
+
+            # as h5coro's inspectPath, through the checking parser
+            _described(handle.h5, massagePath(path), earlyExit=False, metaOnly=True, enableAttributes=False)
             prefix = path.strip("/") + "/" if path.strip("/") else ""
             known = list(handle.h5.pathAddresses)
             return {p[len(prefix) :].split("/")[0] for p in known if p.startswith(prefix) and len(p) > len(prefix)}

@@ -246,6 +246,49 @@ class SegmentStore(AbstractDataStore):
         # xarray checks that times decode by reading the first and last; not when the engine decodes them
         xarray_decodes = bool(decode_times) and not _engine_decodes_times(decode_times)
         self.rows = granule.segment_rows_of(chosen, wanted, time_probe=xarray_decodes and atl10.TIME in self.names)
+        self.names = self._without_missing(self.names, explicit=variables is not None)
+
+    def _without_missing(self, names: list[str], *, explicit: bool) -> list[str]:
+        """The names the granule has in every beam with segments; the others left out with one warning.
+
+        A variable subset (an NSIDC order with variables chosen, a user's own trimmed copy) lacks some
+        variables; only the coordinates, and the variables asked for by name, are required.
+        """
+        table = atl10.segment_variable_paths()
+        for beam in self.beams:
+            if "latitude" not in self.rows[beam] and self.rows[beam]:
+                raise CorruptGranuleError(
+                    f"{self.granule.url}: {beam}/{table['latitude']} is missing although {beam} has other segment "
+                    "variables. Every ATL10 granule has it: the granule is incomplete, download it again."
+                )
+        beams = [b for b in self.beams if self._beam_rows(b)]
+        missing = {n: [b for b in beams if n not in self.rows[b]] for n in names}
+        missing = {n: lacking for n, lacking in missing.items() if lacking}
+        required = [n for n in missing if n in atl10.COORDINATES or explicit]
+        if required:
+            name = required[0]
+            raise CorruptGranuleError(
+                f"{self.granule.url}: {', '.join(f'{b}/{table[name]}' for b in missing[name])} is missing although "
+                f"{missing[name][0]} has {self._beam_rows(missing[name][0])} segments"
+                + (
+                    ". Every ATL10 granule has it: the granule is incomplete, download it again."
+                    if name in atl10.COORDINATES
+                    else f"; it was asked for by name (variables=...). Leave it out of variables=, or use a granule "
+                    "that has it (this one may be a variable subset)."
+                )
+            )
+        if missing:
+            listed = ", ".join(
+                n + ("" if len(lacking) == len(beams) else f" (in {', '.join(lacking)})")
+                for n, lacking in missing.items()
+            )
+            warnings.warn(
+                f"{self.granule.url}: left out {len(missing)} variable(s) this granule lacks (a variable subset?): "
+                f"{listed}. Choose with variables=[...] or drop_variables=[...] to open it without this warning.",
+                Is2gridWarning,
+                stacklevel=6,
+            )
+        return [n for n in names if n not in missing]
 
     def get_dimensions(self):
         return FrozenDict(segment=sum(self._beam_rows(b) for b in self.beams), trajectory=len(self.beams))
