@@ -273,7 +273,7 @@ class SegmentStore(AbstractDataStore):
                 + (
                     ". Every ATL10 granule has it: the granule is incomplete, download it again."
                     if name in atl10.COORDINATES
-                    else f"; it was asked for by name (variables=...). Leave it out of variables=, or use a granule "
+                    else "; it was asked for by name (variables=...). Leave it out of variables=, or use a granule "
                     "that has it (this one may be a variable subset)."
                 )
             )
