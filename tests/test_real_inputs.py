@@ -123,3 +123,15 @@ def test_h5repacked_granules_read_the_same_values(tmp_path, options):
     got = xr.open_dataset(out, engine="atl10").load()
     xr.testing.assert_identical(got.drop_attrs(), expected.drop_attrs())
     assert_matches_h5py(out, got)
+
+
+def test_each_beam_group_of_the_tree_carries_its_own_attributes(any_granule):
+    """They were gt2l's on every group: strong beams selected by attribute gave all six."""
+    tree = xr.open_datatree(any_granule, engine="atl10")
+    with h5py.File(any_granule) as f:
+        for beam in tree.children:
+            got = {k: v for k, v in tree[beam].attrs.items() if k != "beam"}
+            expected = {k: v.decode() if isinstance(v, bytes) else v for k, v in f[beam].attrs.items()}
+            assert got == expected, beam
+    strong = [b for b in tree.children if tree[b].attrs["atlas_beam_type"] == "strong"]
+    assert len(strong) == 3 or tree.attrs["sc_orient"] == 2

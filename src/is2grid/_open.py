@@ -91,7 +91,7 @@ def open_groups(
     try:
         groups: dict[str, xr.Dataset] = {"/": xr.Dataset(attrs=granule.attrs)}
         for beam in granule.beams:
-            groups[f"/{beam}"] = xr.Dataset(attrs={"beam": beam, **atl10.group_attrs("{beam}")})
+            groups[f"/{beam}"] = xr.Dataset(attrs={"beam": beam, **atl10.beam_attrs(beam, granule.sc_orient)})
             for group in atl10.BEAM_GROUPS:
                 if group not in granule.links(beam) or not granule.listing(f"{beam}/{group}")[0]:
                     continue

@@ -26,6 +26,7 @@ __all__ = [
     "beams_for",
     "decode_attr",
     "file_name",
+    "beam_attrs",
     "granule_identity",
     "hemisphere_from_name",
     "hemisphere_of_dataset",
@@ -101,8 +102,37 @@ def dataset_paths() -> list[str]:
 
 
 def group_attrs(path: str) -> dict[str, Any]:
-    """Attributes of a group as stored in real granules (``{beam}`` for beam groups)."""
+    """Attributes of a group as stored in real granules (``{beam}`` for beam groups: see :func:`beam_attrs`)."""
     return {k: decode_attr(v) for k, v in _schema()["groups"].get(path, {}).items()}
+
+
+def beam_attrs(beam: str, sc_orient: int) -> dict[str, Any]:
+    """The attributes of beam group ``beam`` in a granule of spacecraft orientation ``sc_orient``.
+
+    The laser spot follows the orientation (backward: gt1l is spot 1 ... gt3r spot 6; forward: reversed);
+    strong spots are 1, 3 and 5; the photon-counting electronics and atmosphere profile serve a pair of
+    spots (1-2, 3-4, 5-6). Checked against real backward-orientation granules (ATL10 and ATL07).
+
+    Examples
+    --------
+    >>> {k: v for k, v in beam_attrs("gt1r", 1).items() if k != "Description"}  # doctest: +NORMALIZE_WHITESPACE
+    {'atlas_beam_type': 'strong', 'atlas_pce': 'pce3', 'atlas_spot_number': '5', 'atmosphere_profile': 'profile_3',
+     'groundtrack_id': 'gt1r', 'sc_orientation': 'Forward'}
+    """
+    spot = BEAMS.index(beam) + 1
+    if sc_orient == 1:
+        spot = 7 - spot
+    pair = (spot + 1) // 2
+    attrs = group_attrs("{beam}")
+    attrs.update(
+        atlas_beam_type="strong" if spot % 2 else "weak",
+        atlas_pce=f"pce{pair}",
+        atlas_spot_number=str(spot),
+        atmosphere_profile=f"profile_{pair}",
+        groundtrack_id=beam,
+        sc_orientation={0: "Backward", 1: "Forward"}.get(sc_orient, "Transition"),
+    )
+    return attrs
 
 
 def root_attrs() -> dict[str, Any]:

@@ -338,18 +338,7 @@ def _set_attrs(obj, attrs: dict) -> None:
 
 
 def _write_group_attrs(group, schema_path, *, beam=None, strong=None, sc_orient=None):
-    attrs = atl10.group_attrs(schema_path)
-    if beam is not None:
-        spot = {"gt1l": 1, "gt1r": 2, "gt2l": 3, "gt2r": 4, "gt3l": 5, "gt3r": 6}[beam]
-        if sc_orient == 1:
-            spot = 7 - spot
-        attrs.update(
-            atlas_beam_type="strong" if strong else "weak",
-            atlas_spot_number=str(spot),
-            groundtrack_id=beam,
-            sc_orientation={0: "Backward", 1: "Forward"}.get(sc_orient, "Transition"),
-            atlas_pce=f"pce{(int(beam[2]) + 1) // 2 if beam[2] != '2' else 2}",
-        )
+    attrs = atl10.group_attrs(schema_path) if beam is None else atl10.beam_attrs(beam, sc_orient)
     _set_attrs(group, attrs)
 
 
