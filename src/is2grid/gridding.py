@@ -288,7 +288,7 @@ def _labelled(arrays, window: Grid, ordinals, request: GridRequest, source_attrs
         )
         # CF cell boundaries: each bin from its start to the next bin's start
         bounds = np.stack([bins.starts(ordinals), bins.starts(ordinals + 1)], axis=1)
-        coords["time_bounds"] = (("time", "nv"), bounds, {"long_name": "start and end of the time bin (UTC)"})
+        coords["time_bounds"] = (("time", "nv"), bounds, {})  # CF 7.1: bounds take their attributes from time
     out = xr.Dataset(data_vars, coords=coords).set_coords("crs")
     if has_time:
         for name in ("time", "time_bounds"):
@@ -343,7 +343,7 @@ def collapse_time(gridded: xr.Dataset) -> xr.Dataset:
         out[name] = (("y", "x"), values, gridded[name].attrs)
     if "time_bounds" in gridded.coords and gridded.sizes["time"]:
         span = [gridded.time_bounds.values[0, 0], gridded.time_bounds.values[-1, 1]]
-        out = out.assign_coords(time_bounds=("nv", span, {"long_name": "period of the combined time bins (UTC)"}))
+        out = out.assign_coords(time_bounds=("nv", span, {}))
     out.attrs["time_binning"] = f"{gridded.attrs.get('time_binning')} bins combined"
     return out
 
