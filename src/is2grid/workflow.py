@@ -497,12 +497,12 @@ def write_netcdf(
     target = check_output(path, overwrite=overwrite, inputs=inputs)
     gridded = _cf_clean(gridded)
     encoding: dict[Any, dict[str, Any]] = {}
-    for name in ("time", "time_bounds", "y", "x", "granule"):
-        if name in gridded.variables:  # CF 2.5.1 and 7.1: no fill values on coordinates and bounds
-            encoding[name] = {"_FillValue": None}
-    for name in ("time", "time_bounds"):
-        if name in gridded.variables:  # CF 1.8 (2.2) has no 64-bit integers: whole seconds as doubles, exact
-            encoding[name].update(dtype="float64", units=gridding.TIME_UNITS, calendar="proleptic_gregorian")
+    for coord in ("time", "time_bounds", "y", "x", "granule"):
+        if coord in gridded.variables:  # CF 2.5.1 and 7.1: no fill values on coordinates and bounds
+            encoding[coord] = {"_FillValue": None}
+    for coord in ("time", "time_bounds"):
+        if coord in gridded.variables:  # CF 1.8 (2.2) has no 64-bit integers: whole seconds as doubles, exact
+            encoding[coord].update(dtype="float64", units=gridding.TIME_UNITS, calendar="proleptic_gregorian")
     if "granule" in gridded.variables:  # a fixed-length character array: CF has no variable-length strings
         encoding["granule"].update(dtype="S1", char_dim_name="granule_name_length")
     for name, var in gridded.data_vars.items():
