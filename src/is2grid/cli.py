@@ -308,7 +308,7 @@ def _timeseries(args) -> int:
     else:
         series = timeseries.segments_timeseries(ds, area, freq=None if args.freq.lower() == "none" else args.freq,
                                                 res=args.res)  # fmt: skip
-    frame = series.drop_vars(["time_bounds", "crs"], errors="ignore").to_dataframe()
+    frame = series.drop_vars(["crs"], errors="ignore").to_dataframe()
     with_data = frame[frame.n_segments > 0]
     print(f"{area.title}: {len(frame)} time bins, {len(with_data)} with segments, {int(frame.n_segments.sum())} "
           f"segments; mean freeboard {with_data.mean_fb.mean():.3f} m over the bins with data")  # fmt: skip

@@ -92,6 +92,20 @@ def region_timeseries(gridded: xr.Dataset, region: Any) -> xr.Dataset:
     return _series(totals, gridded, area)
 
 
+def _bin_coords(gridded: xr.Dataset) -> dict[str, xr.Variable]:
+    """``time`` (bin starts) alone: ``to_dataframe()`` gives one row per bin and ``.hvplot()`` a line.
+
+    The grid's ``time_bounds(time, nv)`` would double every row of a frame (and of a sum over it), and
+    hvplot draws a DataArray with a second coordinate along ``time`` as an image. A bin ends where the
+    next starts: ``time + pandas.tseries.frequencies.to_offset(series.attrs["time_binning"])``.
+    """
+    if "time" not in gridded.coords:
+        return {}
+    time = gridded["time"].variable.copy()
+    time.attrs = {k: v for k, v in time.attrs.items() if k != "bounds"}
+    return {"time": time}
+
+
 def _series(totals: xr.Dataset, gridded: xr.Dataset, area) -> xr.Dataset:
     if totals.n_segments.size and not totals.n_segments.values.any():
         import warnings
@@ -121,7 +135,7 @@ def _series(totals: xr.Dataset, gridded: xr.Dataset, area) -> xr.Dataset:
             "mean_seg_length": (dims, mean_length, TIMESERIES_ATTRS["mean_seg_length"]),
             "n_cells": (dims, np.where(empty, 0, totals.n_cells.values).astype(np.int64), TIMESERIES_ATTRS["n_cells"]),
         },
-        coords={k: v for k, v in gridded.coords.items() if k in ("time", "time_bounds")},
+        coords=_bin_coords(gridded),
     )
     out.attrs.update(
         kind="region time series",
@@ -212,7 +226,6 @@ def segments_timeseries(ds: xr.Dataset, region: Any, freq: str | None = "1D", re
         starts = request.bins.starts(ordinals)
         coords = coords.assign_coords(
             time=("time", starts, {"standard_name": "time", "long_name": f"start of the {freq} time bin (UTC)"}),
-            time_bounds=(("time", "nv"), np.stack([starts, request.bins.starts(ordinals + 1)], axis=1)),
         )
     coords.attrs.update(attrs)
     return _series(totals, coords, area)
