@@ -27,7 +27,7 @@ def test_to_dataframe_gives_one_row_per_bin(series):
 
 def test_hvplot_draws_a_series_as_it_is(series):
     import holoviews as hv
-    import hvplot.pandas  # noqa: F401
+    import hvplot.pandas
     import hvplot.xarray  # noqa: F401
 
     _, ross = series
