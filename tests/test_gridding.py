@@ -209,7 +209,8 @@ def test_empty_input_gives_full_schema():
 
 def test_all_fill_input_is_empty_grid(synthetic):
     ds = xr.open_dataset(synthetic["all-fill"], engine="atl10")
-    grid = ds.is2grid.to_ease2(res=25000, time_range=("2019-09-15", "2019-09-15"))
+    with pytest.warns(is2grid.Is2gridWarning, match=r"nothing was gridded: none of the \d+ segments passed"):
+        grid = ds.is2grid.to_ease2(res=25000, time_range=("2019-09-15", "2019-09-15"))
     assert int(grid.n_segments.sum()) == 0 and grid.sizes["time"] == 1 and bool(grid.mean_fb.isnull().all())
 
 

@@ -152,3 +152,26 @@ def test_a_real_cgroup_limit_bounds_the_budget(granule, real_v1_cgroup):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("True")
     assert "MemoryBudgetError: the result would need" in done.stdout
+
+
+def test_the_accessor_is_guarded_as_the_command_line_is(granule):
+    """numpy's 'Unable to allocate 441. GiB' became a MemoryBudgetError with the fixes, before any work."""
+    import is2grid
+    import xarray as xr
+
+    ds = xr.open_dataset(granule, engine="atl10")
+    with pytest.raises(is2grid.MemoryBudgetError, match=r"would need \d+(\.\d)? GB .*store=.*bbox=.*freq="):
+        ds.is2grid.to_ease2(res=1000, full_grid=True, time_range=("2019-01-01", "2019-12-31"))
+    with pytest.raises(is2grid.MemoryBudgetError):
+        ds.is2grid.to_ease2(res=6250, full_grid=True, time_range=("2019-01-01", "2019-12-31"), memory_budget=1e8)
+    assert ds.is2grid.to_ease2(res=25000, memory_budget=None).sizes["time"] == 1
+
+
+def test_a_window_without_data_says_so(granule):
+    import is2grid
+    import xarray as xr
+
+    ds = xr.open_dataset(granule, engine="atl10")
+    with pytest.warns(is2grid.Is2gridWarning, match=r"nothing was gridded: none of the \d+ segments .*window"):
+        empty = ds.is2grid.to_ease2(res=25000, bbox=(0, -60, 1, -59))
+    assert int(empty.n_segments.sum()) == 0

@@ -217,11 +217,13 @@ def test_a_store_is_resumed_only_with_the_same_options(days, tmp_path):
 
 
 def test_an_empty_result_is_a_valid_store(synthetic, tmp_path, capsys):
-    stored = workflow.grid_granules([synthetic["all-fill"]], res=25000, progress=False, store=tmp_path / "e.zarr")
+    with pytest.warns(is2grid.Is2gridWarning, match="nothing was gridded"):
+        stored = workflow.grid_granules([synthetic["all-fill"]], res=25000, progress=False, store=tmp_path / "e.zarr")
     assert stored.sizes["time"] == 0 and stored.attrs["segments_gridded"] == 0
-    code = cli.main(
-        ["grid", str(synthetic["all-fill"]), "--out", str(tmp_path / "c.zarr"), "--png", str(tmp_path / "m.png")]
-    )
+    with pytest.warns(is2grid.Is2gridWarning, match="nothing was gridded"):
+        code = cli.main(
+            ["grid", str(synthetic["all-fill"]), "--out", str(tmp_path / "c.zarr"), "--png", str(tmp_path / "m.png")]
+        )
     assert code == 0
     assert "no valid segments in 1 granules" in capsys.readouterr().out and not (tmp_path / "m.png").exists()
 

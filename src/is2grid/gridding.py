@@ -58,7 +58,9 @@ STAT_ATTRS = {
 }
 
 
-def grid_segments(ds: xr.Dataset, request: GridRequest | None = None, **options: Any) -> xr.Dataset:
+def grid_segments(
+    ds: xr.Dataset, request: GridRequest | None = None, *, memory_budget: float | str | None = "auto", **options: Any
+) -> xr.Dataset:
     """Bin ATL10 segments onto a polar grid as the ATL20 statistics (drop in the bucket).
 
     Parameters
@@ -67,9 +69,19 @@ def grid_segments(ds: xr.Dataset, request: GridRequest | None = None, **options:
         Segments as opened with ``engine="atl10"`` (or anything with the same variables).
     request : GridRequest, optional
         A ready request; otherwise one is built from ``options``.
+    memory_budget : float, "auto" or None
+        Bytes the dense result may take (``"auto"``: half of what the process can still get, see
+        :func:`is2grid.memory.memory_limits`; None: no limit). A larger result raises
+        :class:`is2grid.MemoryBudgetError` with its size and the fixes, before any work when the extent
+        is fixed (``time_range`` and a window). A lazy result (dask segments) is not checked.
     **options
         The keyword arguments of :meth:`is2grid.request.GridRequest.create` (``grid``, ``res``,
         ``freq``, ``bbox``, ``time_range``, filters...). ``hemisphere`` defaults to the data's.
+
+    Warns
+    -----
+    is2grid.Is2gridWarning
+        When nothing is gridded (every segment filtered out, or outside the window or the period).
 
     Returns
     -------
@@ -93,6 +105,9 @@ def grid_segments(ds: xr.Dataset, request: GridRequest | None = None, **options:
     >>> gridded.mean_fb.dims, int(gridded.n_segments.sum()) == gridded.attrs["segments_gridded"]
     (('time', 'y', 'x'), True)
     """
+    from is2grid import memory
+
+    max_bytes = memory.budget(memory_budget)
     if request is None:
         grid = options.get("grid", "ease2")
         if options.get("hemisphere") is None and not isinstance(grid, Grid):
@@ -109,8 +124,35 @@ def grid_segments(ds: xr.Dataset, request: GridRequest | None = None, **options:
                 "(ds.load()); for many granules use is2grid.workflow.grid_granules, which reads one at a time."
             )
         return _lazy(columns, request, ds.attrs)
+    if max_bytes is not None and request.fixed_extent:  # before any work: the extent is known
+        assert request.window is not None and request.ordinals is not None
+        check_size((len(request.ordinals), request.window.nrows, request.window.ncols), max_bytes)
     sums = reduction.cell_sums({n: v.values for n, v in columns.items()}, request)
-    return gridded_dataset(sums, request, ds.attrs)
+    if ds.sizes.get("segment", 0):  # segments given, none gridded (an empty input says so itself)
+        warn_if_empty(sums, request, f"{int(ds.sizes['segment'])} segments")
+    return gridded_dataset(sums, request, ds.attrs, max_bytes=max_bytes)
+
+
+def warn_if_empty(sums: CellSums, request: GridRequest, given: str) -> None:
+    """An :class:`~is2grid.Is2gridWarning` when nothing was gridded: which filters and window removed it all."""
+    if sums.keys.size:
+        return
+    import warnings
+
+    from is2grid.errors import Is2gridWarning
+
+    where = []
+    if request.window is not None:
+        where.append(f"the window {request.window.name}")
+    if request.time_range is not None:
+        where.append(f"time_range={[str(t) for t in request.time_range]}")
+    warnings.warn(
+        f"nothing was gridded: none of the {given} passed the filters ({request.describe()})"
+        + (f" and fell in {' and '.join(where)}" if where else "")
+        + ". The result has no data; check bbox=, time_range=, the filters and the granules' hemisphere.",
+        Is2gridWarning,
+        stacklevel=4,
+    )
 
 
 def _columns(ds: xr.Dataset, request: GridRequest) -> dict[str, xr.Variable]:

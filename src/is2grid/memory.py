@@ -13,7 +13,7 @@ import os
 import resource
 from pathlib import Path
 
-__all__ = ["available_memory", "memory_limits"]
+__all__ = ["available_memory", "budget", "memory_limits"]
 
 
 def available_memory() -> int:
@@ -127,3 +127,22 @@ def _room(folder: Path, limit_file: str, usage_file: str) -> int | None:
     if limit == "max" or int(limit) >= 1 << 60:  # v2 "max", v1's page-rounded LONG_MAX: no limit
         return None
     return max(0, int(limit) - usage)
+
+
+def budget(memory_budget: float | str | None) -> float | None:
+    """Bytes a dense in-memory result may take: ``"auto"`` half of :func:`available_memory`, None no limit.
+
+    Examples
+    --------
+    >>> budget(8e9), budget(None)
+    (8000000000.0, None)
+    """
+    from is2grid.errors import GridError
+
+    if memory_budget is None:
+        return None
+    if memory_budget == "auto":
+        return 0.5 * available_memory()
+    if isinstance(memory_budget, str) or memory_budget <= 0:
+        raise GridError(f"memory_budget={memory_budget!r}: give bytes (e.g. 8e9), 'auto' or None.")
+    return float(memory_budget)

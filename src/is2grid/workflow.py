@@ -22,6 +22,7 @@ from is2grid import credentials as credentials_module
 from is2grid.credentials import as_credentials
 from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2gridWarning, OutputError, RemoteReadError
 from is2grid.inputs import is_granule_record, record_name
+from is2grid import memory
 from is2grid.memory import available_memory
 from is2grid.reduction import CellSums
 from is2grid.request import GridRequest
@@ -225,7 +226,7 @@ def grid_granules(
         request = GridRequest.create(**options)
     elif options:
         raise TypeError(f"grid_granules: give a request or options, not both ({sorted(options)}).")
-    max_bytes = None if store is not None else _budget(memory_budget)
+    max_bytes = None if store is not None else memory.budget(memory_budget)
     if max_bytes is not None and request.fixed_extent:
         assert request.window is not None and request.ordinals is not None
         gridding.check_size((len(request.ordinals), request.window.nrows, request.window.ncols), max_bytes)
@@ -243,19 +244,11 @@ def grid_granules(
         bar.close()
     left_out = {s.granule for s in skipped}
     gridded = [n for n in (_name_of(u) for u in urls) if n not in left_out]
+    if gridded:
+        gridding.warn_if_empty(total, request, f"{len(gridded)} granules' segments")
     result = gridding.gridded_dataset(total, request, {"hemisphere": request.hemisphere}, max_bytes=max_bytes)
     result = _with_provenance(result, gridded)
     return _with_skipped(result, skipped, len(urls), len(gridded))
-
-
-def _budget(memory_budget: float | str | None) -> float | None:
-    if memory_budget is None:
-        return None
-    if memory_budget == "auto":
-        return 0.5 * available_memory()
-    if isinstance(memory_budget, str) or memory_budget <= 0:
-        raise GridError(f"memory_budget={memory_budget!r}: give bytes (e.g. 8e9), 'auto' or None.")
-    return float(memory_budget)
 
 
 def _with_skipped(result: xr.Dataset, skipped: list[Skipped], given: int, gridded: int) -> xr.Dataset:
@@ -373,6 +366,8 @@ def _fill_store(urls, args, client, progress: bool, store: GridStore) -> xr.Data
     if bar is not None:
         bar.close()
     included = store.included
+    if included and not store.manifest["segments"]:
+        gridding.warn_if_empty(reduction.CellSums.empty(), store.request, f"{len(included)} granules' segments")
     provenance = _with_provenance(xr.Dataset(), included).attrs
     attrs = {**provenance, "segments_gridded": int(store.manifest["segments"])}
     if store.manifest["t_min"] is not None:
