@@ -156,8 +156,9 @@ def test_a_real_cgroup_limit_bounds_the_budget(granule, real_v1_cgroup):
 
 def test_the_accessor_is_guarded_as_the_command_line_is(granule):
     """numpy's 'Unable to allocate 441. GiB' became a MemoryBudgetError with the fixes, before any work."""
-    import is2grid
     import xarray as xr
+
+    import is2grid
 
     ds = xr.open_dataset(granule, engine="atl10")
     with pytest.raises(is2grid.MemoryBudgetError, match=r"would need \d+(\.\d)? GB .*store=.*bbox=.*freq="):
@@ -168,8 +169,9 @@ def test_the_accessor_is_guarded_as_the_command_line_is(granule):
 
 
 def test_a_window_without_data_says_so(granule):
-    import is2grid
     import xarray as xr
+
+    import is2grid
 
     ds = xr.open_dataset(granule, engine="atl10")
     with pytest.warns(is2grid.Is2gridWarning, match=r"nothing was gridded: none of the \d+ segments .*window"):

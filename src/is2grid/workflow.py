@@ -17,12 +17,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from is2grid import _malloc, atl10, gridding, grids, reduction
+from is2grid import _malloc, atl10, gridding, grids, memory, reduction
 from is2grid import credentials as credentials_module
 from is2grid.credentials import as_credentials
 from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2gridWarning, OutputError, RemoteReadError
 from is2grid.inputs import is_granule_record, record_name
-from is2grid import memory
 from is2grid.memory import available_memory
 from is2grid.reduction import CellSums
 from is2grid.request import GridRequest
