@@ -120,7 +120,8 @@ def test_bad_options_are_named_before_work(tmp_path, south, capsys, monkeypatch,
 def test_all_fill_granules_give_a_described_empty_result(tmp_path, synthetic, capsys):
     out, png = tmp_path / "o.nc", tmp_path / "o.png"
     granule = synthetic["all-fill"]
-    code = main(["grid", str(granule), "--out", str(out), "--png", str(png), "--beams", "gt1r", "--res", "25000"])
+    with pytest.warns(is2grid.Is2gridWarning, match="nothing was gridded"):
+        code = main(["grid", str(granule), "--out", str(out), "--png", str(png), "--beams", "gt1r", "--res", "25000"])
     printed = capsys.readouterr().out
     assert code == 0 and out.exists() and not png.exists()
     assert "no valid segments" in printed
@@ -134,3 +135,56 @@ def test_errors_skip_on_the_command_line(tmp_path, south, capsys):
     printed = capsys.readouterr().out
     assert code == 0 and out.exists()
     assert "skipped 1 granules" in printed and missing.name in printed
+
+
+def test_version_and_help_for_every_option(capsys):
+    from is2grid import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"is2grid {__version__}"
+    import argparse
+
+    parser_actions = []
+    original = argparse.ArgumentParser.parse_args
+
+    def capture(self, args=None, namespace=None):
+        parser_actions.extend((self.prog, a) for a in self._actions)
+        for sub in (a for a in self._actions if isinstance(a, argparse._SubParsersAction)):
+            for name, subparser in sub.choices.items():
+                parser_actions.extend((f"{self.prog} {name}", a) for a in subparser._actions)
+        raise SystemExit(0)
+
+    argparse.ArgumentParser.parse_args = capture
+    try:
+        with pytest.raises(SystemExit):
+            main(["info", "x.h5"])
+    finally:
+        argparse.ArgumentParser.parse_args = original
+    undocumented = [
+        f"{prog} {'/'.join(a.option_strings) or a.dest}"
+        for prog, a in parser_actions
+        if not a.help and not isinstance(a, argparse._SubParsersAction)
+    ]
+    assert not undocumented, undocumented
+
+
+def test_an_output_folder_that_does_not_exist_is_named(tmp_path, south, capsys):
+    """It was created silently."""
+    for out in (tmp_path / "missing" / "a.nc", tmp_path / "missing" / "a.zarr"):
+        assert main(["grid", str(south), "--out", str(out), "--res", "25000"]) == 2
+        assert f"{out.parent}: no such folder" in capsys.readouterr().err and not out.parent.exists()
+
+
+def test_warnings_are_printed_without_source_lines_and_a_resumed_run_says_what_was_in(tmp_path, synthetic):
+    """As a user's terminal shows them: a child process, its stderr."""
+    out = tmp_path / "s.zarr"
+    granule = str(synthetic["south-backward"])
+    run = "import sys; from is2grid.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = [sys.executable, "-c", run, "grid", granule, granule, "--out", str(out), "--res", "25000"]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "is2grid: Is2gridWarning: 1 granule(s) appear twice" in first.stderr
+    assert "warnings.warn(" not in first.stderr and ".py:" not in first.stderr, "no source lines"
+    again = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert "1 of 1 granules are in" in again.stderr and "0granule" not in again.stderr

@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 import is2grid
-from is2grid import atl10
+from is2grid import atl10, tutorial
 
 from .conftest import REAL_VALID
 
@@ -135,3 +135,13 @@ def test_each_beam_group_of_the_tree_carries_its_own_attributes(any_granule):
             assert got == expected, beam
     strong = [b for b in tree.children if tree[b].attrs["atlas_beam_type"] == "strong"]
     assert len(strong) == 3 or tree.attrs["sc_orient"] == 2
+
+
+def test_open_mfdataset_points_to_open_granules(tmp_path):
+    """It failed with an alignment error, or (combine='nested') built a broken ragged Dataset without a word."""
+    paths = [tutorial.write_granule(tmp_path, n_segments=500, rgt=r) for r in (1, 2)]
+    for options in ({}, {"combine": "nested", "concat_dim": "segment"}):
+        with pytest.raises(is2grid.UnsupportedInputError, match=r"open_mfdataset cannot join .*is2grid.open_granules"):
+            xr.open_mfdataset(paths, engine="atl10", **options)
+    joined = is2grid.open_granules(paths)
+    assert joined.sizes["trajectory"] == 6 and int(joined.row_size.sum()) == joined.sizes["segment"]

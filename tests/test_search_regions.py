@@ -191,3 +191,26 @@ def test_cli_grid_flags_for_every_option(south, tmp_path):
         assert float(ds.mean_fb.min()) >= 0 and float(ds.mean_fb.max()) <= 2
         assert ds.mean_fb.dtype == np.float32 and "0.0 <= beam_fb_height <= 2.0 m" in ds.attrs["filters"]
     assert cli.main(["grid", str(south), "--out", str(tmp_path / "f.nc"), "--res", "100000", "--full-grid"]) == 0
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every HTTP(S) request goes to a proxy on a closed loopback port: refused at once, as on a node offline."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{port}")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_search_without_a_network_is_a_named_error(no_network, tmp_path, capsys):
+    """It printed requests' 78-line ConnectionError traceback."""
+    with pytest.raises(is2grid.RemoteReadError, match=r"searching NASA's CMR \(cmr.earthdata.nasa.gov\).*network"):
+        is2grid.search("ross", "2019-09")
+    code = cli.main(["grid", "--search", "--region", "ross", "--time", "2019-09", "--out", str(tmp_path / "r.zarr")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("is2grid: error: searching NASA's CMR") and "Traceback" not in err

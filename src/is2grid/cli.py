@@ -7,6 +7,7 @@ import contextlib
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,7 +52,10 @@ def deferred_signals() -> Iterator[list[int]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``is2grid`` command with ``argv`` (default: the process's arguments); return its exit code."""
+    from is2grid import __version__
+
     parser = argparse.ArgumentParser(prog="is2grid", description="ICESat-2 ATL10 freeboard -> gridded time series.")
+    parser.add_argument("--version", action="version", version=f"is2grid {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="grid a month of bundled synthetic Antarctic granules (NetCDF + PNG map)")
@@ -88,15 +92,49 @@ def main(argv: list[str] | None = None) -> int:
     )
     grid.add_argument("--hemisphere", choices=("north", "south"), default=None, help="default: from the granules")
     grid.add_argument("--freq", default="1D", help="pandas alias, or 'none' for one grid")
-    grid.add_argument("--bbox", type=float, nargs=4, metavar=("LON_MIN", "LAT_MIN", "LON_MAX", "LAT_MAX"))
-    grid.add_argument("--bbox-xy", type=float, nargs=4, metavar=("XMIN", "YMIN", "XMAX", "YMAX"), default=None)
+    grid.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        metavar=("LON_MIN", "LAT_MIN", "LON_MAX", "LAT_MAX"),
+        help="keep segments in this lon/lat box and grid the window around it (LON_MIN > LON_MAX crosses 180)",
+    )
+    grid.add_argument(
+        "--bbox-xy",
+        type=float,
+        nargs=4,
+        metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
+        default=None,
+        help="a box in the grid's projected metres instead",
+    )
     grid.add_argument("--full-grid", action="store_true", help="the whole hemisphere's grid")
-    grid.add_argument("--time-range", nargs=2, metavar=("START", "END"), default=None)
-    grid.add_argument("--segment-types", type=int, nargs="+", default=None)
-    grid.add_argument("--max-quality", type=int, default=None)
-    grid.add_argument("--fb-range", type=float, nargs=2, metavar=("MIN", "MAX"), default=None)
-    grid.add_argument("--min-segments", type=int, default=1)
-    grid.add_argument("--beams", default="strong")
+    grid.add_argument(
+        "--time-range",
+        nargs=2,
+        metavar=("START", "END"),
+        default=None,
+        help="fix the time axis to these dates (inclusive), e.g. 2019-09-01 2019-09-30",
+    )
+    grid.add_argument(
+        "--segment-types",
+        type=int,
+        nargs="+",
+        default=None,
+        help="keep these height_segment_type values, e.g. 1 (sea ice only; leads 2-9, cloud 0)",
+    )
+    grid.add_argument("--max-quality", type=int, default=None, help="keep 1 <= beam_fb_quality_flag <= this (e.g. 3)")
+    grid.add_argument(
+        "--fb-range", type=float, nargs=2, metavar=("MIN", "MAX"), default=None, help="keep freeboards in [MIN, MAX] m"
+    )
+    grid.add_argument(
+        "--min-segments",
+        type=int,
+        default=1,
+        help="statistics NaN in cells with fewer segments (counts kept; default 1)",
+    )
+    grid.add_argument(
+        "--beams", default="strong", help="strong (default), weak, all, or beam names separated by commas"
+    )
     grid.add_argument(
         "--memory-budget",
         type=float,
@@ -133,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     series.add_argument("--res", type=float, default=6250, help="granules: cell size deciding the region's edge")
 
     info = sub.add_parser("info", help="print a summary of ATL10 granules as the atl10 engine opens them")
-    info.add_argument("granules", nargs="+")
+    info.add_argument("granules", nargs="+", help="granule paths or URLs")
 
     args = parser.parse_args(argv)
+    formatted = warnings.formatwarning
+    warnings.formatwarning = _format_warning  # the message, not the source line that raised it
     try:
         with stop_on_signals():
             commands = {"demo": _demo, "grid": _grid, "explore": _explore, "timeseries": _timeseries, "info": _info}
@@ -152,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"is2grid: error: {err}", file=sys.stderr)
             return 2
         raise
+    finally:
+        warnings.formatwarning = formatted
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return f"is2grid: {category.__name__}: {message}\n"
 
 
 def _demo(args) -> int:
@@ -225,7 +271,7 @@ def _grid(args) -> int:
         result = workflow.grid_granules(
             granules,
             request,
-            beams=args.beams,
+            beams=args.beams.split(",") if "," in args.beams else args.beams,
             errors=args.errors,
             memory_budget=budget,
             store=args.out if to_store else None,
@@ -350,7 +396,7 @@ def _summary(result) -> str:
         else ""
     )
     return (
-        f"{result.attrs['grid']} window {result.sizes['y']} x {result.sizes['x']} cells, {times}; "
+        f"{result.attrs['grid']} window {result.sizes['y']} (y) x {result.sizes['x']} (x) cells, {times}; "
         f"{int(n.sum())} segments in {cells} cells; mean freeboard {float(result.mean_fb.mean()):.3f} m"
     )
 

@@ -108,8 +108,31 @@ def search(
     }
     if area is not None and area.bbox != (-180.0, -90.0, 180.0, 90.0):
         query["bounding_box"] = area.bbox
-    results = earthaccess.search_data(**query)
+    results = _searched(earthaccess.search_data, query)
     kept = [
         g for g in results if hemisphere is None or atl10.hemisphere_from_name(record_name(g)) in (hemisphere, None)
     ]
     return sorted(kept, key=lambda g: atl10.start_time_from_name(record_name(g)) or np.datetime64(0, "s"))
+
+
+def _searched(search_data, query: dict[str, Any]) -> list[Any]:
+    """``search_data(**query)``; a failing network is a named :class:`~is2grid.RemoteReadError`."""
+    import requests
+
+    from is2grid.errors import RemoteReadError
+
+    host = "cmr.earthdata.nasa.gov"
+    try:
+        return list(search_data(**query))
+    except requests.exceptions.RequestException as err:
+        response = getattr(err, "response", None)
+        status = f" (HTTP {response.status_code})" if response is not None else ""
+        raise RemoteReadError(
+            f"searching NASA's CMR ({host}) for ATL10 granules failed{status}: {type(err).__name__}. Check the network "
+            "(a proxy, a VPN, no internet on this node?) and try again; to grid files you have, pass their paths."
+        ) from None
+    except (OSError, TimeoutError) as err:
+        raise RemoteReadError(
+            f"searching NASA's CMR ({host}) for ATL10 granules failed ({type(err).__name__}: {err}). Check the network "
+            "and try again; to grid files you have, pass their paths."
+        ) from None

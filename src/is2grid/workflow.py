@@ -343,7 +343,7 @@ def _fill_store(urls, args, client, progress: bool, store: GridStore) -> xr.Data
     starts = {n: atl10.start_time_from_name(n) for n in todo}
     # granules whose name gives no time go first: until they are done, no bin can be called final
     todo.sort(key=lambda n: (starts[n] is not None, starts[n] or np.datetime64(0, "s")))
-    bar = _progress(len(todo), progress)
+    bar = _progress(len(todo), progress and bool(todo))
     skipped: list[Skipped] = []
     done: set[str] = set()
     frontier = 0
@@ -590,7 +590,10 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False, inputs: Se
     if target.exists() and not overwrite:
         raise OutputError(f"{target}: exists already. Pass overwrite=True (--overwrite) to replace it.")
     folder = target.parent
-    folder.mkdir(parents=True, exist_ok=True) if not folder.exists() else None
+    if not folder.is_dir():
+        raise OutputError(
+            f"{folder}: no such folder for {target.name}. Create it first (mkdir -p {folder}) or choose another path."
+        )
     reason = _not_writable(folder)
     if reason:
         raise OutputError(f"{folder}: cannot write there ({reason}). Choose another folder.")

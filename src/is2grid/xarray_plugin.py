@@ -75,6 +75,15 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         """
         from is2grid._open import open_segments
 
+        if _called_by_open_mfdataset():
+            from is2grid.errors import UnsupportedInputError
+
+            raise UnsupportedInputError(
+                "xr.open_mfdataset cannot join ATL10 granules: their segments are ragged (one 'segment' dimension "
+                "and a 'row_size' per beam), which xarray would align on 'trajectory' or broadcast. Use "
+                "is2grid.open_granules(paths) for one ragged Dataset of all their segments, or "
+                "is2grid.workflow.grid_granules(paths, ...) to grid them."
+            )
         if group is not None and beams != DEFAULT_BEAMS:
             raise ValueError(
                 f"group={group!r} and beams={beams!r}: give one of them. group= opens one beam; beams= opens "
@@ -148,3 +157,19 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         if not isinstance(name, str):
             return False
         return GRANULE_NAME.match(file_name(name)) is not None
+
+
+def _called_by_open_mfdataset() -> bool:
+    """Whether xarray's ``open_mfdataset`` is opening this granule (its result could only be wrong).
+
+    xarray gives a backend no sign of it but the call stack; with ``parallel=True`` the granules are opened
+    in dask tasks and the join fails on its own (the docs say which function to use instead).
+    """
+    import sys
+
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "open_mfdataset" and frame.f_globals.get("__name__", "").startswith("xarray."):
+            return True
+        frame = frame.f_back
+    return False

@@ -134,6 +134,11 @@ class GridStore:
         self._batch: list[CellSums] = []
 
     def _check_target(self, overwrite: bool) -> None:
+        if not self.path.parent.is_dir():
+            raise OutputError(
+                f"{self.path.parent}: no such folder for the store {self.path.name}. Create it first "
+                f"(mkdir -p {self.path.parent}) or choose another path."
+            )
         state = _state(self.path)
         if state == "other" and not overwrite:
             raise OutputError(f"{self.path}: exists and is not a Zarr store. Choose another name.")
