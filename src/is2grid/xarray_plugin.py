@@ -167,7 +167,7 @@ def _called_by_open_mfdataset() -> bool:
     """
     import sys
 
-    frame = sys._getframe(2)
+    frame: Any = sys._getframe(2)
     while frame is not None:
         if frame.f_code.co_name == "open_mfdataset" and frame.f_globals.get("__name__", "").startswith("xarray."):
             return True
