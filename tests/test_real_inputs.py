@@ -145,3 +145,18 @@ def test_open_mfdataset_points_to_open_granules(tmp_path):
             xr.open_mfdataset(paths, engine="atl10", **options)
     joined = is2grid.open_granules(paths)
     assert joined.sizes["trajectory"] == 6 and int(joined.row_size.sum()) == joined.sizes["segment"]
+
+
+@pytest.mark.skipif(shutil.which("nccopy") is None, reason="needs nccopy (Debian: netcdf-bin); CI installs it")
+def test_nccopy_copies_read_the_same_values_and_attributes(tmp_path):
+    """nccopy stores fixed-length strings as variable-length ones, with a 16-byte fill value that broke h5coro."""
+    out = tmp_path / REAL_VALID.name
+    subprocess.run(["nccopy", "-k", "nc4", str(REAL_VALID), str(out)], check=True)
+    with h5py.File(out) as f:
+        assert h5py.check_string_dtype(f["ancillary_data/release"].dtype).length is None, "variable-length now"
+    expected = xr.open_dataset(REAL_VALID, engine="atl10").load()
+    got = xr.open_dataset(out, engine="atl10").load()
+    xr.testing.assert_identical(got.drop_attrs(), expected.drop_attrs())
+    assert_matches_h5py(out, got)
+    for key in ("product_version", "product_revision", "rgt", "cycle", "sc_orient"):
+        assert got.attrs[key] == expected.attrs[key], key

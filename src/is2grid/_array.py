@@ -109,6 +109,22 @@ def _parsers() -> tuple[type, type]:
             target.big_endian = (version_class & 0x0F) in (0, 1) and bool((version_class >> 8) & 1)
             return found
 
+        def fillvalueMsgHandler(self, msg_size, obj_hdr_flags, dlvl):
+            # h5coro reads a fill value as one number: a 16-byte one (a variable-length string's, as nccopy
+            # writes) raised inside the handler, which h5coro took for an unknown message and skipped from
+            # the wrong place, losing the rest of the header (the data layout among it)
+            start = self.pos
+            version = self._field(start, 1)
+            at = start + 3 if version == 2 else start + 1
+            defined = self._field(at, 1) if version == 2 else self._field(at, 1) & 0x20
+            size = self._field(at + 1, 4) if defined else 0
+            if size in (0, 1, 2, 4, 8):
+                return super().fillvalueMsgHandler(msg_size, obj_hdr_flags, dlvl)
+            self.meta.fillsize = size
+            self.meta.fillvalue = bytes(self.resourceObject.ioRequest(at + 5, size))
+            self.pos = start + msg_size
+            return msg_size
+
         # metadata blocks are checked against their checksums before h5coro parses them (it skips them)
 
         def _field(self, pos: int, size: int) -> int:
@@ -492,6 +508,18 @@ class GranuleReader:
         variables = {n: metas[prefix + n] for n in names if metas[prefix + n] is not None}
         return variables, set(names) - set(variables)
 
+    def vlen_text(self, records: np.ndarray) -> list[str]:
+        """The strings of variable-length string elements (16-byte records: length, global heap, index)."""
+        out = []
+        with self._guarded("reading variable-length strings") as handle:
+            o, length = handle.h5.offsetSize, handle.h5.lengthSize
+            for record in np.asarray(records).ravel():
+                raw = bytes(record)
+                size, heap, index = (int.from_bytes(raw[0:4], "little"), int.from_bytes(raw[4 : 4 + o], "little"),
+                                     int.from_bytes(raw[4 + o : 8 + o], "little"))  # fmt: skip
+                out.append(_global_heap_object(handle, heap, index, size, o, length).decode("utf-8", "replace"))
+        return out
+
     def links(self, group: str) -> set[str]:
         """Names of the members of ``group`` (datasets and subgroups), without reading their headers."""
         return self.survey(groups=[group])[1][group]
@@ -741,6 +769,27 @@ class GranuleReader:
         # one shared counter: the threads end within a chunk of each other, and this thread works too
         _decode.each(len(job.tasks), lambda i: one(job.tasks[i], blobs[i]), caller_works)
         return job.outputs
+
+
+def _global_heap_object(handle: GranuleHandle, heap: int, index: int, size: int, o: int, length: int) -> bytes:
+    """Object ``index`` of the global heap collection at ``heap`` (where variable-length strings live)."""
+    head = bytes(handle.source.read([heap], [heap + 8 + length])[0])
+    if head[:4] != b"GCOL":
+        raise CorruptGranuleError(f"{handle.name}: no global heap collection at byte {heap}.")
+    end = heap + int.from_bytes(head[8 : 8 + length], "little")
+    block = bytes(handle.source.read([heap], [end])[0])
+    at = 8 + length
+    while at + 8 + length <= len(block):
+        number = int.from_bytes(block[at : at + 2], "little")
+        object_size = int.from_bytes(block[at + 8 : at + 8 + length], "little")
+        if number == index:
+            if object_size != size:
+                raise CorruptGranuleError(f"{handle.name}: a global heap object of {object_size} bytes, not {size}.")
+            return block[at + 8 + length : at + 8 + length + size]
+        if number == 0:  # free space: the end of the collection's objects
+            break
+        at += 8 + length + object_size + (-object_size % 8)
+    raise CorruptGranuleError(f"{handle.name}: global heap object {index} not found at byte {heap}.")
 
 
 def _drive(steps: Generator[Any, Any, Any], source: ByteSource) -> Any:

@@ -90,6 +90,8 @@ class Layout:
 def _numpy_dtype(path: str, meta: Any) -> np.dtype:
     if meta.type == meta.STRING_TYPE:
         return np.dtype(f"S{meta.typeSize}")
+    if meta.type == getattr(meta, "VL_STRING_TYPE", None) and meta.typeSize == 16:
+        return np.dtype("V16")  # variable-length strings' records: GranuleReader.vlen_text reads the strings
     if meta.type in (meta.FIXED_POINT_TYPE, meta.FLOATING_POINT_TYPE):
         found = meta.TO_NUMPY_TYPE[meta.type][meta.signedval].get(meta.typeSize)
         if found is not None:

@@ -65,6 +65,9 @@ class Granule:
         self._check_product()  # what kind of file this is says more than a missing scalar would
         if isinstance(values, Exception):
             raise values
+        values = [  # strings nccopy stored as variable-length ones
+            self.reader.vlen_text(v) if np.asarray(v).dtype == np.dtype("V16") else v for v in values
+        ]
         raw = {name: self._one_value(name, value) for name, value in zip(ROOT_SCALARS, values, strict=True)}
         self.sc_orient = int(raw["sc_orient"])
         self.release = as_text(raw["release"])
