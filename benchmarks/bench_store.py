@@ -44,6 +44,9 @@ def journaling(on: bool):
         def protect(self, chunk, root):
             return chunk.exists()
 
+        def close(self):
+            pass
+
         def remove(self):
             pass
 

@@ -469,13 +469,17 @@ class GridStore:
         next opening of the store to roll back.
         """
         with _signals_deferred(), _os_errors(self.path):
-            self._journal = _Journal.begin(self.path / MANIFEST_GROUP / JOURNAL, int(self.manifest.get("commits", 0)))
+            journal = _Journal.begin(self.path / MANIFEST_GROUP / JOURNAL, int(self.manifest.get("commits", 0)))
+            self._journal = journal
             _step("journal begun")
             try:
                 yield
                 self._commit()
+            except BaseException:
+                journal.close()  # left on disk: the next opening of the store rolls it back
+                raise
             finally:
-                journal, self._journal = self._journal, None
+                self._journal = None
             journal.remove()
             _step("journal removed")
 
@@ -533,7 +537,7 @@ class _Journal:
 
     def __init__(self, folder: Path, base: int):
         self.folder, self.base = folder, base
-        self._seen: dict[Path, bool] = {}  # the chunks journaled (an insertion-ordered set)
+        self._seen: set[Path] = set()  # the chunks journaled
         self._entries = open(folder / "entries.jsonl", "ab", buffering=0)
 
     @classmethod
@@ -557,12 +561,15 @@ class _Journal:
             shutil.copyfile(chunk, self.folder / "backup" / f"{backup}")
         line = json.dumps({"chunk": chunk.relative_to(root).as_posix(), "backup": backup}) + "\n"
         self._entries.write(line.encode())
-        self._seen[chunk] = True
+        self._seen.add(chunk)
         _step("chunk journaled")
         return backup is not None
 
-    def remove(self) -> None:
+    def close(self) -> None:
         self._entries.close()
+
+    def remove(self) -> None:
+        self.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     @staticmethod
