@@ -560,11 +560,16 @@ def _client_options(options: FetchOptions, allow_http: bool) -> dict[str, Any]:
         "connect_timeout": dt.timedelta(seconds=options.connect_timeout),
         "allow_http": allow_http,
     }
-    bundle = options.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+    bundle = _ca_bundle(options)
     if bundle:
         with open(bundle, "rb") as f:
             found["root_certificate"] = f.read()
     return found
+
+
+def _ca_bundle(options: FetchOptions) -> str | None:
+    """The extra trusted certificates of both remote paths: the option, else the environment's."""
+    return options.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
 
 
 def _retry(options: FetchOptions) -> dict[str, Any]:
@@ -693,7 +698,7 @@ class RequestsSource(ByteSource):
     @property
     def _verify(self) -> str | bool:
         # per request: requests lets REQUESTS_CA_BUNDLE in the environment override a Session's own setting
-        return self.options.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or True
+        return _ca_bundle(self.options) or True
 
     def _session(self):
         if not hasattr(self._local, "session"):

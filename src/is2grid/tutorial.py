@@ -130,7 +130,7 @@ def write_granule(
         for beam in atl10.BEAMS:
             is_strong = beam in strong
             group = f.create_group(beam)
-            _write_group_attrs(group, "{beam}", beam=beam, strong=is_strong, sc_orient=sc_orient)
+            _write_group_attrs(group, "{beam}", beam=beam, sc_orient=sc_orient)
             track = _beam_track(beam, hemisphere, lan, t0, n_segments, is_strong, rng)
             if beam not in missing:
                 _write_segments(group, track, rng, all_fill=beam in all_fill, day=day_of_season, hemisphere=hemisphere)
@@ -337,7 +337,7 @@ def _set_attrs(obj, attrs: dict) -> None:
         obj.attrs[key] = _attr_value(value)
 
 
-def _write_group_attrs(group, schema_path, *, beam=None, strong=None, sc_orient=None):
+def _write_group_attrs(group, schema_path, *, beam=None, sc_orient=None):
     attrs = atl10.group_attrs(schema_path) if beam is None else atl10.beam_attrs(beam, sc_orient)
     _set_attrs(group, attrs)
 

@@ -366,7 +366,7 @@ def _fill_store(urls, args, client, progress: bool, store: GridStore) -> xr.Data
         bar.close()
     included = store.included
     if included and not store.manifest["segments"]:
-        gridding.warn_if_empty(reduction.CellSums.empty(), store.request, f"{len(included)} granules' segments")
+        gridding.warn_if_empty(CellSums.empty(), store.request, f"{len(included)} granules' segments")
     provenance = _with_provenance(xr.Dataset(), included).attrs
     attrs = {**provenance, "segments_gridded": int(store.manifest["segments"])}
     if store.manifest["t_min"] is not None:
