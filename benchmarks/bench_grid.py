@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, median, peak_memory, table, timed
 
 import is2grid  # noqa: F401
-from is2grid import atl10, tutorial
+from is2grid import tutorial
+from is2grid.products import icesat2
 
 RES, N, EXTENT = 6250.0, 2880, 9_000_000.0
 
@@ -38,7 +39,7 @@ def month_of_segments(target: int, seed: int = 0) -> xr.Dataset:
     for i in range(tracks):
         day = i * 30 // tracks
         start = np.datetime64("2019-09-01T01:00") + np.timedelta64(int(day * 86400 + i * 1800), "s")
-        t0 = float(atl10.seconds_since_epoch(start))
+        t0 = float(icesat2.seconds_since_epoch(start))
         lan = (i * 137.5) % 360 - 180
         for beam in ("gt1l", "gt2l", "gt3l"):
             track = tutorial._beam_track(beam, "south", lan, t0, per_track, True, rng)
@@ -54,7 +55,7 @@ def month_of_segments(target: int, seed: int = 0) -> xr.Dataset:
         coords={
             "latitude": ("segment", c["latitude"]),
             "longitude": ("segment", c["longitude"]),
-            "delta_time": ("segment", atl10.ATLAS_EPOCH + (c["delta_time"] * 1e9).astype("timedelta64[ns]")),
+            "delta_time": ("segment", icesat2.ATLAS_EPOCH + (c["delta_time"] * 1e9).astype("timedelta64[ns]")),
         },
         attrs={"hemisphere": "south"},
     )

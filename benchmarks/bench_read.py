@@ -20,10 +20,11 @@ import xarray as xr
 sys.path.insert(0, str(Path(__file__).parent))
 from common import CACHE, machine, median, peak_rss_in_subprocess, rss_growth, table, timed
 
-from is2grid import atl10, tutorial
+from is2grid import tutorial
+from is2grid.products import ATL10, icesat2
 
-NAMES = [*atl10.DEFAULT_VARIABLES, *atl10.COORDINATES]
-PATHS = atl10.segment_variable_paths()
+NAMES = [*ATL10.default_variables, *icesat2.COORDINATES]
+PATHS = ATL10.segment_variables
 
 
 def granules(n: int) -> list[Path]:
@@ -43,7 +44,7 @@ def strong(path) -> list[str]:
     import h5py
 
     with h5py.File(path) as f:
-        return list(atl10.STRONG_BEAMS[int(f["orbit_info/sc_orient"][0])])
+        return list(icesat2.STRONG_BEAMS[int(f["orbit_info/sc_orient"][0])])
 
 
 def engine(paths):
@@ -57,7 +58,7 @@ def raw_h5coro(paths):
     for p in paths:
         granule = h5coro.H5Coro(str(p), filedriver.FileDriver)
         orient = granule.readDatasets(["orbit_info/sc_orient"], block=True)["orbit_info/sc_orient"][0]
-        wanted = [f"{b}/{PATHS[n]}" for b in atl10.STRONG_BEAMS[int(orient)] for n in NAMES]
+        wanted = [f"{b}/{PATHS[n]}" for b in icesat2.STRONG_BEAMS[int(orient)] for n in NAMES]
         promise = granule.readDatasets(wanted, block=True)
         out.append({w: promise[w] for w in wanted})
     return out
@@ -69,7 +70,7 @@ def with_h5py(paths):
     out = []
     for p in paths:
         with h5py.File(p) as f:
-            beams = atl10.STRONG_BEAMS[int(f["orbit_info/sc_orient"][0])]
+            beams = icesat2.STRONG_BEAMS[int(f["orbit_info/sc_orient"][0])]
             out.append({n: np.concatenate([f[f"{b}/{PATHS[n]}"][:] for b in beams]) for n in NAMES})
     return out
 
@@ -103,7 +104,7 @@ def tutorial_reader(paths):
     for p in paths:
         f = h5coro.H5Coro(str(p), filedriver.FileDriver)
         anc = f.readDatasets(["orbit_info/sc_orient", "ancillary_data/atlas_sdp_gps_epoch"], block=True)
-        beams = atl10.STRONG_BEAMS[int(anc["orbit_info/sc_orient"][0])]
+        beams = icesat2.STRONG_BEAMS[int(anc["orbit_info/sc_orient"][0])]
         epoch = anc["ancillary_data/atlas_sdp_gps_epoch"][:]
         wanted = [f"{b}/{PATHS[n]}" for b in beams for n in NAMES]
         promise = f.readDatasets(wanted, block=True)

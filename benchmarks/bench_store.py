@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_read import granules
 from common import machine, median, table, timed
 
-from is2grid import atl10, workflow, zarr_store
+from is2grid import workflow, zarr_store
+from is2grid.products import ATL10
 from is2grid.reduction import CellSums
 from is2grid.request import GridRequest
 
@@ -64,7 +65,7 @@ def fill(path: Path, request: GridRequest, sums: dict[str, CellSums]) -> None:
     for i, name in enumerate(names):
         store.add(name, sums[name])
         if i + 1 < len(names):
-            store.flush(atl10.start_time_from_name(names[i + 1]))
+            store.flush(ATL10.start_time_from_name(names[i + 1]))
     store.flush_all()
     store.close({})
 
@@ -164,7 +165,7 @@ def reopen_year(work: Path, request: GridRequest, one: CellSums, repeats: int) -
     for day in range(365):
         keys = grid.keys(np.full(row.size, int(ordinal.min()) + day), row, col)
         year[f"ATL10-02_2019{day:03d}_{day}"] = CellSums(
-            keys, one.count, one.sum_length, one.sum_length_fb, one.sum_length_fb2
+            keys, one.count, one.sum_length, one.sum_length_h, one.sum_length_h2
         )
     path = work / "year.zarr"
     store = zarr_store.GridStore(path, request, overwrite=True)

@@ -49,12 +49,12 @@ def structure_ranges(path: Path) -> list[tuple[int, int]]:
 
 def btree_ranges(path: Path) -> list[tuple[int, int]]:
     """Where the chunk B-tree nodes of the read variables are: their keys say which rows each chunk holds."""
-    from is2grid import atl10
     from is2grid._array import GranuleReader
+    from is2grid.products import ATL10, icesat2
 
     reader = GranuleReader(str(path))
-    table = atl10.segment_variable_paths()
-    paths = [f"{b}/{table[n]}" for b in atl10.BEAMS for n in (*VARIABLES, *COORDS)]
+    table = ATL10.segment_variables
+    paths = [f"{b}/{table[n]}" for b in icesat2.BEAMS for n in (*VARIABLES, *COORDS)]
     reader.metadata(paths, missing_ok=True)
     handle = reader.handle()
     found = [
@@ -185,9 +185,9 @@ def _h5py_values(path: Path, got: dict[str, np.ndarray]) -> dict[str, np.ndarray
     """What h5py reads from the mutated file for the beams and variables the engine returned."""
     import h5py
 
-    from is2grid import atl10
+    from is2grid.products import ATL10
 
-    table = atl10.segment_variable_paths()
+    table = ATL10.segment_variables
     out: dict[str, np.ndarray] = {"trajectory": got["trajectory"], "row_size": got["row_size"]}
     with h5py.File(path) as f:
         for name in (*VARIABLES, *COORDS):

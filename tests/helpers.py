@@ -43,17 +43,17 @@ def at_xy(x, y, hemisphere="south"):
     return np.atleast_1d(lat), np.atleast_1d(lon)
 
 
-def assert_matches_reference(ds, grid_ds, epsg, res):
+def assert_matches_reference(ds, grid_ds, epsg, res, variable="beam_fb_height", stem="fb"):
     ref = brute_force(
         ds.latitude.values,
         ds.longitude.values,
         ds.delta_time.values,
         ds.height_segment_length_seg.values.astype(float),
-        np.nan_to_num(ds.beam_fb_height.values.astype(float), nan=np.nan),
+        np.nan_to_num(ds[variable].values.astype(float), nan=np.nan),
         epsg=epsg,
         res=res,
     )
-    got = gridded_cells(grid_ds)
+    got = gridded_cells(grid_ds, mean=f"mean_{stem}", std=f"std_{stem}")
     assert got.keys() == ref.keys()
     for key, (count, mean_len, mean_fb, std_fb, *_) in ref.items():
         g = got[key]

@@ -37,7 +37,7 @@ def brute_force(lat, lon, times, length, fb, *, epsg, res, extent=9_000_000.0, n
     return out
 
 
-def gridded_cells(grid_ds):
+def gridded_cells(grid_ds, mean="mean_fb", std="std_fb"):
     """The same mapping read back from an is2grid result (global row/col from the coordinates)."""
     res = float(grid_ds.attrs["grid_resolution_m"])
     out = {}
@@ -54,7 +54,7 @@ def gridded_cells(grid_ds):
         out[(day, row, col)] = (
             int(counts[t, r, c]),
             float(grid_ds.mean_seg_length.values[sel]),
-            float(grid_ds.mean_fb.values[sel]),
-            float(grid_ds.std_fb.values[sel]),
+            float(grid_ds[mean].values[sel]),
+            float(grid_ds[std].values[sel]),
         )
     return out

@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 
 import is2grid
-from is2grid import atl10
 from is2grid._array import GranuleReader
+from is2grid.products import ATL10, icesat2
 from is2grid.xarray_plugin import ATL10BackendEntrypoint
 
 from .conftest import REAL_SPARSE, REAL_VALID
@@ -51,9 +51,9 @@ def test_guess_can_open_does_no_io(tmp_path):
 @pytest.mark.parametrize(("kind", "orient"), [("south-backward", 0), ("south-forward", 1)])
 def test_strong_beams_follow_sc_orient(synthetic, kind, orient):
     ds = xr.open_dataset(synthetic[kind], engine="atl10")
-    assert list(ds.trajectory.values) == list(atl10.STRONG_BEAMS[orient])
+    assert list(ds.trajectory.values) == list(icesat2.STRONG_BEAMS[orient])
     weak = xr.open_dataset(synthetic[kind], engine="atl10", beams="weak")
-    assert list(weak.trajectory.values) == list(atl10.WEAK_BEAMS[orient])
+    assert list(weak.trajectory.values) == list(icesat2.WEAK_BEAMS[orient])
     with h5py.File(synthetic[kind]) as f:
         for beam in ds.trajectory.values:
             assert f[beam].attrs["atlas_beam_type"] == b"strong"
@@ -96,7 +96,7 @@ def test_missing_groups_are_skipped(synthetic):
 def test_granule_without_segments_is_empty_not_none():
     ds = xr.open_dataset(REAL_SPARSE, engine="atl10", beams=["gt2l", "gt3r"])
     assert ds.sizes["segment"] == 0
-    assert set(atl10.DEFAULT_VARIABLES) <= set(ds.data_vars)
+    assert set(ATL10.default_variables) <= set(ds.data_vars)
     assert ds.beam_fb_height.attrs["units"] == "meters"
 
 
@@ -183,7 +183,7 @@ def test_engine_time_is_the_cf_decoding_of_the_stored_seconds():
         stored = np.concatenate([f[f"{b}/freeboard_segment/delta_time"][:] for b in ds.attrs["beams"].split()])
     assert ds.delta_time.dtype == np.dtype("datetime64[ns]")
     # to the float64's own resolution at ~1.3e8 s (30 ns): the decoding adds no error of its own
-    by_hand = atl10.ATLAS_EPOCH + np.round(stored * 1e6).astype("timedelta64[us]")
+    by_hand = icesat2.ATLAS_EPOCH + np.round(stored * 1e6).astype("timedelta64[us]")
     assert np.abs(ds.delta_time.values - by_hand).max() < np.timedelta64(1, "us")
     assert ds.delta_time.encoding["units"] == "seconds since 2018-01-01"
 
@@ -198,7 +198,7 @@ def test_engine_time_is_the_cf_decoding_of_the_stored_seconds():
 )
 def test_known_instants(seconds, utc):
     assert abs(cf_decode(seconds)[0] - np.datetime64(utc, "ns")) < np.timedelta64(1, "us")
-    assert atl10.seconds_since_epoch(np.datetime64(utc)) == pytest.approx(seconds, abs=1e-6)
+    assert icesat2.seconds_since_epoch(np.datetime64(utc)) == pytest.approx(seconds, abs=1e-6)
 
 
 # --- laziness, pickling, dask ----------------------------------------------------------------

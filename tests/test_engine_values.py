@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from is2grid import atl10
+from is2grid.products import ATL10, icesat2
 
 from .conftest import REAL_GRANULES
 
-ALL_SEGMENT_VARIABLES = sorted(set(atl10.segment_variable_paths()) - set(atl10.COORDINATES))
+ALL_SEGMENT_VARIABLES = sorted(set(ATL10.segment_variables) - set(icesat2.COORDINATES))
 EPOCH = np.datetime64("2018-01-01T00:00:00", "ns")
 
 
@@ -25,13 +25,13 @@ def h5py_rows(path, beams, relpath):
 def expected_beams(path, kind="strong"):
     with h5py.File(path) as f:
         orient = int(f["orbit_info/sc_orient"][0])
-    return atl10.beams_for(orient, kind)[0]
+    return icesat2.beams_for(orient, kind)[0]
 
 
 def masked(path, relpath, raw):
     with h5py.File(path) as f:
         # the schema's fill, cross-checked against the one h5py sees in the file
-        for b in atl10.BEAMS:
+        for b in icesat2.BEAMS:
             if f"{b}/{relpath}" in f:
                 fill = f[f"{b}/{relpath}"].attrs.get("_FillValue")
                 break
@@ -60,7 +60,7 @@ def test_every_variable_equals_h5py(any_granule, kind):
     if not beams:  # transition granule: strong/weak undefined, so ask for the beams by name
         kind = beams = expected_beams(any_granule, "all")[:3]
     ds = xr.open_dataset(any_granule, engine="atl10", beams=kind, variables=ALL_SEGMENT_VARIABLES)
-    paths = atl10.segment_variable_paths()
+    paths = ATL10.segment_variables
     for name in ALL_SEGMENT_VARIABLES:
         raw = h5py_rows(any_granule, beams, paths[name])
         got = ds[name].values
@@ -76,8 +76,8 @@ def test_every_variable_equals_h5py(any_granule, kind):
 def test_default_variables_raw_values(any_granule):
     beams = expected_beams(any_granule, "all")
     ds = xr.open_dataset(any_granule, engine="atl10", beams="all", mask_and_scale=False, decode_times=False)
-    paths = atl10.segment_variable_paths()
-    for name in (*atl10.DEFAULT_VARIABLES, *atl10.COORDINATES):
+    paths = ATL10.segment_variables
+    for name in (*ATL10.default_variables, *icesat2.COORDINATES):
         np.testing.assert_array_equal(ds[name].values, h5py_rows(any_granule, beams, paths[name]), err_msg=name)
         assert ds[name].dtype == h5py_rows(any_granule, beams, paths[name]).dtype or ds.sizes["segment"] == 0
 
@@ -105,8 +105,8 @@ def test_beam_coordinate_and_ragged_counts(any_granule):
 def test_datatree_every_group_equals_h5py(any_granule):
     tree = xr.open_datatree(any_granule, engine="atl10", mask_and_scale=False, decode_times=False)
     with h5py.File(any_granule) as f:
-        for beam in atl10.BEAMS:
-            for group in atl10.BEAM_GROUPS:
+        for beam in icesat2.BEAMS:
+            for group in ATL10.beam_groups:
                 key = f"{beam}/{group}"
                 if key not in f or not len(f[key]):
                     assert f"/{key}" not in tree.groups

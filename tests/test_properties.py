@@ -98,7 +98,7 @@ def test_split_and_combine_equals_whole(ds, cut):
     merged = reduction.combine(partial(ds.isel(segment=slice(0, cut))), partial(ds.isel(segment=slice(cut, None))))
     np.testing.assert_array_equal(merged.keys, whole.keys)
     np.testing.assert_array_equal(merged.count, whole.count)
-    for name in ("sum_length", "sum_length_fb", "sum_length_fb2"):
+    for name in ("sum_length", "sum_length_h", "sum_length_h2"):
         np.testing.assert_allclose(getattr(merged, name), getattr(whole, name), rtol=1e-12)
 
 
@@ -156,20 +156,22 @@ def test_beam_labels_of_any_rows_follow_the_run_lengths(counts, start, stop, ste
 def test_engine_time_decoding_is_xarrays_to_the_nanosecond(seconds):
     from xarray.coding.times import decode_cf_datetime
 
-    from is2grid import _decode, atl10
+    from is2grid import _decode
+    from is2grid.products import icesat2
 
     values = np.array(seconds, dtype=np.float64)
-    expected = decode_cf_datetime(values.copy(), atl10.TIME_UNITS, "standard")
-    _decode.seconds_to_datetime64(values, atl10.ATLAS_EPOCH)
+    expected = decode_cf_datetime(values.copy(), icesat2.TIME_UNITS, "standard")
+    _decode.seconds_to_datetime64(values, icesat2.ATLAS_EPOCH)
     np.testing.assert_array_equal(values.view("datetime64[ns]"), expected)
 
 
 @pytest.mark.parametrize("seconds", [1e12, -1e12, float("inf")])
 def test_engine_time_decoding_refuses_times_beyond_datetime64(seconds):
-    from is2grid import _decode, atl10
+    from is2grid import _decode
+    from is2grid.products import icesat2
 
     with pytest.raises(ValueError, match="decode_times=False"):
-        _decode.seconds_to_datetime64(np.array([0.0, seconds]), atl10.ATLAS_EPOCH)
+        _decode.seconds_to_datetime64(np.array([0.0, seconds]), icesat2.ATLAS_EPOCH)
 
 
 @SETTINGS

@@ -12,14 +12,15 @@ import pytest
 import xarray as xr
 
 import is2grid
-from is2grid import atl10, tutorial
+from is2grid import tutorial
+from is2grid.products import ATL10, icesat2
 
 from .conftest import REAL_VALID
 
 
 def h5py_values(path, ds, name: str) -> np.ndarray:
     """What h5py reads for ``name`` over the beams the engine returned, fill values as NaN."""
-    relpath = atl10.segment_variable_paths()[name]
+    relpath = ATL10.segment_variables[name]
     with h5py.File(path) as f:
         parts = [f[f"{beam}/{relpath}"][:] for beam in ds.trajectory.values]
         fill = f[f"{ds.trajectory.values[0]}/{relpath}"].attrs.get("_FillValue")
@@ -42,7 +43,7 @@ def edited(tmp_path):
 def test_a_variable_deleted_in_place_with_h5py_is_left_out_with_one_warning(edited):
     """h5py's `del` frees the link (h5coro still listed it, pointing at a freed header: 'download it again')."""
     with h5py.File(edited, "r+") as f:
-        for beam in atl10.BEAMS:
+        for beam in icesat2.BEAMS:
             if f"{beam}/freeboard_segment/beam_fb_confidence" in f:
                 del f[f"{beam}/freeboard_segment/beam_fb_confidence"]
     with pytest.warns(
@@ -61,7 +62,7 @@ def test_a_variable_deleted_in_place_with_h5py_is_left_out_with_one_warning(edit
 def test_deletions_additions_and_a_deleted_group_read_as_h5py_reads_them(edited):
     """Freed heap space reused by new links: only the links the group's name index lists are read."""
     with h5py.File(edited, "r+") as f:
-        for beam in atl10.BEAMS:
+        for beam in icesat2.BEAMS:
             group = f.get(f"{beam}/freeboard_segment")
             if group is None:
                 continue
@@ -76,7 +77,7 @@ def test_deletions_additions_and_a_deleted_group_read_as_h5py_reads_them(edited)
     tree = xr.open_datatree(edited, engine="atl10")
     with h5py.File(edited) as f:
         for beam in tree.children:
-            expected = {g for g in f[beam] if g in atl10.BEAM_GROUPS and len(f[f"{beam}/{g}"])}
+            expected = {g for g in f[beam] if g in ATL10.beam_groups and len(f[f"{beam}/{g}"])}
             assert set(tree[beam].children) <= expected, beam
         assert "leads" not in tree["gt1l"].children
 

@@ -6,14 +6,15 @@ import numpy as np
 import pyproj
 import xarray as xr
 
-from is2grid import atl10, grids, plot
+from is2grid import grids, plot
+from is2grid.products import icesat2
 
 from .helpers import at_xy, segments
 
 
 def test_time_is_utc_so_late_segments_stay_in_their_day():
     # tutorial: 1980-01-06 + atlas_sdp_gps_epoch + delta_time = GPS time, 18 s ahead of UTC
-    seconds = atl10.seconds_since_epoch(np.array(["2019-09-15T23:59:50"], dtype="datetime64[ns]"))
+    seconds = icesat2.seconds_since_epoch(np.array(["2019-09-15T23:59:50"], dtype="datetime64[ns]"))
     ds = segments([-75.0], [0.0], time=np.array(["2019-09-15T23:59:50"], dtype="datetime64[ns]"))
     # as opened with decode_times=False
     ds = ds.assign_coords(delta_time=("segment", seconds, {"units": "seconds since 2018-01-01"}))

@@ -1,11 +1,12 @@
-"""Regenerate ``src/is2grid/atl10_schema.json`` from a real ATL10 granule.
+"""Regenerate a product schema (``src/is2grid/products/atl10_schema.json``, ``atl07_schema.json``) from a real granule.
 
 h5coro cannot read the attributes of real ATL10 granules (see docs/design.md), so is2grid
 carries the product schema itself. This script records, for every dataset of one beam and of
 ``orbit_info`` / ``ancillary_data``, its dtype, storage layout and CF attributes, plus the
 attributes of the beam groups and of the root group.
 
-Usage: ``python tools/extract_schema.py GRANULE.h5 > src/is2grid/atl10_schema.json``
+Usage: ``python tools/extract_schema.py GRANULE.h5 [BEAM] > src/is2grid/products/atlNN_schema.json``
+(BEAM: the beam whose groups stand for all six, default gt2l; pick one that holds segments.)
 """
 
 import json
@@ -58,6 +59,9 @@ def _dataset(d):
     }
 
 
+BEAM = "gt2l"
+
+
 def main(path):
     out = {"source_granule": path.rsplit("/", 1)[-1], "root_attrs": {}, "groups": {}, "datasets": {}}
     with h5py.File(path) as f:
@@ -68,7 +72,7 @@ def main(path):
             if parts[0] == "METADATA":
                 return
             if parts[0].startswith("gt"):
-                if parts[0] != "gt2l":
+                if parts[0] != BEAM:
                     return
                 name = "/".join(["{beam}", *parts[1:]])
             if isinstance(obj, h5py.Group):
@@ -82,4 +86,6 @@ def main(path):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2:
+        BEAM = sys.argv[2]
     main(sys.argv[1])

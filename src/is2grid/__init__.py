@@ -1,8 +1,8 @@
-"""is2grid: ICESat-2 ATL10 sea ice freeboard as xarray, gridded onto EASE-Grid 2.0.
+"""is2grid: ICESat-2 ATL10 sea ice freeboard and ATL07 heights as xarray, gridded onto EASE-Grid 2.0.
 
 >>> import xarray as xr
 >>> import is2grid
->>> "atl10" in xr.backends.list_engines()
+>>> {"atl10", "atl07"} <= set(xr.backends.list_engines())
 True
 """
 
@@ -19,6 +19,7 @@ from is2grid.errors import (
     Is2gridError,
     Is2gridWarning,
     MemoryBudgetError,
+    NotATL07Error,
     NotATL10Error,
     NotHDF5Error,
     OutputError,
@@ -26,6 +27,7 @@ from is2grid.errors import (
     StoreInUseError,
     UnsupportedInputError,
     UnsupportedVersionError,
+    WrongProductError,
 )
 from is2grid.grids import Grid, ease2_grid, nsidc_polar_stereo_grid
 
@@ -63,6 +65,7 @@ __all__ = [
     "Is2gridError",
     "Is2gridWarning",
     "MemoryBudgetError",
+    "NotATL07Error",
     "NotATL10Error",
     "NotHDF5Error",
     "OutputError",
@@ -70,6 +73,7 @@ __all__ = [
     "StoreInUseError",
     "UnsupportedInputError",
     "UnsupportedVersionError",
+    "WrongProductError",
     "__version__",
     "ease2_grid",
     "nsidc_polar_stereo_grid",

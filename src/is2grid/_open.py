@@ -9,14 +9,16 @@ from typing import Any
 import xarray as xr
 from xarray.backends.store import StoreBackendEntrypoint
 
-from is2grid import atl10
 from is2grid._fetch import FetchOptions, resolve
 from is2grid._store import BeamGroupStore, Granule, SegmentStore
 from is2grid.credentials import Credentials, as_credentials, split_url_secrets
 from is2grid.inputs import is_granule_record, pick_link
+from is2grid.products import ATL10, Product, icesat2
 
 
-def open_granule(target: Any, credentials: Any, storage_options: Mapping[str, Any] | None) -> Granule:
+def open_granule(
+    target: Any, credentials: Any, storage_options: Mapping[str, Any] | None, product: Product = ATL10
+) -> Granule:
     """Structure and orbit_info of a granule given as a path, URL, earthaccess granule or file object."""
     options, from_options = FetchOptions.parse(storage_options)
     if is_granule_record(target):
@@ -29,7 +31,7 @@ def open_granule(target: Any, credentials: Any, storage_options: Mapping[str, An
         target, query, userinfo = split_url_secrets(url)
         if query or userinfo:
             made = (made or Credentials()).with_url_secrets(query, userinfo)
-    return Granule(target, made, options)
+    return Granule(target, made, options, product)
 
 
 def _decode(store, mask_and_scale: bool, decode_times: bool, drop_variables=None) -> xr.Dataset:
@@ -42,7 +44,7 @@ def _decode(store, mask_and_scale: bool, decode_times: bool, drop_variables=None
         decode_coords=False,
         drop_variables=drop_variables,
     )
-    coords = [c for c in (*atl10.COORDINATES, "beam", "trajectory") if c in ds.variables]
+    coords = [c for c in (*icesat2.COORDINATES, "beam", "trajectory") if c in ds.variables]
     ds = ds.set_coords(coords)
     ds.set_close(store.close)  # set_coords returns a new Dataset, without the store's close
     # xarray would record the URL as given, pre-signed query string and all
@@ -61,14 +63,16 @@ def open_segments(
     decode_times: bool = True,
     credentials: Any = None,
     storage_options: Mapping[str, Any] | None = None,
+    product: Product = ATL10,
 ) -> xr.Dataset:
-    """Open the freeboard segments of the chosen beams as one ragged Dataset (see the engine docs)."""
-    if group is not None and group not in atl10.BEAMS:
+    """Open the segments of the chosen beams as one ragged Dataset (see the engine docs)."""
+    engine = product.name.lower()
+    if group is not None and group not in icesat2.BEAMS:
         raise ValueError(
-            f"group={group!r}: the atl10 engine opens one beam with group=, one of {list(atl10.BEAMS)}. "
-            "For leads or reference_surface_section use xr.open_datatree(path, engine='atl10')."
+            f"group={group!r}: the {engine} engine opens one beam with group=, one of {list(icesat2.BEAMS)}. "
+            f"For the other groups of a beam use xr.open_datatree(path, engine={engine!r})."
         )
-    granule = open_granule(filename_or_obj, credentials, storage_options)
+    granule = open_granule(filename_or_obj, credentials, storage_options, product)
     try:
         store = SegmentStore(granule, beams, variables, drop_variables, mask_and_scale, decode_times)
         return _decode(store, mask_and_scale, decode_times)
@@ -85,14 +89,15 @@ def open_groups(
     drop_variables=None,
     credentials: Any = None,
     storage_options: Mapping[str, Any] | None = None,
+    product: Product = ATL10,
 ) -> dict[str, xr.Dataset]:
     """Every beam group of a granule at its own length: ``{"/": root, "/gt1l/leads": ..., ...}``."""
-    granule = open_granule(filename_or_obj, credentials, storage_options)
+    granule = open_granule(filename_or_obj, credentials, storage_options, product)
     try:
         groups: dict[str, xr.Dataset] = {"/": xr.Dataset(attrs=granule.attrs)}
         for beam in granule.beams:
-            groups[f"/{beam}"] = xr.Dataset(attrs={"beam": beam, **atl10.beam_attrs(beam, granule.sc_orient)})
-            for group in atl10.BEAM_GROUPS:
+            groups[f"/{beam}"] = xr.Dataset(attrs={"beam": beam, **product.beam_attrs(beam, granule.sc_orient)})
+            for group in product.beam_groups:
                 if group not in granule.links(beam) or not granule.listing(f"{beam}/{group}")[0]:
                     continue
                 store = BeamGroupStore(granule, beam, group, drop_variables, mask_and_scale, decode_times)

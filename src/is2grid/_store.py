@@ -1,8 +1,9 @@
-"""The ATL10 data store: granule structure -> lazily read xarray Variables.
+"""The data store of ATL10 and ATL07 granules: granule structure -> lazily read xarray Variables.
 
-Product rules (beams, names, schema) come from :mod:`is2grid.atl10`; reading goes through
-:class:`is2grid._array.GranuleReader`. Times in CF "seconds since 2018-01-01" decode to UTC in the
-decode threads, exactly as xarray's CF decoding would (see "Time" in the design decisions); with
+Product rules (beams, groups, names, schema) come from the :mod:`is2grid.products` the engine
+names; reading goes through :class:`is2grid._array.GranuleReader`. Times in CF "seconds since
+2018-01-01" decode to UTC in the decode threads, exactly as xarray's CF decoding would (see "Time" in
+the design decisions); with
 ``decode_times=False`` they stay the stored seconds with their ``units``.
 """
 
@@ -18,26 +19,34 @@ import xarray as xr
 from xarray.backends.common import AbstractDataStore
 from xarray.core.utils import FrozenDict
 
-from is2grid import _decode, atl10
+from is2grid import _decode
 from is2grid._array import GranuleReader, Piece, RaggedArray, RepeatedLabelArray, as_text, concurrently
 from is2grid._fetch import FetchOptions, describe, resolve
 from is2grid.credentials import Credentials
-from is2grid.errors import CorruptGranuleError, Is2gridWarning, NotATL10Error, UnsupportedVersionError
+from is2grid.errors import (
+    CorruptGranuleError,
+    Is2gridWarning,
+    NotATL07Error,
+    NotATL10Error,
+    UnsupportedVersionError,
+    WrongProductError,
+)
+from is2grid.products import ATL10, PRODUCTS, Product, icesat2
 
-ROOT_SCALARS = {
-    "sc_orient": "orbit_info/sc_orient",
-    "rgt": "orbit_info/rgt",
-    "cycle_number": "orbit_info/cycle_number",
-    "orbit_number": "orbit_info/orbit_number",
-    "release": "ancillary_data/release",
-    "revision": "ancillary_data/version",
-}
+ROOT_SCALARS = icesat2.ROOT_SCALARS
 
 
 class Granule:
     """What is known about a granule after reading its structure and orbit_info (no segment data)."""
 
-    def __init__(self, target: Any, credentials: Credentials | None = None, options: FetchOptions | None = None):
+    def __init__(
+        self,
+        target: Any,
+        credentials: Credentials | None = None,
+        options: FetchOptions | None = None,
+        product: Product = ATL10,
+    ):
+        self.product = product
         if isinstance(target, str | os.PathLike):
             target = os.fspath(target)
             resolve(target)  # an unsupported scheme fails here, before any I/O
@@ -47,12 +56,13 @@ class Granule:
         self._groups: dict[str, tuple[dict[str, Any], set[str]]] = {}
         self._links: dict[str, set[str]] = {}
         root_groups = self.reader.links("/")
-        self.beams = [b for b in atl10.BEAMS if b in root_groups]
+        self.beams = [b for b in icesat2.BEAMS if b in root_groups]
         missing = {"orbit_info", "ancillary_data"} - root_groups
         if missing or not self.beams:
-            raise NotATL10Error(
-                f"{self.url}: not an ATL10 granule (no {sorted(missing) or 'beam groups gt1l..gt3r'} at the root; "
-                f"found {sorted(root_groups)}). Open ATL10 granules only (ATL10-01_* Arctic, ATL10-02_* Antarctic)."
+            raise self._wrong(
+                f"{self.url}: not an {product.name} granule (no {sorted(missing) or 'beam groups gt1l..gt3r'} at "
+                f"the root; found {sorted(root_groups)}). Open {product.name} granules only ({product.name}-01_* "
+                f"Arctic, {product.name}-02_* Antarctic)."
             )
         # the next level of the tree at once: every beam's members, and the orbit/ancillary scalars read whole
         scalars = [(path, None, None) for path in ROOT_SCALARS.values()]
@@ -74,13 +84,13 @@ class Granule:
         self.attrs = {
             "granule": self.name.removeprefix("processed_") if self.name.startswith("processed_") else self.name,
             "source_file": self.name,
-            "hemisphere": atl10.hemisphere_from_name(self.name) or self._hemisphere_from_metadata(),
+            "hemisphere": product.hemisphere_from_name(self.name) or self._hemisphere_from_metadata(),
             "rgt": int(raw["rgt"]),
             "cycle": int(raw["cycle_number"]),
             "orbit_number": int(raw["orbit_number"]),
             "sc_orient": self.sc_orient,
-            "sc_orient_meaning": atl10.ORIENTATIONS.get(self.sc_orient, "unknown"),
-            "product": "ATL10",
+            "sc_orient_meaning": icesat2.ORIENTATIONS.get(self.sc_orient, "unknown"),
+            "product": product.name,
             "product_version": self.release,
             "product_revision": as_text(raw["revision"]),
         }
@@ -90,7 +100,8 @@ class Granule:
         flat = np.asarray(value).ravel()
         if flat.size == 0:
             raise CorruptGranuleError(
-                f"{self.url}: {ROOT_SCALARS[name]} holds no value (0 elements) where every ATL10 granule has one. "
+                f"{self.url}: {ROOT_SCALARS[name]} holds no value (0 elements) where every {self.product.name} granule "
+                "has one. "
                 "The granule is damaged or was edited: download it again."
             )
         if flat.dtype.kind in "iuf" and name in ("sc_orient", "rgt", "cycle_number", "orbit_number"):
@@ -104,22 +115,31 @@ class Granule:
         if self.reader.metadata([path], missing_ok=True)[path] is None:
             return "unknown"
         region = int(np.asarray(self.reader.read([(path, None, None)])[0]).ravel()[0])
-        return atl10.REGION_HEMISPHERES.get(region, "unknown")
+        return icesat2.REGION_HEMISPHERES.get(region, "unknown")
+
+    def _wrong(self, message: str) -> WrongProductError:
+        kind = {"ATL10": NotATL10Error, "ATL07": NotATL07Error}.get(self.product.name, WrongProductError)
+        return kind(message)
 
     def _check_product(self) -> None:
+        product = self.product
         kinds: set[str] = set()
         for beam in self.beams:
             kinds |= self.links(beam)
-        if atl10.LEGACY_SEGMENT_GROUP in kinds:
+        legacy = sorted(kinds & set(product.legacy_groups))
+        if legacy:
             release = as_text(self.reader.read([("ancillary_data/release", None, None)])[0])
             raise UnsupportedVersionError(
-                f"{self.url}: ATL10 release {release} layout ({atl10.LEGACY_SEGMENT_GROUP}/); is2grid reads "
-                "release 006 and later. Download the current release of this granule from NSIDC."
+                f"{self.url}: {product.name} release {release} layout ({legacy[0]}/, "
+                f"{product.legacy_groups[legacy[0]]}); is2grid reads release {product.releases}. Download the "
+                "current release of this granule from NSIDC."
             )
-        if not kinds & set(atl10.BEAM_GROUPS):
-            found = "sea_ice_segments (an ATL07 granule?)" if "sea_ice_segments" in kinds else sorted(kinds)
-            raise NotATL10Error(
-                f"{self.url}: beam groups hold {found}, not ATL10's freeboard_segment/leads. Open ATL10 granules only."
+        if not kinds & set(product.beam_groups):
+            other = next((p for p in PRODUCTS.values() if p.segment_group in kinds), None)
+            found = f"{other.segment_group} (an {other.name} granule)" if other else sorted(kinds)
+            fix = f": open it with engine={other.name.lower()!r}" if other else f". Open {product.name} granules only"
+            raise self._wrong(
+                f"{self.url}: beam groups hold {found}, not {product.name}'s {'/'.join(product.beam_groups)}{fix}."
             )
 
     def listing(self, group: str) -> tuple[dict[str, Any], set[str]]:
@@ -135,13 +155,16 @@ class Granule:
         return self._links[key]
 
     def segment_paths(self, beam: str) -> dict[str, str]:
-        """Flat name -> path of every per-segment dataset of one beam (empty if it has no freeboard_segment)."""
-        if atl10.SEGMENT_GROUP not in self.links(beam):
+        """Flat name -> path of every per-segment dataset of one beam (empty if it has no segment group)."""
+        product = self.product
+        if product.segment_group not in self.links(beam):
             return {}
         found: dict[str, str] = {}
-        for sub in ("", *atl10.SEGMENT_SUBGROUPS):
-            group = "/".join(filter(None, (beam, atl10.SEGMENT_GROUP, sub)))
-            for name in sorted(self.links(group) - set(atl10.SEGMENT_SUBGROUPS)):
+        for sub in ("", *product.segment_subgroups):
+            group = "/".join(filter(None, (beam, product.segment_group, sub)))
+            if sub and sub not in self.links("/".join((beam, product.segment_group))):
+                continue
+            for name in sorted(self.links(group) - set(product.segment_subgroups)):
                 found.setdefault(name, f"{group}/{name}")
         return found
 
@@ -154,14 +177,14 @@ class Granule:
         of the first and the last time, which xarray reads to check that times decode, are fetched
         with the chunk indexes (when reads cost round trips).
         """
-        table = atl10.segment_variable_paths()
+        table = self.product.segment_variables
         paths = {
             (beam, name): f"{beam}/{table[name]}"
             for beam in beams
-            if beam in self.beams and atl10.SEGMENT_GROUP in self.links(beam)
+            if beam in self.beams and self.product.segment_group in self.links(beam)
             for name in names
         }
-        times = [p for (_, name), p in paths.items() if name == atl10.TIME] if time_probe else []
+        times = [p for (_, name), p in paths.items() if name == icesat2.TIME] if time_probe else []
         keep: dict[str, tuple[int, ...]] = {}
         if times:  # the first row of the first beam, the last of the last (one beam: both)
             keep[times[0]] = (0,)
@@ -195,9 +218,9 @@ def _engine_decodes_times(decode_times) -> bool:
 
 
 def _ragged_variable(
-    reader, dims, pieces, dtype, schema_path, mask, trailing=(), siblings=None, decode_times=False
+    reader, dims, pieces, dtype, attrs, mask, trailing=(), siblings=None, decode_times=False
 ) -> xr.Variable:
-    attrs = atl10.variable_attrs(schema_path)
+    attrs = dict(attrs)
     encoding: dict[str, Any] = {}
     stored = np.dtype(dtype)
     decoded, fill, convert = stored, attrs.get("_FillValue"), None
@@ -210,9 +233,9 @@ def _ragged_variable(
         encoding.update(_FillValue=fill, dtype=stored)
     else:
         fill = None
-    if _engine_decodes_times(decode_times) and attrs.get("units") == atl10.TIME_UNITS and decoded == np.float64:
+    if _engine_decodes_times(decode_times) and attrs.get("units") == icesat2.TIME_UNITS and decoded == np.float64:
         # CF time decoding in the decode threads too, to the nanosecond what xarray's would give
-        convert = (decoded, functools.partial(_decode.seconds_to_datetime64, epoch=atl10.ATLAS_EPOCH))
+        convert = (decoded, functools.partial(_decode.seconds_to_datetime64, epoch=icesat2.ATLAS_EPOCH))
         decoded = np.dtype("datetime64[ns]")
         encoding.update(units=attrs["units"], dtype=stored)
         attrs = {k: v for k, v in attrs.items() if k != "units"}
@@ -228,12 +251,13 @@ def _chunk_sizes(rows: int, chunk: int = 10000) -> list[int]:
 
 
 class SegmentStore(AbstractDataStore):
-    """The chosen beams' freeboard segments as one ragged ``segment`` dimension."""
+    """The chosen beams' segments as one ragged ``segment`` dimension."""
 
     def __init__(self, granule: Granule, beams, variables, drop_variables, mask: bool = True, decode_times=False):
         self.granule = granule
+        self.product = granule.product
         self.mask = mask
-        chosen, undefined = atl10.beams_for(granule.sc_orient, beams)
+        chosen, undefined = icesat2.beams_for(granule.sc_orient, beams)
         if undefined:
             warnings.warn(
                 f"{granule.url}: spacecraft orientation is 'transition' (sc_orient=2), so beams={beams!r} is "
@@ -243,12 +267,12 @@ class SegmentStore(AbstractDataStore):
                 stacklevel=5,
             )
         self.beams = chosen
-        self.names = _select_names(variables, drop_variables)
+        self.names = _select_names(self.product, variables, drop_variables)
         wanted = {*self.names, "latitude"}
         self.decode_times = decode_times
         # xarray checks that times decode by reading the first and last; not when the engine decodes them
         xarray_decodes = bool(decode_times) and not _engine_decodes_times(decode_times)
-        self.rows = granule.segment_rows_of(chosen, wanted, time_probe=xarray_decodes and atl10.TIME in self.names)
+        self.rows = granule.segment_rows_of(chosen, wanted, time_probe=xarray_decodes and icesat2.TIME in self.names)
         self.names = self._without_missing(self.names, explicit=variables is not None)
 
     def _without_missing(self, names: list[str], *, explicit: bool) -> list[str]:
@@ -257,25 +281,26 @@ class SegmentStore(AbstractDataStore):
         A variable subset (an NSIDC order with variables chosen, a user's own trimmed copy) lacks some
         variables; only the coordinates, and the variables asked for by name, are required.
         """
-        table = atl10.segment_variable_paths()
+        table = self.product.segment_variables
         for beam in self.beams:
             if "latitude" not in self.rows[beam] and self.rows[beam]:
                 raise CorruptGranuleError(
                     f"{self.granule.url}: {beam}/{table['latitude']} is missing although {beam} has other segment "
-                    "variables. Every ATL10 granule has it: the granule is incomplete, download it again."
+                    f"variables. Every {self.product.name} granule has it: the granule is incomplete, download it "
+                    "again."
                 )
         beams = [b for b in self.beams if self._beam_rows(b)]
         missing = {n: [b for b in beams if n not in self.rows[b]] for n in names}
         missing = {n: lacking for n, lacking in missing.items() if lacking}
-        required = [n for n in missing if n in atl10.COORDINATES or explicit]
+        required = [n for n in missing if n in icesat2.COORDINATES or explicit]
         if required:
             name = required[0]
             raise CorruptGranuleError(
                 f"{self.granule.url}: {', '.join(f'{b}/{table[name]}' for b in missing[name])} is missing although "
                 f"{missing[name][0]} has {self._beam_rows(missing[name][0])} segments"
                 + (
-                    ". Every ATL10 granule has it: the granule is incomplete, download it again."
-                    if name in atl10.COORDINATES
+                    f". Every {self.product.name} granule has it: the granule is incomplete, download it again."
+                    if name in icesat2.COORDINATES
                     else "; it was asked for by name (variables=...). Leave it out of variables=, or use a granule "
                     "that has it (this one may be a variable subset)."
                 )
@@ -308,8 +333,8 @@ class SegmentStore(AbstractDataStore):
             beams=" ".join(self.beams),
             featureType="trajectory",
             Conventions="CF-1.8",
-            title="ICESat-2 ATL10 sea ice freeboard segments",
-            source="ICESat-2 ATL10 (NSIDC), read by is2grid",
+            title=self.product.title,
+            source=f"ICESat-2 {self.product.name} (NSIDC), read by is2grid",
         )
         return FrozenDict(attrs)
 
@@ -318,9 +343,9 @@ class SegmentStore(AbstractDataStore):
         variables: dict[str, xr.Variable] = {}
         siblings: list = []
         for name in self.names:
-            relpath = atl10.segment_variable_paths()[name]
+            relpath = self.product.segment_variables[name]
             schema_path = "{beam}/" + relpath
-            pieces, dtype = [], atl10.variable_dtype(schema_path)
+            pieces, dtype = [], self.product.variable_dtype(schema_path)
             for beam, count in zip(self.beams, counts, strict=True):
                 if count == 0:
                     continue
@@ -342,7 +367,7 @@ class SegmentStore(AbstractDataStore):
                 ("segment",),
                 pieces,
                 dtype,
-                schema_path,
+                self.product.variable_attrs(schema_path),
                 self.mask,
                 siblings=siblings,
                 decode_times=self.decode_times,
@@ -374,24 +399,25 @@ def _lazy(array):
     return indexing.LazilyIndexedArray(array)
 
 
-def _select_names(variables, drop_variables) -> list[str]:
-    valid = atl10.segment_variable_paths()
+def _select_names(product: Product, variables, drop_variables) -> list[str]:
+    valid = product.segment_variables
     if variables is None:
-        names = list(atl10.DEFAULT_VARIABLES)
+        names = list(product.default_variables)
     else:
         names = [variables] if isinstance(variables, str) else list(variables)
         unknown = [n for n in names if n not in valid]
         if unknown:
             raise ValueError(
-                f"variables={names!r}: unknown per-segment variable(s) {unknown}. Valid names: {sorted(valid)}"
+                f"variables={names!r}: unknown per-segment {product.name} variable(s) {unknown}. Valid names: "
+                f"{sorted(valid)}"
             )
-    names = [n for n in dict.fromkeys(names) if n not in atl10.COORDINATES] + list(atl10.COORDINATES)
+    names = [n for n in dict.fromkeys(names) if n not in icesat2.COORDINATES] + list(icesat2.COORDINATES)
     drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
     return [n for n in names if n not in drop]
 
 
 class BeamGroupStore(AbstractDataStore):
-    """One group of one beam (freeboard_segment, leads or reference_surface_section) at its own length."""
+    """One group of one beam (ATL10 freeboard_segment, leads or reference_surface_section...) at its own length."""
 
     def __init__(
         self, granule: Granule, beam: str, group: str, drop_variables=None, mask: bool = True, decode_times=False
@@ -400,9 +426,10 @@ class BeamGroupStore(AbstractDataStore):
         self.mask = mask
         self.decode_times = decode_times
         self.beam, self.group = beam, group
-        self.dim = atl10.BEAM_GROUPS[group]
+        self.product = granule.product
+        self.dim = self.product.beam_groups[group]
         drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
-        if group == atl10.SEGMENT_GROUP:
+        if group == self.product.segment_group:
             self.entries = granule.segment_rows(beam)
         else:
             found = granule.listing(f"{beam}/{group}")[0]
@@ -410,31 +437,27 @@ class BeamGroupStore(AbstractDataStore):
         self.entries = {k: v for k, v in self.entries.items() if k not in drop}
 
     def get_attrs(self):
-        return FrozenDict({"beam": self.beam, "group": self.group, **atl10.group_attrs("{beam}/" + self.group)})
+        return FrozenDict({"beam": self.beam, "group": self.group, **self.product.group_attrs("{beam}/" + self.group)})
 
     def get_variables(self):
         rows = {int(meta.dimensions[0]) for name, (_, meta) in self.entries.items() if name == "latitude"}
         n = rows.pop() if rows else None
         variables = {}
+        fixed = self.product.fixed_dims
         for name, (path, meta) in self.entries.items():
             shape = tuple(int(d) for d in meta.dimensions)
             dims: tuple[str, ...]
-            if n is not None and shape[0] == n:
-                dims = (
-                    self.dim,
-                    *(f"{name}_dim{i}" if name != "beam_fb_hist_refsurf" else "hist_bin" for i in range(1, len(shape))),
-                )
+            if n is not None and shape[0] == n and not (name in fixed and len(shape) == 1):
+                dims = (self.dim, *(fixed.get(name, f"{name}_dim{i}") for i in range(1, len(shape))))
             else:
-                dims = (
-                    ("hist_bin",) if name == "ds_si_hist_bins" else tuple(f"{name}_dim{i}" for i in range(len(shape)))
-                )
+                dims = (fixed[name],) if name in fixed else tuple(f"{name}_dim{i}" for i in range(len(shape)))
             piece = Piece(path, shape[0])
             variables[name] = _ragged_variable(
                 self.granule.reader,
                 dims,
                 [piece],
                 meta.getNumpyType(),
-                "{beam}/" + path.split("/", 1)[1],
+                self.product.variable_attrs("{beam}/" + path.split("/", 1)[1]),
                 self.mask,
                 trailing=shape[1:],
                 decode_times=self.decode_times,

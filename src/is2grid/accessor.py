@@ -1,4 +1,4 @@
-"""The ``.is2grid`` Dataset accessor: one-line wrappers over :mod:`is2grid.gridding` and :mod:`is2grid.atl10`."""
+"""The ``.is2grid`` Dataset accessor: one-line wrappers over :mod:`is2grid.gridding` and friends."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Any
 
 import xarray as xr
 
-from is2grid import atl10, gridding
+from is2grid import gridding
 from is2grid.grids import Grid
+from is2grid.products import icesat2
 
 
 @xr.register_dataset_accessor("is2grid")
@@ -30,9 +31,9 @@ class Is2gridAccessor:
     def hemisphere(self) -> str:
         """'north' or 'south', from the granule attributes or else from the latitudes.
 
-        See :func:`is2grid.atl10.hemisphere_of_dataset`.
+        See :func:`is2grid.products.icesat2.hemisphere_of_dataset`.
         """
-        return atl10.hemisphere_of_dataset(self._ds)
+        return icesat2.hemisphere_of_dataset(self._ds)
 
     def to_ease2(self, res: float = 6250, **options: Any) -> xr.Dataset:
         """Bin segments onto EASE-Grid 2.0 (EPSG:6931 north / 6932 south) as ATL20 statistics.
@@ -43,15 +44,15 @@ class Is2gridAccessor:
             Cell size in metres, one of the standard EASE-Grid 2.0 sizes: 100000, 36000, 25000, 24000,
             12500, 10000, 9000, 6250, 5000, 3125, 3000, 1562.5 or 1000.
         **options
-            ``hemisphere``, ``freq``, ``bbox``, ``bbox_xy``, ``full_grid``, ``time_range``,
-            ``segment_types``, ``max_quality``, ``fb_range``, ``min_segments``: see
-            :meth:`is2grid.request.GridRequest.create`.
+            ``variable`` (the segment variable to grid, default the product's), ``hemisphere``, ``freq``,
+            ``bbox``, ``bbox_xy``, ``full_grid``, ``time_range``, ``segment_types``, ``max_quality``,
+            ``value_range``, ``min_segments``: see :meth:`is2grid.request.GridRequest.create`.
 
         Returns
         -------
         xarray.Dataset
-            ``n_segments``, ``mean_seg_length``, ``mean_fb``, ``std_fb`` on (time, y, x): see
-            :func:`is2grid.gridding.grid_segments`.
+            ``n_segments``, ``mean_seg_length``, ``mean_fb``, ``std_fb`` on (time, y, x) (another
+            ``variable``: ``mean_<stem>``, ``std_<stem>``): see :func:`is2grid.gridding.grid_segments`.
         """
         return gridding.grid_segments(self._ds, grid="ease2", res=res, **options)
 
@@ -85,33 +86,70 @@ class Is2gridAccessor:
         """The cells holding points given in longitude/latitude: see :func:`is2grid.gridding.sel_lonlat`."""
         return gridding.sel_lonlat(self._ds, lon, lat)
 
-    def timeseries(self, region: Any, freq: str | None = "1D", res: float = 6250, **options: Any) -> xr.Dataset:
-        """A region's time series, exact from the cell sums.
-
-        On a gridded Dataset see :func:`is2grid.timeseries.region_timeseries` (``freq`` and ``res`` are the
-        grid's own); on segments see :func:`is2grid.timeseries.segments_timeseries`.
-        """
+    def region_timeseries(self, region: Any) -> xr.Dataset:
+        """A region's time series from a gridded Dataset: see :func:`is2grid.timeseries.region_timeseries`."""
         from is2grid import timeseries
 
-        if _is_gridded(self._ds):
-            return timeseries.region_timeseries(self._ds, region)
+        return timeseries.region_timeseries(self._ds, region)
+
+    def segments_timeseries(
+        self, region: Any, freq: str | None = "1D", res: float = 6250, **options: Any
+    ) -> xr.Dataset:
+        """A region's time series straight from segments: see :func:`is2grid.timeseries.segments_timeseries`."""
+        from is2grid import timeseries
+
         return timeseries.segments_timeseries(self._ds, region, freq=freq, res=res, **options)
 
-    def explore(self, var: str = "mean_fb", **options: Any):
+    def timeseries(self, region: Any, freq: str | None = "1D", res: float = 6250, **options: Any) -> xr.Dataset:
+        """A region's time series, exact from the cell sums, of a gridded result or of segments.
+
+        The Dataset's own declaration decides (:func:`kind_of`): a gridded result goes to
+        :meth:`region_timeseries` (``freq`` and ``res`` are then the grid's own), segments to
+        :meth:`segments_timeseries`.
+        """
+        if kind_of(self._ds) == "gridded":
+            return self.region_timeseries(region)
+        return self.segments_timeseries(region, freq=freq, res=res, **options)
+
+    def explore(self, var: str | None = None, **options: Any):
         """An interactive map (or chart) in the browser: see :mod:`is2grid.explore`.
 
         A gridded Dataset gets :func:`~is2grid.explore.grid_explorer` (time slider, statistic selector),
         segments get :func:`~is2grid.explore.segments_explorer` (rasterized; ``color="beam"`` too), a
-        region time series gets :func:`~is2grid.explore.timeseries_plot`.
+        region time series gets :func:`~is2grid.explore.timeseries_plot`; which one the Dataset is, its
+        attributes say (:func:`kind_of`).
         """
         from is2grid import explore
 
-        if _is_gridded(self._ds):
+        kind = kind_of(self._ds)
+        if kind == "gridded":
             return explore.grid_explorer(self._ds, var, **options)
-        if self._ds.attrs.get("kind") == "region time series":
+        if kind == "series":
             return explore.timeseries_plot(self._ds, **options)
         return explore.segments_explorer(self._ds, **options)
 
 
-def _is_gridded(ds: xr.Dataset) -> bool:
-    return "crs" in ds.variables and "n_segments" in ds.variables and "x" in ds.dims
+def kind_of(ds: xr.Dataset) -> str:
+    """What an is2grid Dataset is, as its attributes declare: ``"segments"``, ``"gridded"`` or ``"series"``.
+
+    The engines write ``featureType="trajectory"``, the gridder ``gridded_variable``, a region time
+    series ``kind="region time series"``.
+
+    Raises
+    ------
+    is2grid.GridError
+        For a Dataset that declares none of them.
+    """
+    from is2grid.errors import GridError
+
+    if ds.attrs.get("kind") == "region time series":
+        return "series"
+    if "gridded_variable" in ds.attrs:
+        return "gridded"
+    if ds.attrs.get("featureType") == "trajectory" or "product" in ds.attrs:
+        return "segments"
+    raise GridError(
+        "this Dataset does not say what it is (no 'gridded_variable', 'featureType' or 'kind' attribute). Open "
+        "segments with engine='atl10'/'atl07', grid them with .is2grid.to_ease2(), or call the explicit method: "
+        ".is2grid.region_timeseries() on a grid, .is2grid.segments_timeseries() on segments."
+    )

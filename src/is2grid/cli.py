@@ -67,14 +67,33 @@ def main(argv: list[str] | None = None) -> int:
 
     grid = sub.add_parser(
         "grid",
-        help="grid ATL10 granules (paths, s3:// or https:// URLs, or --search) into NetCDF or a Zarr store",
-        description="Grid ATL10 granules. --out ending in .zarr writes a Zarr v3 store bin by bin (bounded "
-        "memory) that a rerun of the same command resumes; other names write one NetCDF file.",
+        help="grid ATL10 or ATL07 granules (paths, s3:// or https:// URLs, or --search) into NetCDF or Zarr",
+        description="Grid ATL10 (freeboard) or ATL07 (height) granules, the product's default variable or any "
+        "numeric segment variable (--variable). A Zarr v3 store (--format zarr, or --out ending in .zarr) is "
+        "written bin by bin (bounded memory) and a rerun of the same command resumes it; NetCDF is one file.",
     )
     grid.add_argument("granules", nargs="*", help="granule paths or URLs (or use --search)")
-    grid.add_argument("--out", type=Path, required=True, help="NetCDF file, or a Zarr store if it ends in .zarr")
+    grid.add_argument("--out", type=Path, required=True, help="the NetCDF file or Zarr store written")
+    grid.add_argument(
+        "--format",
+        choices=("auto", "netcdf", "zarr"),
+        default="auto",
+        help="output format (default auto: a Zarr store if --out ends in .zarr, else NetCDF)",
+    )
+    grid.add_argument(
+        "--product",
+        type=str.upper,
+        choices=("ATL10", "ATL07"),
+        default=None,
+        help="the granules' product (default: from their names, ATL10 if they say none)",
+    )
+    grid.add_argument(
+        "--variable",
+        default=None,
+        help="the segment variable to grid (default: ATL10 beam_fb_height, ATL07 height_segment_height)",
+    )
     grid.add_argument("--overwrite", action="store_true", help="replace --out if it exists (a store: start over)")
-    grid.add_argument("--png", type=Path, default=None, help="also draw a quicklook map of the mean freeboard")
+    grid.add_argument("--png", type=Path, default=None, help="also draw a quicklook map of the gridded mean")
     grid.add_argument("--search", action="store_true", help="find the granules with earthaccess (--time, --region)")
     grid.add_argument(
         "--region",
@@ -122,9 +141,21 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="keep these height_segment_type values, e.g. 1 (sea ice only; leads 2-9, cloud 0)",
     )
-    grid.add_argument("--max-quality", type=int, default=None, help="keep 1 <= beam_fb_quality_flag <= this (e.g. 3)")
     grid.add_argument(
-        "--fb-range", type=float, nargs=2, metavar=("MIN", "MAX"), default=None, help="keep freeboards in [MIN, MAX] m"
+        "--max-quality",
+        type=int,
+        default=None,
+        help="keep 1 <= quality flag <= this (ATL10 beam_fb_quality_flag, ATL07 height_segment_fit_quality_flag)",
+    )
+    grid.add_argument(
+        "--range",
+        "--fb-range",
+        dest="value_range",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=None,
+        help="keep values of the gridded variable in [MIN, MAX] (its units)",
     )
     grid.add_argument(
         "--min-segments",
@@ -150,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "HTML page with --save.",
     )
     explore.add_argument("inputs", nargs="+", help="a .nc file or .zarr store, or ATL10 granules")
-    explore.add_argument("--var", default="mean_fb", help="statistic shown first (default mean_fb)")
+    explore.add_argument("--var", default=None, help="statistic shown first (default: the gridded mean)")
     explore.add_argument("--color", choices=("freeboard", "beam"), default="freeboard", help="segments: colour by")
     explore.add_argument("--save", type=Path, default=None, help="write a self-contained HTML page instead of serving")
     explore.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
@@ -234,21 +265,23 @@ def _grid(args) -> int:
     if args.search:
         if period is None:
             raise ValueError("--search needs --time (e.g. --time 2019-09) and usually --region.")
-        granules += earthdata.search(area, (period[0], period[1]), hemisphere=args.hemisphere)
-        print(f"found {len(granules)} ATL10 granules")
+        found = args.product or "ATL10"
+        granules += earthdata.search(area, (period[0], period[1]), hemisphere=args.hemisphere, product=found)
+        print(f"found {len(granules)} {found} granules")
     if not granules:
         raise ValueError("no granules: give paths or URLs, or --search with --time and --region.")
     bbox = tuple(args.bbox) if args.bbox else None
     if bbox is None and area is not None and args.bbox_xy is None and not args.full_grid:
         bbox = area.bbox
     time_range = tuple(args.time_range) if args.time_range else period
+    product = workflow.product_of_granules(granules, args.product)
     # the options and the output location are checked before any work
     request = GridRequest.create(
         args.grid or "ease2",
         res=args.res,
         hemisphere=args.hemisphere
         or (area.hemisphere if area and area.hemisphere else None)
-        or workflow.hemisphere_of_granules(granules),
+        or workflow.hemisphere_of_granules(granules, product=product),
         freq=None if args.freq.lower() == "none" else args.freq,
         bbox=bbox,
         bbox_xy=tuple(args.bbox_xy) if args.bbox_xy else None,
@@ -256,12 +289,14 @@ def _grid(args) -> int:
         time_range=time_range,
         segment_types=args.segment_types,
         max_quality=args.max_quality,
-        fb_range=tuple(args.fb_range) if args.fb_range else None,
+        value_range=tuple(args.value_range) if args.value_range else None,
         min_segments=args.min_segments,
+        product=product,
+        variable=args.variable,
     )
     if area is not None:
         area.check_hemisphere(request.hemisphere)
-    to_store = args.out.suffix == ".zarr"
+    to_store = args.format == "zarr" or (args.format == "auto" and args.out.suffix == ".zarr")
     if not to_store:
         workflow.check_output(args.out, overwrite=args.overwrite, inputs=granules)
     if args.png:
@@ -299,7 +334,7 @@ def _grid(args) -> int:
         print(f"no valid segments in {len(granules)} granules: the output describes an empty result; no map.")
         return 0
     if args.png:
-        plot.quicklook(result, "mean_fb", path=args.png)
+        plot.quicklook(result, request.names[2], path=args.png)
         print(f"Map:    {args.png.resolve()}")
     return 0
 
@@ -356,8 +391,9 @@ def _timeseries(args) -> int:
                                                 res=args.res)  # fmt: skip
     frame = series.drop_vars(["crs"], errors="ignore").to_dataframe()
     with_data = frame[frame.n_segments > 0]
+    mean = _mean_of(series)
     print(f"{area.title}: {len(frame)} time bins, {len(with_data)} with segments, {int(frame.n_segments.sum())} "
-          f"segments; mean freeboard {with_data.mean_fb.mean():.3f} m over the bins with data")  # fmt: skip
+          f"segments; {_said(series[mean])} {with_data[mean].mean():.3f} over the bins with data")  # fmt: skip
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.csv, float_format="%.6g")
@@ -377,12 +413,28 @@ def _timeseries(args) -> int:
 def _info(args) -> int:
     import xarray as xr
 
+    from is2grid import products
+
     for path in args.granules:
-        ds = xr.open_dataset(path, engine="atl10")
+        product = products.of_name(path) or products.ATL10
+        ds = xr.open_dataset(path, engine=product.name.lower())
         print(ds)
-        fb = ds.beam_fb_height
-        print(f"  valid freeboards: {int(fb.count())} of {ds.sizes['segment']}; mean {float(fb.mean()):.3f} m\n")
+        values = ds[product.variable]
+        print(f"  valid {product.variable}: {int(values.count())} of {ds.sizes['segment']}; mean "
+              f"{float(values.mean()):.3f} {values.attrs.get('units', '')}\n")  # fmt: skip
     return 0
+
+
+def _mean_of(result) -> str:
+    """The name of the gridded mean in a result or a series (``mean_fb`` for ATL10 freeboard)."""
+    from is2grid.gridding import statistic_names
+
+    return statistic_names(result)["mean"]
+
+
+def _said(mean) -> str:
+    """A mean in words with its units: 'length-weighted mean sea ice freeboard (m)'."""
+    return f"{mean.attrs.get('long_name', mean.name)} ({mean.attrs.get('units', '')})"
 
 
 def _summary(result) -> str:
@@ -395,9 +447,10 @@ def _summary(result) -> str:
         if "time" in result.dims and result.sizes["time"]
         else ""
     )
+    mean = result[_mean_of(result)]
     return (
         f"{result.attrs['grid']} window {result.sizes['y']} (y) x {result.sizes['x']} (x) cells, {times}; "
-        f"{int(n.sum())} segments in {cells} cells; mean freeboard {float(result.mean_fb.mean()):.3f} m"
+        f"{int(n.sum())} segments in {cells} cells; {_said(mean)} averaged over them {float(mean.mean()):.3f}"
     )
 
 

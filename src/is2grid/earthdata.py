@@ -1,4 +1,4 @@
-"""Find ATL10 granules with earthaccess (NASA's CMR): by region, time and hemisphere."""
+"""Find ATL10 or ATL07 granules with earthaccess (NASA's CMR): by region, time and hemisphere."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from is2grid import atl10
 from is2grid.errors import GridError
 from is2grid.inputs import record_name
+from is2grid.products import product as as_product
 from is2grid.regions import Region
 from is2grid.regions import region as as_region
 
@@ -54,9 +54,10 @@ def search(
     hemisphere: str | None = None,
     version: str = "006",
     count: int = -1,
+    product: str = "ATL10",
     **kwargs: Any,
 ) -> list[Any]:
-    """ATL10 granules (earthaccess ``DataGranule`` results) over a region and a period.
+    """ATL10 (or ATL07) granules (earthaccess ``DataGranule`` results) over a region and a period.
 
     Needs no login (CMR search is public); opening the granules does. The results go straight into
     :func:`is2grid.workflow.grid_granules` and ``xr.open_dataset(..., engine="atl10")``.
@@ -71,9 +72,11 @@ def search(
     hemisphere : {"north", "south"}, optional
         Keep granules of this hemisphere only (ATL10-01 Arctic, ATL10-02 Antarctic); default the region's.
     version : str
-        ATL10 release.
+        The product's release.
     count : int
         At most this many results (-1: all).
+    product : {"ATL10", "ATL07"}
+        The product searched for.
     **kwargs
         More ``earthaccess.search_data`` keywords.
 
@@ -89,6 +92,10 @@ def search(
     """
     import earthaccess
 
+    try:
+        chosen = as_product(product)
+    except ValueError as err:
+        raise GridError(str(err)) from err
     if time is None:
         raise GridError("search(time=...) is needed: a year ('2019'), a month ('2019-09') or a (start, end) pair.")
     start, end = time_span(time)
@@ -100,7 +107,7 @@ def search(
     if area is not None and area.hemisphere not in (None, hemisphere):
         raise GridError(f"region {area.name!r} lies in the {area.hemisphere}ern hemisphere, not the {hemisphere}ern.")
     query: dict[str, Any] = {
-        "short_name": "ATL10",
+        "short_name": chosen.name,
         "version": version,
         "temporal": (start.isoformat(), end.isoformat()),
         "count": count,
@@ -110,9 +117,9 @@ def search(
         query["bounding_box"] = area.bbox
     results = _searched(earthaccess.search_data, query)
     kept = [
-        g for g in results if hemisphere is None or atl10.hemisphere_from_name(record_name(g)) in (hemisphere, None)
+        g for g in results if hemisphere is None or chosen.hemisphere_from_name(record_name(g)) in (hemisphere, None)
     ]
-    return sorted(kept, key=lambda g: atl10.start_time_from_name(record_name(g)) or np.datetime64(0, "s"))
+    return sorted(kept, key=lambda g: chosen.start_time_from_name(record_name(g)) or np.datetime64(0, "s"))
 
 
 def _searched(search_data, query: dict[str, Any]) -> list[Any]:
@@ -128,11 +135,12 @@ def _searched(search_data, query: dict[str, Any]) -> list[Any]:
         response = getattr(err, "response", None)
         status = f" (HTTP {response.status_code})" if response is not None else ""
         raise RemoteReadError(
-            f"searching NASA's CMR ({host}) for ATL10 granules failed{status}: {type(err).__name__}. Check the network "
-            "(a proxy, a VPN, no internet on this node?) and try again; to grid files you have, pass their paths."
+            f"searching NASA's CMR ({host}) for {query['short_name']} granules failed{status}: "
+            f"{type(err).__name__}. Check the network (a proxy, a VPN, no internet on this node?) and try again; "
+            "to grid files you have, pass their paths."
         ) from None
     except (OSError, TimeoutError) as err:
         raise RemoteReadError(
-            f"searching NASA's CMR ({host}) for ATL10 granules failed ({type(err).__name__}: {err}). Check the network "
-            "and try again; to grid files you have, pass their paths."
+            f"searching NASA's CMR ({host}) for {query['short_name']} granules failed ({type(err).__name__}: "
+            f"{err}). Check the network and try again; to grid files you have, pass their paths."
         ) from None

@@ -6,8 +6,10 @@ Every error names the input, says what is wrong with it and, where there is one,
     ├── GranuleError               a granule cannot be opened or read
     │   ├── GranuleNotFoundError   (also a FileNotFoundError)
     │   ├── NotHDF5Error           the bytes are not HDF5 at all
-    │   ├── NotATL10Error          HDF5, but not an ATL10 granule
-    │   ├── UnsupportedVersionError ATL10 release 005 or older
+    │   ├── WrongProductError      HDF5, but not a granule of the product asked for
+    │   │   ├── NotATL10Error      not an ATL10 granule (engine="atl10")
+    │   │   └── NotATL07Error      not an ATL07 granule (engine="atl07")
+    │   ├── UnsupportedVersionError a release whose layout is2grid does not read (ATL10 005 or older)
     │   ├── CorruptGranuleError    truncated or damaged file
     │   ├── UnsupportedInputError  not something is2grid can open (URL scheme, directory, pipe, object)
     │   ├── RemoteReadError        a remote read failed after retries, timed out or came back short
@@ -29,6 +31,7 @@ __all__ = [
     "Is2gridError",
     "Is2gridWarning",
     "MemoryBudgetError",
+    "NotATL07Error",
     "NotATL10Error",
     "NotHDF5Error",
     "OutputError",
@@ -36,6 +39,7 @@ __all__ = [
     "StoreInUseError",
     "UnsupportedInputError",
     "UnsupportedVersionError",
+    "WrongProductError",
 ]
 
 
@@ -55,12 +59,20 @@ class NotHDF5Error(GranuleError):
     """The file does not start with an HDF5 signature."""
 
 
-class NotATL10Error(GranuleError):
+class WrongProductError(GranuleError):
+    """The file is HDF5 but lacks the groups every granule of the product asked for has."""
+
+
+class NotATL10Error(WrongProductError):
     """The file is HDF5 but lacks the groups every ATL10 granule has."""
 
 
+class NotATL07Error(WrongProductError):
+    """The file is HDF5 but lacks the groups every ATL07 granule has."""
+
+
 class UnsupportedVersionError(GranuleError):
-    """The granule uses the layout of ATL10 release 005 or older."""
+    """The granule uses a release layout is2grid does not read (ATL10 release 005 or older)."""
 
 
 class CorruptGranuleError(GranuleError):

@@ -27,7 +27,7 @@ import xarray as xr
 
 from is2grid import reduction
 from is2grid.errors import GridError
-from is2grid.reduction import STATISTICS
+from is2grid.products.base import ROLES
 
 __all__ = ["LONLAT_JS", "Explorer", "Served", "grid_explorer", "segments_explorer", "timeseries_plot"]
 
@@ -189,7 +189,7 @@ class Served:
 
 def grid_explorer(
     gridded: xr.Dataset,
-    var: str = "mean_fb",
+    var: str | None = None,
     *,
     max_bytes: float = 48e6,
     width: int = 720,
@@ -203,7 +203,8 @@ def grid_explorer(
         A result of ``to_ease2``/``to_grid``/``grid_granules``, a NetCDF file or Zarr store opened
         with xarray.
     var : str
-        The statistic shown first (``mean_fb``, ``std_fb``, ``n_segments``, ``mean_seg_length``).
+        The statistic shown first (``mean_fb``, ``std_fb``, ``n_segments``, ``mean_seg_length``, or the
+        ``mean_<stem>``... of another gridded variable); default the mean.
     max_bytes : float
         Frames of all bins and statistics travel with the page; when they would exceed this, cells
         are combined k x k (exactly, from their sums) and the title says so.
@@ -225,11 +226,16 @@ def grid_explorer(
     >>> view.details["frames"], view.details["factor"]
     (1, 1)
     """
-    missing = [n for n in STATISTICS if n not in gridded.variables]
+    from is2grid.gridding import statistic_names
+
+    roles = statistic_names(gridded)
+    stats = [roles[role] for role in ROLES]
+    var = var or roles["mean"]
+    missing = [n for n in stats if n not in gridded.variables]
     if missing or "crs" not in gridded.variables:
-        raise GridError(f"explore() needs a gridded Dataset (from to_ease2/to_grid), which has {missing or ['crs']}.")
-    if var not in STATISTICS:
-        raise GridError(f"var={var!r}: choose one of {', '.join(STATISTICS)}.")
+        raise GridError(f"explore() needs a gridded Dataset (from to_ease2/to_grid), which lacks {missing or ['crs']}.")
+    if var not in stats:
+        raise GridError(f"var={var!r}: choose one of {', '.join(stats)}.")
     if "time" not in gridded.dims:
         gridded = gridded.expand_dims("time")
     ny, nx, nt = gridded.sizes["y"], gridded.sizes["x"], gridded.sizes["time"]
@@ -237,8 +243,8 @@ def grid_explorer(
         raise GridError("explore(): the result is empty (no cells or no time bins); nothing to draw.")
     per_cell = 4 * 4  # three float32 statistics and an int32 count per cell and bin
     factor = max(1, int(np.ceil(np.sqrt(nt * ny * nx * per_cell / max_bytes))))
-    frames = [_coarsened(gridded.isel(time=t), factor) for t in range(nt)]
-    limits = {name: _robust_limits([f[name] for f in frames]) for name in STATISTICS}
+    frames = [_coarsened(gridded.isel(time=t), factor, stats) for t in range(nt)]
+    limits = {name: _robust_limits([f[name] for f in frames]) for name in stats}
     res = float(gridded.attrs.get("grid_resolution_m", abs(float(gridded.x[1] - gridded.x[0])) if nx > 1 else 1.0))
     labels = _time_labels(gridded)
     details = {
@@ -253,22 +259,22 @@ def grid_explorer(
     x0, y1 = float(gridded.x.min()) - half, float(gridded.y.max()) + half
     extent = (
         x0,
-        x0 + res * factor * frames[0]["mean_fb"].shape[1],
-        y1 - res * factor * frames[0]["mean_fb"].shape[0],
+        x0 + res * factor * frames[0][roles["mean"]].shape[1],
+        y1 - res * factor * frames[0][roles["mean"]].shape[0],
         y1,
     )
     lines = _outline_lines(dict(gridded["crs"].attrs), extent)  # once: every page served reuses them
 
     def make():
-        return _grid_document(gridded, frames, limits, labels, var, factor, res, width, palette, extent, lines)
+        return _grid_document(gridded, frames, limits, labels, var, factor, res, width, palette, extent, lines, stats)
 
     return Explorer(make, f"is2grid: {gridded.attrs.get('grid', '')} {var}", "bokeh", details)
 
 
-def _coarsened(frame: xr.Dataset, factor: int) -> dict[str, np.ndarray]:
+def _coarsened(frame: xr.Dataset, factor: int, stats: list[str]) -> dict[str, np.ndarray]:
     """One bin's statistics, k x k cells combined exactly from their sums; rows bottom-up for Bokeh."""
-    n = np.asarray(frame.n_segments.values, dtype=np.float64)
-    mean_length, mean_fb, std_fb = (np.asarray(frame[v].values, dtype=np.float64) for v in STATISTICS[1:])
+    n = np.asarray(frame[stats[0]].values, dtype=np.float64)
+    mean_length, mean_fb, std_fb = (np.asarray(frame[v].values, dtype=np.float64) for v in stats[1:])
     if factor > 1:
         # cells whose statistics are NaN (fewer than min_segments) carry no sums: they add to the count shown,
         # not to the statistics
@@ -283,12 +289,12 @@ def _coarsened(frame: xr.Dataset, factor: int) -> dict[str, np.ndarray]:
         _, mean_length, mean_fb, std_fb = reduction.statistics(*combined[1:])
         n = combined[0]
     out = {
-        "n_segments": np.flipud(np.asarray(n, dtype=np.int32)),
-        "mean_seg_length": np.flipud(np.asarray(mean_length, dtype=np.float32)),
-        "mean_fb": np.flipud(np.asarray(mean_fb, dtype=np.float32)),
-        "std_fb": np.flipud(np.asarray(std_fb, dtype=np.float32)),
+        stats[0]: np.flipud(np.asarray(n, dtype=np.int32)),
+        stats[1]: np.flipud(np.asarray(mean_length, dtype=np.float32)),
+        stats[2]: np.flipud(np.asarray(mean_fb, dtype=np.float32)),
+        stats[3]: np.flipud(np.asarray(std_fb, dtype=np.float32)),
     }
-    out["n_segments_shown"] = np.where(out["n_segments"] > 0, out["n_segments"], np.nan).astype(np.float32)
+    out[SHOWN] = np.where(out[stats[0]] > 0, out[stats[0]], np.nan).astype(np.float32)
     return out
 
 
@@ -340,7 +346,11 @@ def _outline_lines(crs_attrs: dict[str, Any], bounds) -> dict[str, list]:
     return {"coast": project(coastlines()), "graticule": project(circles + meridians)}
 
 
-def _grid_document(gridded, frames, limits, labels, var, factor, res, width, palette, extent, lines):
+#: the counts as drawn: empty cells transparent (NaN), not the colour of zero
+SHOWN = "count shown"
+
+
+def _grid_document(gridded, frames, limits, labels, var, factor, res, width, palette, extent, lines, stats):
     from bokeh.layouts import column, row
     from bokeh.models import (
         ColorBar,
@@ -358,25 +368,25 @@ def _grid_document(gridded, frames, limits, labels, var, factor, res, width, pal
     crs_attrs = dict(gridded["crs"].attrs)
     x0, x1, y0, y1 = extent
     height = int(width * (y1 - y0) / (x1 - x0))
-    names = {name: gridded[name].attrs.get("long_name", name) for name in STATISTICS}
-    units = {name: gridded[name].attrs.get("units", "") for name in STATISTICS}
-    shown = "n_segments_shown"
+    names = {name: gridded[name].attrs.get("long_name", name) for name in stats}
+    units = {name: gridded[name].attrs.get("units", "") for name in stats}
+    count = stats[0]
 
     def image(t, name):
-        return frames[t][shown if name == "n_segments" else name]
+        return frames[t][SHOWN if name == count else name]
 
     source = ColumnDataSource(
         {
             "image": [image(0, var)],
-            "n": [frames[0]["n_segments"]],
+            "n": [frames[0][count]],
             "x": [x0],
             "y": [y0],
             "dw": [x1 - x0],
             "dh": [y1 - y0],
         }
     )
-    store = ColumnDataSource({f"{name}|{t}": [image(t, name)] for t in range(len(frames)) for name in STATISTICS})
-    counts = ColumnDataSource({str(t): [frames[t]["n_segments"]] for t in range(len(frames))})
+    store = ColumnDataSource({f"{name}|{t}": [image(t, name)] for t in range(len(frames)) for name in stats})
+    counts = ColumnDataSource({str(t): [frames[t][count]] for t in range(len(frames))})
     mapper = LinearColorMapper(palette=palette, low=limits[var][0], high=limits[var][1], nan_color=(0, 0, 0, 0))
     resolution = f"{res * factor / 1000:g} km" + (
         f" (cells combined {factor} x {factor} to fit the page)" if factor > 1 else ""
@@ -409,7 +419,7 @@ def _grid_document(gridded, frames, limits, labels, var, factor, res, width, pal
     fig.add_layout(bar, "right")
     slider = Slider(start=0, end=max(len(frames) - 1, 1), value=0, step=1, title=f"time bin: {labels[0]}",
                     width=width - 260, disabled=len(frames) < 2, show_value=False)  # fmt: skip
-    select = Select(title="statistic", value=var, options=[(n, names[n]) for n in STATISTICS], width=220)
+    select = Select(title="statistic", value=var, options=[(n, names[n]) for n in stats], width=220)
     callback = CustomJS(
         args={"source": source, "store": store, "counts": counts, "mapper": mapper, "bar": bar, "fig": fig,
               "slider": slider, "select": select, "labels": labels, "limits": limits, "names": names, "units": units,
@@ -477,9 +487,10 @@ def segments_explorer(ds: xr.Dataset, color: str = "freeboard", *, res: float = 
     Parameters
     ----------
     ds : xarray.Dataset
-        Segments of one or many granules (``engine="atl10"``, :func:`is2grid.open_granules`).
+        Segments of one or many granules (``engine="atl10"`` or ``"atl07"``, :func:`is2grid.open_granules`).
     color : {"freeboard", "beam"}
-        Mean freeboard per pixel, or the beams in their own colours.
+        The mean of the product's variable per pixel (ATL10 freeboard, ATL07 height), or the beams in their
+        own colours.
     res : float
         The EASE-Grid 2.0 whose projection is used (only its CRS matters).
     width : int
@@ -491,23 +502,25 @@ def segments_explorer(ds: xr.Dataset, color: str = "freeboard", *, res: float = 
         A HoloViews view (``kind="holoviews"``): a notebook with a kernel or ``serve`` re-aggregate
         on zoom; a saved page keeps the first aggregation.
     """
-    from is2grid import atl10
     from is2grid.grids import ease2_grid, to_xy
+    from is2grid.products import icesat2, of_dataset
 
     if color not in ("freeboard", "beam"):
         raise GridError(f"color={color!r}: use 'freeboard' or 'beam'.")
-    for name in ("latitude", "longitude", "beam_fb_height"):
+    product = of_dataset(ds)
+    variable = product.variable
+    for name in ("latitude", "longitude", variable):
         if name not in ds.variables:
             raise GridError(f"explore() on segments needs {name!r} (open the granule with the default variables).")
-    grid = ease2_grid(atl10.hemisphere_of_dataset(ds), res)
-    fb = np.asarray(ds.beam_fb_height.values, dtype=np.float64)
+    grid = ease2_grid(icesat2.hemisphere_of_dataset(ds), res)
+    fb = np.asarray(ds[variable].values, dtype=np.float64)
     keep = np.isfinite(fb)
     x, y = to_xy(np.asarray(ds.longitude.values)[keep], np.asarray(ds.latitude.values)[keep], grid.crs)
     beams = np.asarray(ds["beam"].values)[keep] if "beam" in ds.variables else np.full(x.size, "all")
     crs_attrs = grid.cf_grid_mapping()
     details = {"segments": int(keep.sum()), "height": width}
     if not keep.any():
-        raise GridError("explore(): no valid freeboard segments to draw.")
+        raise GridError(f"explore(): no valid {variable} to draw.")
     limits = _robust_limits([fb[keep]])
     bounds = (float(x.min()), float(x.max()), float(y.min()), float(y.max()))
     lines = _outline_lines(crs_attrs, bounds)
@@ -529,7 +542,8 @@ def segments_explorer(ds: xr.Dataset, color: str = "freeboard", *, res: float = 
         size = {"frame_width": width}
         if color == "freeboard":
             shaded = rasterize(points, aggregator=dsh.mean("freeboard")).opts(
-                cmap="viridis", clim=limits, colorbar=True, clabel="mean freeboard (m)", tools=[hover], **size,
+                cmap="viridis", clim=limits, colorbar=True, tools=[hover], **size,
+                clabel=f"mean {product.stem(variable)} ({ds[variable].attrs.get('units', '')})",
             )  # fmt: skip
         else:
             from bokeh.palettes import Category10
@@ -544,7 +558,8 @@ def segments_explorer(ds: xr.Dataset, color: str = "freeboard", *, res: float = 
 
         kilometres = CustomJSTickFormatter(code="return (tick / 1000).toLocaleString('en-US')")
         return (shaded * coast.opts(color="#303030", line_width=1)).opts(
-            title=f"{details['segments']:,} ATL10 segments by {color}, EASE-Grid 2.0 {grid.hemisphere} projection",
+            title=f"{details['segments']:,} {product.name} segments by {color}, EASE-Grid 2.0 {grid.hemisphere} "
+            "projection",
             xlabel="x (km)", ylabel="y (km)", data_aspect=1, xformatter=kilometres, yformatter=kilometres,
             xlim=(bounds[0], bounds[1]), ylim=(bounds[2], bounds[3]),
         )  # fmt: skip
@@ -567,7 +582,11 @@ def timeseries_plot(series: xr.Dataset, width: int = 760, height: int = 320) -> 
     >>> view.kind
     'holoviews'
     """
-    if "mean_fb" not in series or "time" not in series.dims:
+    from is2grid.gridding import statistic_names
+
+    roles = statistic_names(series)
+    mean, std, count = roles["mean"], roles["std"], roles["count"]
+    if mean not in series or "time" not in series.dims:
         raise GridError("timeseries_plot needs a region time series with a time axis (from .is2grid.timeseries()).")
 
     def make():
@@ -578,16 +597,17 @@ def timeseries_plot(series: xr.Dataset, width: int = 760, height: int = 320) -> 
         frame = pd.DataFrame(
             {
                 "time": pd.to_datetime(series.time.values),
-                "mean_fb": series.mean_fb.values,
-                "low": (series.mean_fb - series.std_fb).values,
-                "high": (series.mean_fb + series.std_fb).values,
-                "n_segments": series.n_segments.values,
+                mean: series[mean].values,
+                "low": (series[mean] - series[std]).values,
+                "high": (series[mean] + series[std]).values,
+                "n_segments": series[count].values,
             }
         )
-        units = series.mean_fb.attrs.get("units", "m")
-        label = f"{series.attrs.get('region_title', 'region')}: length-weighted mean freeboard ({units})"
+        units = series[mean].attrs.get("units", "m")
+        what = str(series[mean].attrs.get("long_name", mean)).removesuffix(" in the region")
+        label = f"{series.attrs.get('region_title', 'region')}: {what} ({units})"
         time = hv.Dimension("time", label="time bin start (UTC)")
-        fb = hv.Dimension("mean_fb", label=f"freeboard ({units})")
+        fb = hv.Dimension(mean, label=f"{what.removeprefix('length-weighted mean ')} ({units})")
         spread = hv.Area(frame, time, ["low", "high"], label="mean ± std").opts(
             alpha=0.25, color="#4c78a8", line_width=0
         )

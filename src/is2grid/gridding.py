@@ -15,58 +15,37 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from is2grid import atl10, reduction
+from is2grid import reduction
 from is2grid.errors import GridError
 from is2grid.grids import Grid, to_lonlat
-from is2grid.reduction import STATISTICS, CellSums
+from is2grid.products import icesat2, of_dataset
+from is2grid.products.base import ROLES
+from is2grid.reduction import CellSums
 from is2grid.request import GridRequest
 
 __all__ = [
-    "STAT_ATTRS",
     "check_size",
     "collapse_time",
     "grid_segments",
     "gridded_dataset",
     "sel_lonlat",
+    "statistic_names",
     "with_latlon",
 ]
 
 TIME_UNITS = "seconds since 2018-01-01T00:00:00"
 
-STAT_ATTRS = {
-    "n_segments": {
-        "long_name": "number of freeboard segments in the cell",
-        "units": "1",
-        "cell_methods": "time: sum area: sum",
-    },
-    "mean_seg_length": {
-        "long_name": "mean segment length",
-        "units": "m",
-        "cell_methods": "time: mean area: mean",
-    },
-    "mean_fb": {
-        "long_name": "length-weighted mean sea ice freeboard",
-        "standard_name": "sea_ice_freeboard",
-        "units": "m",
-        "cell_methods": "time: mean area: mean (weighted by segment length)",
-    },
-    "std_fb": {
-        "long_name": "length-weighted standard deviation of sea ice freeboard",
-        "units": "m",
-        "cell_methods": "time: standard_deviation area: standard_deviation (weighted by segment length)",
-    },
-}
-
 
 def grid_segments(
     ds: xr.Dataset, request: GridRequest | None = None, *, memory_budget: float | str | None = "auto", **options: Any
 ) -> xr.Dataset:
-    """Bin ATL10 segments onto a polar grid as the ATL20 statistics (drop in the bucket).
+    """Bin segments onto a polar grid as the ATL20 statistics (drop in the bucket) of one variable.
 
     Parameters
     ----------
     ds : xarray.Dataset
-        Segments as opened with ``engine="atl10"`` (or anything with the same variables).
+        Segments as opened with ``engine="atl10"`` or ``engine="atl07"`` (or anything with the same
+        variables; without a ``product`` attribute they are taken as ATL10).
     request : GridRequest, optional
         A ready request; otherwise one is built from ``options``.
     memory_budget : float, "auto" or None
@@ -76,7 +55,8 @@ def grid_segments(
         is fixed (``time_range`` and a window). A lazy result (dask segments) is not checked.
     **options
         The keyword arguments of :meth:`is2grid.request.GridRequest.create` (``grid``, ``res``,
-        ``freq``, ``bbox``, ``time_range``, filters...). ``hemisphere`` defaults to the data's.
+        ``freq``, ``bbox``, ``time_range``, ``variable``, filters...). ``hemisphere`` defaults to the
+        data's, ``product`` to the Dataset's ``product`` attribute.
 
     Warns
     -----
@@ -88,8 +68,10 @@ def grid_segments(
     xarray.Dataset
         CF-1.8: ``x``/``y`` cell centres (m, y descending), a ``crs`` grid-mapping variable with
         ``crs_wkt``, and ``n_segments``, ``mean_seg_length``, ``mean_fb``, ``std_fb`` on
-        ``(time, y, x)``, each with ``grid_mapping``, units and ``cell_methods``. Empty cells have
-        ``n_segments == 0`` and NaN statistics. Lazy (dask) when ``ds`` is and the extent is fixed.
+        ``(time, y, x)`` (``mean_<stem>``, ``std_<stem>`` for another ``variable``; the ``product`` and
+        ``gridded_variable`` attributes say which), each with ``grid_mapping``, units and
+        ``cell_methods``. Empty cells have ``n_segments == 0`` and NaN statistics. Lazy (dask) when
+        ``ds`` is and the extent is fixed.
 
     Raises
     ------
@@ -111,7 +93,8 @@ def grid_segments(
     if request is None:
         grid = options.get("grid", "ease2")
         if options.get("hemisphere") is None and not isinstance(grid, Grid):
-            options["hemisphere"] = atl10.hemisphere_of_dataset(ds)
+            options["hemisphere"] = icesat2.hemisphere_of_dataset(ds)
+        options.setdefault("product", of_dataset(ds))
         request = GridRequest.create(**options)
     elif options:
         raise TypeError(f"grid_segments: give a request or options, not both ({sorted(options)}).")
@@ -158,9 +141,10 @@ def warn_if_empty(sums: CellSums, request: GridRequest, given: str) -> None:
 def _columns(ds: xr.Dataset, request: GridRequest) -> dict[str, xr.Variable]:
     missing = [n for n in request.needed if n not in ds.variables]
     if missing:
+        engine = request.product.name.lower()
         raise GridError(
             f"the Dataset lacks {missing}, needed for gridding. Open it with the default variables, or add them: "
-            f"xr.open_dataset(path, engine='atl10', variables=[..., {', '.join(repr(m) for m in missing)}])."
+            f"xr.open_dataset(path, engine={engine!r}, variables=[..., {', '.join(repr(m) for m in missing)}])."
         )
     columns = {n: ds[n].variable for n in request.needed}
     columns["delta_time"] = _utc(ds["delta_time"].variable)
@@ -190,7 +174,7 @@ def _lazy(columns: dict[str, xr.Variable], request: GridRequest, source_attrs: d
     chunks = next(c.chunks for c in columns.values() if c.chunks is not None)
     arrays = [da.asarray(columns[n].data).rechunk(chunks) for n in names]
     codes = da.map_blocks(_block_codes, *arrays, names=names, request=request, dtype=np.int64)
-    length, fb = arrays[names.index("height_segment_length_seg")], arrays[names.index("beam_fb_height")]
+    length, fb = arrays[names.index(request.product.length)], arrays[names.index(request.variable)]
     shape = (len(ordinals), window.nrows, window.ncols)
     groups = int(np.prod(shape))
     # reindex=False keeps each chunk's intermediate sparse (its occupied cells only): memory follows
@@ -300,9 +284,10 @@ def _labelled(arrays, window: Grid, ordinals, request: GridRequest, source_attrs
     bins = request.bins
     has_time = bins.freq is not None
     dims = ("time", "y", "x") if has_time else ("y", "x")
+    stats = request.statistics
     data_vars = {
-        name: (dims, values if has_time else values[0], {**STAT_ATTRS[name], "grid_mapping": "crs"})
-        for name, values in zip(STATISTICS, arrays, strict=True)
+        stats[role][0]: (dims, values if has_time else values[0], {**stats[role][1], "grid_mapping": "crs"})
+        for role, values in zip(ROLES, arrays, strict=True)
     }
     coords = {
         "x": (
@@ -335,16 +320,21 @@ def _labelled(arrays, window: Grid, ordinals, request: GridRequest, source_attrs
     if has_time:
         for name in ("time", "time_bounds"):
             out[name].encoding.update(units=TIME_UNITS, calendar="standard", dtype="float64")
+    product = request.product
+    what = stats["mean"][1]["long_name"].removeprefix("length-weighted mean ")
     attrs = {
         "Conventions": "CF-1.8",
-        "title": f"Sea ice freeboard on {window.name} (ATL20-style statistics from ICESat-2 ATL10)",
-        "source": "ICESat-2 ATL10 segments gridded by is2grid " + __version__,
+        "title": f"{what[:1].upper() + what[1:]} on {window.name} (ATL20-style statistics from {product.name})",
+        "source": f"ICESat-2 {product.name} segments gridded by is2grid " + __version__,
+        "product": product.name,
+        "gridded_variable": request.variable,
         "grid": window.name,
         "grid_crs": window.crs,
         "grid_resolution_m": window.res,
         "time_binning": bins.freq or "none (one grid over the whole input)",
         "statistics": "ATL20 drop-in-the-bucket: N, sum(L)/N, sum(L h)/sum(L), sqrt(sum(L h^2)/sum(L) - mean^2)",
-        "filters": request.describe(),
+        "filters": request.filters.describe(),
+        "min_segments": np.int32(request.min_segments),
     }
     for key in ("hemisphere", "granule", "granules", "beams"):
         if key in source_attrs:
@@ -374,20 +364,42 @@ def collapse_time(gridded: xr.Dataset) -> xr.Dataset:
     """
     if "time" not in gridded.dims:
         return gridded
-    n = gridded.n_segments
-    sum_length, sum_length_fb, sum_length_fb2 = (
-        s.fillna(0.0) for s in reduction.length_sums(n, gridded.mean_seg_length, gridded.mean_fb, gridded.std_fb)
+    names = statistic_names(gridded)
+    n = gridded[names["count"]]
+    sum_length, sum_length_h, sum_length_h2 = (
+        s.fillna(0.0)
+        for s in reduction.length_sums(n, *(gridded[names[role]] for role in ("mean_length", "mean", "std")))
     )
     count = n.sum("time").values.astype(np.int32)
-    stats = reduction.statistics(count, *(s.sum("time").values for s in (sum_length, sum_length_fb, sum_length_fb2)))
+    stats = reduction.statistics(count, *(s.sum("time").values for s in (sum_length, sum_length_h, sum_length_h2)))
     out = gridded.isel(time=0, drop=True).drop_vars("time_bounds", errors="ignore")
-    for name, values in zip(STATISTICS, stats, strict=True):
-        out[name] = (("y", "x"), values, gridded[name].attrs)
+    for role, values in zip(ROLES, stats, strict=True):
+        out[names[role]] = (("y", "x"), values, gridded[names[role]].attrs)
     if "time_bounds" in gridded.coords and gridded.sizes["time"]:
         span = [gridded.time_bounds.values[0, 0], gridded.time_bounds.values[-1, 1]]
         out = out.assign_coords(time_bounds=("nv", span, {}))
     out.attrs["time_binning"] = f"{gridded.attrs.get('time_binning')} bins combined"
     return out
+
+
+def statistic_names(gridded: xr.Dataset) -> dict[str, str]:
+    """Role (``count``, ``mean_length``, ``mean``, ``std``) -> variable name in a gridded result.
+
+    Read from the ``product`` and ``gridded_variable`` attributes the gridder writes.
+
+    Examples
+    --------
+    >>> statistic_names(xr.Dataset(attrs={"product": "ATL07", "gridded_variable": "height_segment_height"}))
+    {'count': 'n_segments', 'mean_length': 'mean_seg_length', 'mean': 'mean_height', 'std': 'std_height'}
+    """
+    product = of_dataset(gridded)
+    stats = product.statistics(gridded.attrs.get("gridded_variable", product.variable))
+    return {role: name for role, (name, _) in stats.items()}
+
+
+def min_segments_of(gridded: xr.Dataset) -> int:
+    """The ``min_segments`` a result was gridded with (1 for results that do not say)."""
+    return int(gridded.attrs.get("min_segments", 1))
 
 
 def with_latlon(gridded: xr.Dataset) -> xr.Dataset:

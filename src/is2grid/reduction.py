@@ -1,13 +1,16 @@
 """Segments to per-cell sums to ATL20 statistics, in plain numpy (no xarray, no I/O).
 
 For every (time bin, grid cell) that holds segments, with L the segment length
-(``height_segment_length_seg``) and h the freeboard (``beam_fb_height``), summed in float64
-(ATL20 ATBD, as summarised in NSIDC's ATL20 material):
+(``height_segment_length_seg``) and h the gridded variable (by default ATL10's freeboard
+``beam_fb_height``), summed in float64 (ATL20 ATBD, as summarised in NSIDC's ATL20 material):
 
 - ``n_segments``      N
 - ``mean_seg_length`` sum(L) / N
 - ``mean_fb``         sum(L h) / sum(L)                                  (length-weighted mean)
 - ``std_fb``          sqrt(max(sum(L h^2) / sum(L) - mean_fb^2, 0))      (length-weighted std, not the variance)
+
+(``mean_fb``/``std_fb`` are the names for ATL10 freeboard; other variables get ``mean_<stem>``/``std_<stem>``,
+see :meth:`is2grid.products.Product.statistics`.)
 
 Sums are kept sparse, over the occupied cell keys only (:class:`CellSums`), so batches, chunks and
 granules combine by key in any order and memory follows the occupied cells, not the grid.
@@ -37,7 +40,7 @@ __all__ = [
     "weights",
 ]
 
-#: the statistics, in the order :func:`statistics` returns them
+#: the statistics of ATL10 freeboard, in the order :func:`statistics` returns them (others: ``GridRequest.names``)
 STATISTICS = ("n_segments", "mean_seg_length", "mean_fb", "std_fb")
 
 
@@ -49,7 +52,7 @@ class CellSums:
     ----------
     keys : numpy.ndarray of int64
         Sorted unique (time bin, cell) keys.
-    count, sum_length, sum_length_fb, sum_length_fb2 : numpy.ndarray
+    count, sum_length, sum_length_h, sum_length_h2 : numpy.ndarray
         N, sum(L), sum(L h) and sum(L h^2) of each key.
     n_segments : int
         Segments summed.
@@ -60,8 +63,8 @@ class CellSums:
     keys: np.ndarray
     count: np.ndarray
     sum_length: np.ndarray
-    sum_length_fb: np.ndarray
-    sum_length_fb2: np.ndarray
+    sum_length_h: np.ndarray
+    sum_length_h2: np.ndarray
     n_segments: int = 0
     t_min: int | None = None
     t_max: int | None = None
@@ -74,12 +77,13 @@ class CellSums:
 
 
 def _kept(columns: Mapping[str, np.ndarray], request: GridRequest):
-    """The kept segments: latitude, longitude, length, freeboard (float64) and UTC time of each."""
+    """The kept segments: latitude, longitude, length, gridded value (float64) and UTC time of each."""
     lat, lon, length, fb = (
         np.asarray(columns[n], dtype=np.float64)
-        for n in ("latitude", "longitude", "height_segment_length_seg", "beam_fb_height")
+        for n in ("latitude", "longitude", request.product.length, request.variable)
     )
-    seg_type, quality = columns.get("height_segment_type"), columns.get("beam_fb_quality_flag")
+    filters = request.filters
+    seg_type, quality = columns.get(filters.type_variable), columns.get(filters.quality_variable)
     keep = request.filters.mask(lat, lon, length, fb, seg_type, quality)
     times = np.asarray(columns["delta_time"], dtype="datetime64[ns]")
     keep &= ~np.isnat(times)
@@ -108,7 +112,7 @@ def cell_sums(columns: Mapping[str, np.ndarray], request: GridRequest) -> CellSu
     ...            "delta_time": np.array(["2019-09-15T01", "2019-09-15T02"], dtype="datetime64[ns]"),
     ...            "beam_fb_height": np.array([0.2, 0.4]), "height_segment_length_seg": np.array([10.0, 30.0])}
     >>> sums = cell_sums(columns, request)
-    >>> sums.count, sums.sum_length_fb / sums.sum_length
+    >>> sums.count, sums.sum_length_h / sums.sum_length
     (array([2]), array([0.35]))
     """
     _, lat, lon, length, fb, times = _kept(columns, request)
@@ -168,7 +172,7 @@ def combine(*sums: CellSums) -> CellSums:
     return total
 
 
-_SUMMED = ("count", "sum_length", "sum_length_fb", "sum_length_fb2")
+_SUMMED = ("count", "sum_length", "sum_length_h", "sum_length_h2")
 
 
 def split_at(sums: CellSums, key: int) -> tuple[CellSums, CellSums]:
@@ -190,8 +194,8 @@ def split_at(sums: CellSums, key: int) -> tuple[CellSums, CellSums]:
                 sums.keys[part],
                 count,
                 sums.sum_length[part],
-                sums.sum_length_fb[part],
-                sums.sum_length_fb2[part],
+                sums.sum_length_h[part],
+                sums.sum_length_h2[part],
                 int(count.sum()),
                 sums.t_min,
                 sums.t_max,
@@ -223,18 +227,18 @@ def sums_of_statistics(keys, count, mean_length, mean_fb, std_fb) -> CellSums:
     --------
     >>> s = sums_of_statistics(np.array([7]), *statistics(np.array([2]), np.array([40.0]), np.array([14.0]),
     ...                                                    np.array([5.2])))
-    >>> s.count, s.sum_length, s.sum_length_fb, np.round(s.sum_length_fb2, 9)
+    >>> s.count, s.sum_length, s.sum_length_h, np.round(s.sum_length_h2, 9)
     (array([2]), array([40.]), array([14.]), array([5.2]))
     """
     count = np.asarray(count, dtype=np.int64)
-    sum_length, sum_length_fb, sum_length_fb2 = length_sums(
+    sum_length, sum_length_h, sum_length_h2 = length_sums(
         count, *(np.asarray(s, dtype=np.float64) for s in (mean_length, mean_fb, std_fb))
     )
     keys = np.asarray(keys, dtype=np.int64)
-    return CellSums(keys, count, sum_length, sum_length_fb, sum_length_fb2, int(count.sum()))
+    return CellSums(keys, count, sum_length, sum_length_h, sum_length_h2, int(count.sum()))
 
 
-def statistics(count, sum_length, sum_length_fb, sum_length_fb2, min_segments: int = 1):
+def statistics(count, sum_length, sum_length_h, sum_length_h2, min_segments: int = 1):
     """The four ATL20 statistics from the sums; NaN where ``count < min_segments``.
 
     Examples
@@ -247,8 +251,8 @@ def statistics(count, sum_length, sum_length_fb, sum_length_fb2, min_segments: i
     with np.errstate(invalid="ignore", divide="ignore"):
         valid = count >= max(min_segments, 1)
         mean_length = np.where(valid, sum_length / count, np.nan)
-        mean_fb = np.where(valid, sum_length_fb / sum_length, np.nan)
-        var = np.where(count == 1, 0.0, sum_length_fb2 / sum_length - mean_fb**2)
+        mean_fb = np.where(valid, sum_length_h / sum_length, np.nan)
+        var = np.where(count == 1, 0.0, sum_length_h2 / sum_length - mean_fb**2)
         std_fb = np.where(valid, np.sqrt(np.clip(var, 0.0, None)), np.nan)
     return count, mean_length, mean_fb, std_fb
 
@@ -267,9 +271,7 @@ def scatter(sums: CellSums, window: Grid, ordinals: np.ndarray, min_segments: in
     ok = (t < len(ordinals)) & (ordinals[np.minimum(t, len(ordinals) - 1)] == ordinal)
     r, c = row - window.row0, col - window.col0
     ok &= (r >= 0) & (r < window.nrows) & (c >= 0) & (c < window.ncols)
-    stats = statistics(
-        sums.count[ok], sums.sum_length[ok], sums.sum_length_fb[ok], sums.sum_length_fb2[ok], min_segments
-    )
+    stats = statistics(sums.count[ok], sums.sum_length[ok], sums.sum_length_h[ok], sums.sum_length_h2[ok], min_segments)
     where = (t[ok], r[ok], c[ok])
     for target, values in zip(out, stats, strict=True):
         target[where] = values

@@ -15,55 +15,64 @@ import pandas as pd
 
 from is2grid.errors import GridError
 from is2grid.grids import Grid, grid_by_name
+from is2grid.products import ATL10, Product, icesat2
+from is2grid.products import product as as_product
+from is2grid.products.base import ROLES
 
-__all__ = ["NEEDED", "Filters", "GridRequest", "TimeBins"]
+__all__ = ["Filters", "GridRequest", "TimeBins"]
 
-#: variables every gridding needs, as named by the atl10 engine
-NEEDED = ("latitude", "longitude", "delta_time", "beam_fb_height", "height_segment_length_seg")
 FILL_THRESHOLD = 1e38  # un-masked float32 fill (3.4028235e38) when opened with mask_and_scale=False
 _ANCHORS = ("1970-01-01", "2101-01-01")
 
 
 @dataclass(frozen=True)
 class Filters:
-    """Which segments count. Always: finite non-fill freeboard, length > 0, finite position (as ATL20).
+    """Which segments count. Always: a finite non-fill value, length > 0, finite position (as ATL20).
 
     Examples
     --------
-    >>> f = Filters(fb_range=(0.0, 2.0))
-    >>> f.mask(lat=np.array([-70.0, -70.0]), lon=np.zeros(2), length=np.ones(2), fb=np.array([1.0, 3.0]))
+    >>> f = Filters(value_range=(0.0, 2.0))
+    >>> f.mask(lat=np.array([-70.0, -70.0]), lon=np.zeros(2), length=np.ones(2), value=np.array([1.0, 3.0]))
     array([ True, False])
     """
 
     segment_types: tuple[int, ...] | None = None
     max_quality: int | None = None
-    fb_range: tuple[float, float] | None = None
+    value_range: tuple[float, float] | None = None
     lonlat_box: tuple[float, float, float, float] | None = None
     #: segments in the other hemisphere are an error, not silently projected onto this one's grid
     hemisphere: str | None = None
+    #: the names of the gridded variable, the surface type and the quality flag, in the product
+    variable: str = "beam_fb_height"
+    type_variable: str = "height_segment_type"
+    quality_variable: str = "beam_fb_quality_flag"
 
     def needs(self) -> tuple[str, ...]:
-        """The variables these filters read beyond :data:`NEEDED`."""
+        """The variables these filters read beyond the coordinates, the length and the gridded variable."""
         extra = []
         if self.segment_types is not None:
-            extra.append("height_segment_type")
+            extra.append(self.type_variable)
         if self.max_quality is not None:
-            extra.append("beam_fb_quality_flag")
+            extra.append(self.quality_variable)
         return tuple(extra)
 
-    def mask(self, lat, lon, length, fb, seg_type=None, quality=None) -> np.ndarray:
+    def mask(self, lat, lon, length, value, seg_type=None, quality=None) -> np.ndarray:
         """True for the segments that count."""
         with np.errstate(invalid="ignore"):
             keep = (
-                np.isfinite(fb) & (fb < FILL_THRESHOLD) & np.isfinite(length) & (length > 0) & (length < FILL_THRESHOLD)
+                np.isfinite(value)
+                & (np.abs(value) < FILL_THRESHOLD)
+                & np.isfinite(length)
+                & (length > 0)
+                & (length < FILL_THRESHOLD)
             )
             keep &= np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90)
             if self.segment_types is not None:
                 keep &= np.isin(seg_type, np.asarray(self.segment_types))
             if self.max_quality is not None:
                 keep &= (quality >= 1) & (quality <= self.max_quality)
-            if self.fb_range is not None:
-                keep &= (fb >= self.fb_range[0]) & (fb <= self.fb_range[1])
+            if self.value_range is not None:
+                keep &= (value >= self.value_range[0]) & (value <= self.value_range[1])
             if self.lonlat_box is not None:
                 lon_min, lat_min, lon_max, lat_max = self.lonlat_box
                 in_lon = (
@@ -82,13 +91,13 @@ class Filters:
 
     def describe(self) -> str:
         """The filters in words, for the result's ``filters`` attribute."""
-        parts = ["finite non-fill beam_fb_height", "height_segment_length_seg > 0", "finite latitude/longitude"]
+        parts = [f"finite non-fill {self.variable}", "height_segment_length_seg > 0", "finite latitude/longitude"]
         if self.segment_types is not None:
-            parts.append(f"height_segment_type in {list(self.segment_types)}")
+            parts.append(f"{self.type_variable} in {list(self.segment_types)}")
         if self.max_quality is not None:
-            parts.append(f"1 <= beam_fb_quality_flag <= {self.max_quality}")
-        if self.fb_range is not None:
-            parts.append(f"{self.fb_range[0]} <= beam_fb_height <= {self.fb_range[1]} m")
+            parts.append(f"1 <= {self.quality_variable} <= {self.max_quality}")
+        if self.value_range is not None:
+            parts.append(f"{self.value_range[0]} <= {self.variable} <= {self.value_range[1]}")
         if self.lonlat_box is not None:
             parts.append(f"inside lon/lat box {list(self.lonlat_box)}")
         return "; ".join(parts)
@@ -183,6 +192,10 @@ class GridRequest:
     """A fixed window of ``grid`` (from ``bbox``, ``bbox_xy`` or ``full_grid``); None: the data's extent."""
     time_range: tuple[np.datetime64, np.datetime64] | None = None
     min_segments: int = 1
+    product: Product = ATL10
+    """The product whose segments are gridded (its variable names)."""
+    variable: str = "beam_fb_height"
+    """The segment variable whose statistics are computed."""
 
     @classmethod
     def create(
@@ -198,8 +211,11 @@ class GridRequest:
         time_range: tuple[Any, Any] | None = None,
         segment_types: tuple[int, ...] | list[int] | None = None,
         max_quality: int | None = None,
+        value_range: tuple[float, float] | None = None,
         fb_range: tuple[float, float] | None = None,
         min_segments: int = 1,
+        product: Product | str | None = None,
+        variable: str | None = None,
     ) -> GridRequest:
         """Check the gridding options and resolve them into a request.
 
@@ -230,11 +246,21 @@ class GridRequest:
         segment_types : sequence of int, optional
             Keep these ``height_segment_type`` values only, e.g. ``(1,)`` for sea ice without leads.
         max_quality : int, optional
-            Keep ``1 <= beam_fb_quality_flag <= max_quality``.
+            Keep ``1 <= flag <= max_quality`` of the product's quality flag (ATL10 ``beam_fb_quality_flag``,
+            ATL07 ``height_segment_fit_quality_flag``).
+        value_range : (lo, hi), optional
+            Keep values of the gridded variable in this closed range (its units).
         fb_range : (lo, hi), optional
-            Keep freeboards in this closed range (m).
+            The same as ``value_range`` (its name when only freeboard could be gridded).
         min_segments : int
             Statistics are NaN in cells with fewer segments (``n_segments`` still counts them).
+        product : {"ATL10", "ATL07"} or Product, optional
+            Whose segments these are (default ATL10): it names the variables read.
+        variable : str, optional
+            The numeric per-segment variable to grid (default the product's: ATL10 ``beam_fb_height``,
+            ATL07 ``height_segment_height``). Its statistics are named ``mean_<stem>`` and
+            ``std_<stem>``, the stem being a short name for the defaults (``fb``, ``height``) and the
+            variable's own name otherwise.
 
         Returns
         -------
@@ -264,15 +290,26 @@ class GridRequest:
             raise GridError("give at most one of bbox=, bbox_xy= and full_grid=True.")
         if isinstance(min_segments, bool) or not isinstance(min_segments, int | np.integer) or min_segments < 1:
             raise GridError(f"min_segments={min_segments!r}: must be a whole number >= 1.")
+        try:
+            chosen = as_product(product if product is not None else ATL10)
+        except ValueError as err:
+            raise GridError(str(err)) from err
+        variable = _variable(chosen, variable)
+        if value_range is not None and fb_range is not None:
+            raise GridError("give value_range= or fb_range= (the same filter), not both.")
+        range_name = "value_range" if value_range is not None else "fb_range"
         filters = Filters(
             segment_types=None if segment_types is None else tuple(int(s) for s in segment_types),
             max_quality=max_quality,
-            fb_range=_pair("fb_range", fb_range),
+            value_range=_pair(range_name, value_range if value_range is not None else fb_range),
             lonlat_box=_lonlat_box(bbox, hemisphere),
             hemisphere=hemisphere,
+            variable=variable,
+            type_variable=chosen.segment_type,
+            quality_variable=chosen.quality_flag,
         )
-        if filters.fb_range is not None and filters.fb_range[0] > filters.fb_range[1]:
-            raise GridError(f"fb_range={fb_range!r}: lower bound above upper bound.")
+        if filters.value_range is not None and filters.value_range[0] > filters.value_range[1]:
+            raise GridError(f"{range_name}={filters.value_range!r}: lower bound above upper bound.")
         if full_grid:
             window = grid
         elif bbox_xy is not None:
@@ -281,12 +318,34 @@ class GridRequest:
             window = grid.window_for_lonlat(*filters.lonlat_box)
         else:
             window = None
-        return cls(grid, hemisphere, TimeBins(freq), filters, window, _time_range(time_range), int(min_segments))
+        return cls(
+            grid,
+            hemisphere,
+            TimeBins(freq),
+            filters,
+            window,
+            _time_range(time_range),
+            int(min_segments),
+            chosen,
+            variable,
+        )
 
     @property
     def needed(self) -> tuple[str, ...]:
-        """The segment variables this request reads."""
-        return (*NEEDED, *self.filters.needs())
+        """The segment variables this request reads: coordinates, length, the gridded variable, filters'."""
+        names = (*icesat2.COORDINATES, self.product.length, self.variable, *self.filters.needs())
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def statistics(self) -> dict[str, tuple[str, dict[str, str]]]:
+        """Role -> (name, CF attributes) of the four statistics (see :meth:`is2grid.products.Product.statistics`)."""
+        return self.product.statistics(self.variable)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The statistics' names in the reduction's order: count, mean length, mean, standard deviation."""
+        stats = self.statistics
+        return tuple(stats[role][0] for role in ROLES)
 
     @property
     def target(self) -> Grid:
@@ -314,6 +373,26 @@ class GridRequest:
         if self.min_segments > 1:
             text += f"; statistics need >= {self.min_segments} segments per cell"
         return text
+
+
+def _variable(product: Product, variable: str | None) -> str:
+    """The variable to grid, checked against the product: per segment, numeric, not a coordinate."""
+    if variable is None:
+        return product.variable
+    known = product.segment_variables
+    if variable not in known or variable in icesat2.COORDINATES:
+        numeric = sorted(n for n in known if n not in icesat2.COORDINATES and _numeric(product, n))
+        raise GridError(
+            f"variable={variable!r}: not a per-segment {product.name} variable to grid. Grid one of: "
+            f"{', '.join(numeric)}."
+        )
+    if not _numeric(product, variable):
+        raise GridError(f"variable={variable!r}: {product.name} stores it as text, which has no mean. Grid a number.")
+    return variable
+
+
+def _numeric(product: Product, name: str) -> bool:
+    return product.variable_dtype("{beam}/" + product.segment_variables[name]).kind in "iuf"
 
 
 def _numbers(name: str, values, n: int) -> tuple[float, ...]:

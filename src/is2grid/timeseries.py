@@ -1,4 +1,4 @@
-"""Region time series: per time bin, the segments, length-weighted mean freeboard and its spread in a region.
+"""Region time series: per time bin, the segments, the length-weighted mean of the gridded variable and its spread.
 
 Computed exactly from the cell sums that the statistics stand for (N, sum L, sum L h, sum L h^2),
 so a region's mean is the length-weighted mean of all its segments, not a mean of cell means.
@@ -16,19 +16,20 @@ from is2grid import reduction
 from is2grid.errors import GridError
 from is2grid.regions import region as as_region
 
-__all__ = ["TIMESERIES_ATTRS", "region_timeseries", "segments_timeseries"]
+__all__ = ["N_CELLS_ATTRS", "region_timeseries", "segments_timeseries"]
 
-TIMESERIES_ATTRS = {
-    "n_segments": {"long_name": "freeboard segments in the region", "units": "1"},
-    "mean_fb": {
-        "long_name": "length-weighted mean sea ice freeboard in the region",
-        "standard_name": "sea_ice_freeboard",
-        "units": "m",
-    },
-    "std_fb": {"long_name": "length-weighted standard deviation of sea ice freeboard in the region", "units": "m"},
-    "mean_seg_length": {"long_name": "mean segment length in the region", "units": "m"},
-    "n_cells": {"long_name": "grid cells with segments in the region", "units": "1"},
-}
+#: the attributes of ``n_cells``; the others follow the gridded statistics' (see :func:`_series_attrs`)
+N_CELLS_ATTRS = {"long_name": "grid cells with segments in the region", "units": "1"}
+
+
+def _series_attrs(stats: dict[str, tuple[str, dict[str, str]]]) -> dict[str, tuple[str, dict[str, str]]]:
+    """The statistics' names and attributes, said of a region instead of a cell (no cell_methods)."""
+    out = {}
+    for role, (name, attrs) in stats.items():
+        kept = {k: v for k, v in attrs.items() if k in ("long_name", "standard_name", "units")}
+        kept["long_name"] = kept["long_name"].removesuffix(" in the cell") + " in the region"
+        out[role] = (name, kept)
+    return out
 
 
 def region_timeseries(gridded: xr.Dataset, region: Any) -> xr.Dataset:
@@ -37,15 +38,16 @@ def region_timeseries(gridded: xr.Dataset, region: Any) -> xr.Dataset:
     Parameters
     ----------
     gridded : xarray.Dataset
-        With ``n_segments``, ``mean_seg_length``, ``mean_fb``, ``std_fb`` on ``(time, y, x)`` and a
-        ``crs`` grid mapping. Dask-backed input (a Zarr store) is reduced chunk by chunk.
+        With ``n_segments``, ``mean_seg_length``, ``mean_fb``, ``std_fb`` (or the ``mean_<stem>``,
+        ``std_<stem>`` of another gridded variable) on ``(time, y, x)`` and a ``crs`` grid mapping.
+        Dask-backed input (a Zarr store) is reduced chunk by chunk.
     region : str, tuple, shapely geometry or GeoJSON
         See :func:`is2grid.regions.region`.
 
     Returns
     -------
     xarray.Dataset
-        On ``time``: ``n_segments``, ``mean_fb``, ``std_fb``, ``mean_seg_length`` and ``n_cells``;
+        On ``time``: ``n_segments``, ``mean_fb``, ``std_fb`` (as gridded), ``mean_seg_length`` and ``n_cells``;
         bins without segments are NaN (gaps, not zeros).
 
     Raises
@@ -63,33 +65,40 @@ def region_timeseries(gridded: xr.Dataset, region: Any) -> xr.Dataset:
     >>> int(series.n_segments.sum()) == int(ds.beam_fb_height.count())
     True
     """
-    from is2grid.gridding import with_latlon
+    from is2grid.gridding import min_segments_of, statistic_names, with_latlon
+    from is2grid.products import of_dataset
 
     area = as_region(region)
     area.check_hemisphere(gridded.attrs.get("hemisphere"))
-    if "statistics need >=" in str(gridded.attrs.get("filters", "")):
+    if min_segments_of(gridded) > 1:
         raise GridError(
-            "this result was gridded with min_segments > 1: its sparse cells have NaN statistics and their sums "
-            "are lost, so a region total would be wrong. Grid with min_segments=1 for time series."
+            f"this result was gridded with min_segments={min_segments_of(gridded)}: its sparse cells have NaN "
+            "statistics and their sums are lost, so a region total would be wrong. Grid with min_segments=1 for "
+            "time series."
         )
-    located = with_latlon(gridded[["n_segments"]].isel(time=0) if "time" in gridded.dims else gridded[["n_segments"]])
+    names = statistic_names(gridded)
+    count = names["count"]
+    located = with_latlon(gridded[[count]].isel(time=0) if "time" in gridded.dims else gridded[[count]])
     inside = xr.DataArray(area.contains(located.lon.values, located.lat.values), dims=("y", "x"))
     if not inside.any():
         raise GridError(f"region {area.name!r} ({area.title}) holds no cell of this grid's window.")
-    n = gridded.n_segments.where(inside, 0)
-    sum_length, sum_length_fb, sum_length_fb2 = (
-        s.fillna(0.0) for s in reduction.length_sums(n, gridded.mean_seg_length, gridded.mean_fb, gridded.std_fb)
+    n = gridded[count].where(inside, 0)
+    sum_length, sum_length_h, sum_length_h2 = (
+        s.fillna(0.0)
+        for s in reduction.length_sums(n, *(gridded[names[role]] for role in ("mean_length", "mean", "std")))
     )
     totals = xr.Dataset(
         {
             "n_segments": n.sum(("y", "x")),
             "sum_length": sum_length.sum(("y", "x")),
-            "sum_length_fb": sum_length_fb.sum(("y", "x")),
-            "sum_length_fb2": sum_length_fb2.sum(("y", "x")),
+            "sum_length_h": sum_length_h.sum(("y", "x")),
+            "sum_length_h2": sum_length_h2.sum(("y", "x")),
             "n_cells": (n > 0).sum(("y", "x")),
         }
     ).compute()
-    return _series(totals, gridded, area)
+    product = of_dataset(gridded)
+    stats = product.statistics(gridded.attrs.get("gridded_variable", product.variable))
+    return _series(totals, gridded, area, stats)
 
 
 def _bin_coords(gridded: xr.Dataset) -> dict[str, xr.Variable]:
@@ -106,7 +115,7 @@ def _bin_coords(gridded: xr.Dataset) -> dict[str, xr.Variable]:
     return {"time": time}
 
 
-def _series(totals: xr.Dataset, gridded: xr.Dataset, area) -> xr.Dataset:
+def _series(totals: xr.Dataset, gridded: xr.Dataset, area, stats) -> xr.Dataset:
     if totals.n_segments.size and not totals.n_segments.values.any():
         import warnings
 
@@ -119,21 +128,20 @@ def _series(totals: xr.Dataset, gridded: xr.Dataset, area) -> xr.Dataset:
             Is2gridWarning,
             stacklevel=3,
         )
-    count, mean_length, mean_fb, std_fb = reduction.statistics(
+    count, mean_length, mean, std = reduction.statistics(
         totals.n_segments.values.astype(np.int64),
         totals.sum_length.values,
-        totals.sum_length_fb.values,
-        totals.sum_length_fb2.values,
+        totals.sum_length_h.values,
+        totals.sum_length_h2.values,
     )
     dims = totals.n_segments.dims
     empty = count == 0
+    said = _series_attrs(stats)
+    values = {"count": count.astype(np.int64), "mean": mean, "std": std, "mean_length": mean_length}
     out = xr.Dataset(
         {
-            "n_segments": (dims, count.astype(np.int64), TIMESERIES_ATTRS["n_segments"]),
-            "mean_fb": (dims, mean_fb, TIMESERIES_ATTRS["mean_fb"]),
-            "std_fb": (dims, std_fb, TIMESERIES_ATTRS["std_fb"]),
-            "mean_seg_length": (dims, mean_length, TIMESERIES_ATTRS["mean_seg_length"]),
-            "n_cells": (dims, np.where(empty, 0, totals.n_cells.values).astype(np.int64), TIMESERIES_ATTRS["n_cells"]),
+            **{said[role][0]: (dims, data, said[role][1]) for role, data in values.items()},
+            "n_cells": (dims, np.where(empty, 0, totals.n_cells.values).astype(np.int64), N_CELLS_ATTRS),
         },
         coords=_bin_coords(gridded),
     )
@@ -146,6 +154,7 @@ def _series(totals: xr.Dataset, gridded: xr.Dataset, area) -> xr.Dataset:
         grid=gridded.attrs.get("grid", ""),
         time_binning=gridded.attrs.get("time_binning", ""),
         filters=gridded.attrs.get("filters", ""),
+        **{k: gridded.attrs[k] for k in ("product", "gridded_variable") if k in gridded.attrs},
         method="exact from cell sums: N, sum(L), sum(L h), sum(L h^2) of the cells whose centre lies in the region",
     )
     return out
@@ -169,7 +178,8 @@ def segments_timeseries(ds: xr.Dataset, region: Any, freq: str | None = "1D", re
     res : float
         The cell size that decides membership at the region's edge.
     **options
-        Filters of :meth:`is2grid.request.GridRequest.create` (``segment_types``, ``fb_range``...).
+        ``variable`` and the filters of :meth:`is2grid.request.GridRequest.create` (``segment_types``,
+        ``value_range``...).
 
     Examples
     --------
@@ -181,13 +191,14 @@ def segments_timeseries(ds: xr.Dataset, region: Any, freq: str | None = "1D", re
     >>> bool((a.n_segments == b.n_segments).all())
     True
     """
-    from is2grid import atl10
     from is2grid.grids import to_lonlat
+    from is2grid.products import icesat2, of_dataset
     from is2grid.request import GridRequest
 
     area = as_region(region)
-    options.setdefault("hemisphere", atl10.hemisphere_of_dataset(ds))
+    options.setdefault("hemisphere", icesat2.hemisphere_of_dataset(ds))
     area.check_hemisphere(options["hemisphere"])
+    options.setdefault("product", of_dataset(ds))
     request = GridRequest.create("ease2", res=res, freq=freq, **options)
     columns = {n: ds[n].values for n in request.needed}
     if columns["delta_time"].dtype.kind != "M":
@@ -215,17 +226,23 @@ def segments_timeseries(ds: xr.Dataset, region: Any, freq: str | None = "1D", re
         {
             "n_segments": (dims, total(sums.count)),
             "sum_length": (dims, total(sums.sum_length)),
-            "sum_length_fb": (dims, total(sums.sum_length_fb)),
-            "sum_length_fb2": (dims, total(sums.sum_length_fb2)),
+            "sum_length_h": (dims, total(sums.sum_length_h)),
+            "sum_length_h2": (dims, total(sums.sum_length_h2)),
             "n_cells": (dims, total(np.ones(sums.keys.size))),
         }
     )
     coords = xr.Dataset()
-    attrs = {"grid": grid.name, "time_binning": freq or "none", "filters": request.describe()}
+    attrs = {
+        "grid": grid.name,
+        "time_binning": freq or "none",
+        "filters": request.filters.describe(),
+        "product": request.product.name,
+        "gridded_variable": request.variable,
+    }
     if dims:
         starts = request.bins.starts(ordinals)
         coords = coords.assign_coords(
             time=("time", starts, {"standard_name": "time", "long_name": f"start of the {freq} time bin (UTC)"}),
         )
     coords.attrs.update(attrs)
-    return _series(totals, coords, area)
+    return _series(totals, coords, area, request.statistics)

@@ -1,4 +1,4 @@
-"""Synthetic ATL10 v006 granules that code cannot tell from real ones by structure.
+"""Synthetic ATL10 v006 and ATL07 granules that code cannot tell from real ones by structure.
 
 Same groups, names, dtypes, 10000-element chunks, deflate 6 (shuffle first on integers),
 attributes stored as real granules store them (fixed-length strings, object header v2 through
@@ -7,7 +7,9 @@ attributes, orbit_info and ancillary_data. The values follow a 92 degree inclina
 about 7 km/s with three beam pairs 3.3 km apart and 90 m within a pair; strong beams have short
 segments, weak beams about four times longer. Freeboard is a smooth field plus noise, with leads
 (low freeboard), cloud segments and about 2 % fill. Every file says ``synthetic`` in its
-attributes and is fully determined by its arguments and ``seed``.
+attributes and is fully determined by its arguments and ``seed``. ``product="ATL07"`` writes the
+same tracks as ATL07's ``sea_ice_segments``: heights above the mean sea surface (the freeboard field
+plus a sea surface), leads near zero, the same lengths, types and quality flags.
 
 Examples
 --------
@@ -29,7 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from is2grid import atl10
+from is2grid import products
+from is2grid.products import icesat2
+from is2grid.products.base import decode_attr
 
 __all__ = ["granule_name", "sample_month", "write_granule", "write_month"]
 
@@ -45,18 +49,27 @@ ICE_LATITUDES = {"south": (-79.0, -55.0), "north": (60.0, 88.0)}
 SYNTHETIC_NOTE = "SYNTHETIC granule written by is2grid.tutorial: not ICESat-2 data"
 
 
-def granule_name(hemisphere: str, start: str | np.datetime64, rgt: int, cycle: int, region: int | None = None) -> str:
+def granule_name(
+    hemisphere: str,
+    start: str | np.datetime64,
+    rgt: int,
+    cycle: int,
+    region: int | None = None,
+    product: str = "ATL10",
+) -> str:
     """The NSIDC file name of a granule, e.g. ``ATL10-02_20190915101500_12340402_006_01.h5``.
 
     Examples
     --------
     >>> granule_name("south", "2019-09-15T10:15:00", rgt=1234, cycle=4)
     'ATL10-02_20190915101500_12340402_006_01.h5'
+    >>> granule_name("north", "2019-03-01T10:15:00", rgt=1234, cycle=2, product="ATL07")
+    'ATL07-01_20190301101500_12340201_006_01.h5'
     """
     hh = "01" if hemisphere == "north" else "02"
     region = region if region is not None else int(hh)
     stamp = pd.Timestamp(start).strftime("%Y%m%d%H%M%S")
-    return f"ATL10-{hh}_{stamp}_{rgt:04d}{cycle:02d}{region:02d}_006_01.h5"
+    return f"{products.product(product).name}-{hh}_{stamp}_{rgt:04d}{cycle:02d}{region:02d}_006_01.h5"
 
 
 def write_granule(
@@ -73,8 +86,9 @@ def write_granule(
     all_fill_beams: Iterable[str] = (),
     day_of_season: float = 0.0,
     seed: int = 0,
+    product: str = "ATL10",
 ) -> Path:
-    """Write one synthetic ATL10 v006 granule.
+    """Write one synthetic ATL10 (or ATL07) release 006 granule.
 
     Parameters
     ----------
@@ -93,13 +107,15 @@ def write_granule(
     lan : float, optional
         Longitude of the track's polar crossing, degrees; derived from ``rgt`` by default.
     missing_beams : iterable of str
-        Beams written without ``freeboard_segment`` (like spatially subset granules).
+        Beams written without their segment group (like spatially subset granules).
     all_fill_beams : iterable of str
-        Beams whose every freeboard is the fill value (like fast-ice granules).
+        Beams whose every freeboard (ATL07: height) is the fill value (like fast-ice granules).
     day_of_season : float
         Shifts the freeboard field in time, so a month of granules shows growth.
     seed : int
         Random seed; the same arguments give the same file, byte for byte in its values.
+    product : {"ATL10", "ATL07"}
+        ATL10 freeboard segments (with leads and reference sections), or ATL07 height segments.
 
     Returns
     -------
@@ -110,32 +126,39 @@ def write_granule(
 
     if hemisphere not in ICE_LATITUDES:
         raise ValueError(f"hemisphere={hemisphere!r}: use 'south' or 'north'.")
-    if sc_orient not in atl10.ORIENTATIONS:
+    if sc_orient not in icesat2.ORIENTATIONS:
         raise ValueError(f"sc_orient={sc_orient!r}: use 0 (backward), 1 (forward) or 2 (transition).")
     if n_segments < 1:
         raise ValueError(f"n_segments={n_segments!r}: must be a positive number of segments per strong beam.")
+    prod = products.product(product)
     path = Path(path)
     if path.is_dir():
-        path = path / granule_name(hemisphere, start, rgt, cycle)
+        path = path / granule_name(hemisphere, start, rgt, cycle, product=prod.name)
     rng = np.random.default_rng([seed, rgt, cycle])
     lan = float(lan) if lan is not None else (rgt * 360.0 / 1387.0 * 7.0) % 360.0 - 180.0
-    t0 = float(atl10.seconds_since_epoch(np.datetime64(pd.Timestamp(start).to_datetime64(), "ns")))
-    strong = set(atl10.STRONG_BEAMS.get(sc_orient, ("gt1l", "gt2l", "gt3l")))
+    t0 = float(icesat2.seconds_since_epoch(np.datetime64(pd.Timestamp(start).to_datetime64(), "ns")))
+    strong = set(icesat2.STRONG_BEAMS.get(sc_orient, ("gt1l", "gt2l", "gt3l")))
     missing, all_fill = set(missing_beams), set(all_fill_beams)
 
     tmp = path.with_name(path.name + ".part")
     with h5py.File(tmp, "w", libver=("v108", "latest")) as f:
-        _write_root_attrs(f, hemisphere, start, rgt, cycle)
-        _write_small_groups(f, sc_orient, rgt, cycle, t0, lan, start, hemisphere)
-        for beam in atl10.BEAMS:
+        _write_root_attrs(prod, f, hemisphere, start, rgt, cycle)
+        _write_small_groups(prod, f, sc_orient, rgt, cycle, t0, lan, start, hemisphere)
+        for beam in icesat2.BEAMS:
             is_strong = beam in strong
             group = f.create_group(beam)
-            _write_group_attrs(group, "{beam}", beam=beam, sc_orient=sc_orient)
+            _write_group_attrs(prod, group, "{beam}", beam=beam, sc_orient=sc_orient)
             track = _beam_track(beam, hemisphere, lan, t0, n_segments, is_strong, rng)
+            if prod.name == "ATL07":
+                if beam not in missing:
+                    _write_heights(prod, group, track, rng, all_fill=beam in all_fill, day=day_of_season,
+                                   hemisphere=hemisphere)  # fmt: skip
+                continue
             if beam not in missing:
-                _write_segments(group, track, rng, all_fill=beam in all_fill, day=day_of_season, hemisphere=hemisphere)
-            _write_leads(group, track, rng)
-            _write_sections(group, track, rng)
+                _write_segments(prod, group, track, rng, all_fill=beam in all_fill, day=day_of_season,
+                                hemisphere=hemisphere)  # fmt: skip
+            _write_leads(prod, group, track, rng)
+            _write_sections(prod, group, track, rng)
     os.replace(tmp, path)
     return path
 
@@ -151,6 +174,7 @@ def write_month(
     seed: int = 0,
     progress: bool = False,
     workers: int | None = None,
+    product: str = "ATL10",
 ) -> list[Path]:
     """Write a month of synthetic granules (``granules_per_day`` each day, tracks spread in longitude).
 
@@ -167,11 +191,11 @@ def write_month(
             rgt = (d * 14 + k * 7) % 1387 + 1
             jobs.append((start, rgt, (d * granules_per_day + k) % 2, float(d)))
     todo = [
-        (directory / granule_name(hemisphere, start, rgt, cycle=4), start, rgt, orient, day)
+        (directory / granule_name(hemisphere, start, rgt, cycle=4, product=product), start, rgt, orient, day)
         for start, rgt, orient, day in jobs
     ]
     missing = [job for job in todo if not job[0].exists()]
-    options = {"hemisphere": hemisphere, "cycle": 4, "n_segments": n_segments, "seed": seed}
+    options = {"hemisphere": hemisphere, "cycle": 4, "n_segments": n_segments, "seed": seed, "product": product}
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -208,8 +232,9 @@ def sample_month(cache_dir: str | os.PathLike | None = None, progress: bool = Fa
         "year": 2019, "month": 9, "hemisphere": "south", "granules_per_day": 1, "n_segments": 6_000
     }  # fmt: skip
     options.update(kwargs)
+    product = str(options.pop("product", "ATL10"))
     tag = "-".join(f"{k}{v}" for k, v in sorted(options.items()))
-    return write_month(root / f"synthetic-atl10-{tag}", progress=progress, **options)
+    return write_month(root / f"synthetic-{product.lower()}-{tag}", progress=progress, product=product, **options)
 
 
 # --- geometry -------------------------------------------------------------------------------
@@ -337,20 +362,20 @@ def _set_attrs(obj, attrs: dict) -> None:
         obj.attrs[key] = _attr_value(value)
 
 
-def _write_group_attrs(group, schema_path, *, beam=None, sc_orient=None):
-    attrs = atl10.group_attrs(schema_path) if beam is None else atl10.beam_attrs(beam, sc_orient)
+def _write_group_attrs(prod, group, schema_path, *, beam=None, sc_orient=None):
+    attrs = prod.group_attrs(schema_path) if beam is None else prod.beam_attrs(beam, sc_orient)
     _set_attrs(group, attrs)
 
 
-def _write_root_attrs(f, hemisphere, start, rgt, cycle):
-    attrs = atl10.root_attrs()
+def _write_root_attrs(prod, f, hemisphere, start, rgt, cycle):
+    attrs = prod.root_attrs()
     attrs.update(
-        title=f"SYNTHETIC ATL10 ({hemisphere}) - {SYNTHETIC_NOTE}",
+        title=f"SYNTHETIC {prod.name} ({hemisphere}) - {SYNTHETIC_NOTE}",
         comment=SYNTHETIC_NOTE,
         is2grid_synthetic="true",
         time_coverage_start=pd.Timestamp(start).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
-        granule_type="ATL10",
-        short_name="ATL10",
+        granule_type=prod.name,
+        short_name=prod.name,
         history=f"{SYNTHETIC_NOTE}; rgt {rgt} cycle {cycle}",
         identifier_file_uuid="00000000-0000-0000-0000-000000000000",
         **{"Processing Parameters": SYNTHETIC_NOTE},
@@ -358,8 +383,8 @@ def _write_root_attrs(f, hemisphere, start, rgt, cycle):
     _set_attrs(f, attrs)
 
 
-def _create(group, name, data, schema_path):
-    entry = atl10.schema_entry(schema_path)
+def _create(prod, group, name, data, schema_path):
+    entry = prod.schema_entry(schema_path)
     dtype = np.dtype(entry["dtype"]) if entry else np.asarray(data).dtype
     data = np.asarray(data).astype(dtype, copy=False)
     kwargs = {}
@@ -372,16 +397,16 @@ def _create(group, name, data, schema_path):
             kwargs.update(compression="gzip", compression_opts=entry["deflate"])
     fill = entry["attrs"].get("_FillValue") if entry else None
     if fill is not None:
-        kwargs["fillvalue"] = atl10.decode_attr(fill)
+        kwargs["fillvalue"] = decode_attr(fill)
     dset = group.create_dataset(name, data=data, **kwargs)
-    attrs = atl10.variable_attrs(schema_path) if entry else {}
+    attrs = prod.variable_attrs(schema_path) if entry else {}
     if dset.ndim and name not in ("latitude", "longitude", "delta_time") and entry and entry["chunks"] == [CHUNK]:
         attrs["coordinates"] = "delta_time latitude longitude"
     _set_attrs(dset, attrs)
     return dset
 
 
-def _write_small_groups(f, sc_orient, rgt, cycle, t0, lan, start, hemisphere):
+def _write_small_groups(prod, f, sc_orient, rgt, cycle, t0, lan, start, hemisphere):
     stamp = pd.Timestamp(start).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
     known = {
         "orbit_info/sc_orient": [sc_orient],
@@ -406,27 +431,27 @@ def _write_small_groups(f, sc_orient, rgt, cycle, t0, lan, start, hemisphere):
         "ancillary_data/end_cycle": [cycle],
         "ancillary_data/control": [SYNTHETIC_NOTE.encode()],
     }
-    for schema_path in atl10.dataset_paths():
+    for schema_path in prod.dataset_paths():
         if schema_path.startswith("{beam}"):
             continue
         group_path, name = schema_path.rsplit("/", 1)
         group = f.require_group(group_path)
         if not group.attrs:
-            _write_group_attrs(group, group_path)
-        entry = atl10.schema_entry(schema_path)
+            _write_group_attrs(prod, group, group_path)
+        entry = prod.schema_entry(schema_path)
         shape = (1, *entry["trailing_shape"])
         data = known.get(schema_path, np.zeros(shape, dtype=entry["dtype"]))
-        _create(group, name, data, schema_path)
+        _create(prod, group, name, data, schema_path)
 
 
-def _write_segments(group, track, rng, *, all_fill, day, hemisphere):
+def _write_segments(prod, group, track, rng, *, all_fill, day, hemisphere):
     n = len(track["latitude"])
     fs = group.create_group("freeboard_segment")
-    _write_group_attrs(fs, "{beam}/freeboard_segment")
+    _write_group_attrs(prod, fs, "{beam}/freeboard_segment")
     heights = fs.create_group("heights")
-    _write_group_attrs(heights, "{beam}/freeboard_segment/heights")
+    _write_group_attrs(prod, heights, "{beam}/freeboard_segment/heights")
     geo = fs.create_group("geophysical")
-    _write_group_attrs(geo, "{beam}/freeboard_segment/geophysical")
+    _write_group_attrs(prod, geo, "{beam}/freeboard_segment/geophysical")
 
     lat, lon, dt = track["latitude"], track["longitude"], track["delta_time"]
     kind = rng.random(n)
@@ -476,11 +501,64 @@ def _write_segments(group, track, rng, *, all_fill, day, hemisphere):
         "longitude": lon,
         "delta_time": dt,
     }
-    _write_rows(fs, "{beam}/freeboard_segment", top, n, rng)
-    _write_rows(heights, "{beam}/freeboard_segment/heights", sub, n, rng)
+    _write_rows(prod, fs, "{beam}/freeboard_segment", top, n, rng)
+    _write_rows(prod, heights, "{beam}/freeboard_segment/heights", sub, n, rng)
     _write_rows(
-        geo, "{beam}/freeboard_segment/geophysical", {"latitude": lat, "longitude": lon, "delta_time": dt}, n, rng
+        prod, geo, "{beam}/freeboard_segment/geophysical", {"latitude": lat, "longitude": lon, "delta_time": dt}, n, rng
     )
+
+
+def _write_heights(prod, group, track, rng, *, all_fill, day, hemisphere):
+    """ATL07's ``sea_ice_segments``: surface heights above the mean sea surface, leads near it."""
+    n = len(track["latitude"])
+    seg = group.create_group(prod.segment_group)
+    _write_group_attrs(prod, seg, "{beam}/" + prod.segment_group)
+    subgroups = {}
+    for sub in prod.segment_subgroups:
+        subgroups[sub] = seg.create_group(sub)
+        _write_group_attrs(prod, subgroups[sub], f"{{beam}}/{prod.segment_group}/{sub}")
+    lat, lon, dt = track["latitude"], track["longitude"], track["delta_time"]
+    kind = rng.random(n)
+    seg_type = np.ones(n, dtype=np.int8)
+    is_lead = kind < 0.06
+    seg_type[is_lead] = rng.integers(2, 10, size=int(is_lead.sum()))
+    seg_type[(kind >= 0.06) & (kind < 0.08)] = 0
+    height = _freeboard_field(lat, lon, day, hemisphere) + rng.normal(0.0, 0.1, n)
+    height = np.where(is_lead, rng.normal(0.0, 0.03, n), height).astype(np.float32)
+    is_fill = (rng.random(n) < 0.02) | all_fill
+    height[is_fill] = FILL_F4
+    fit_quality = rng.integers(1, 6, size=n).astype(np.int8)
+    fit_quality[is_fill] = -1
+    first_id = int(rng.integers(100_000, 300_000))
+    geoseg = 500_000 + (track["seg_dist_x"] - 10_000_000.0) // 20.0
+    top = {
+        "delta_time": dt,
+        "latitude": lat,
+        "longitude": lon,
+        "seg_dist_x": track["seg_dist_x"],
+        "height_segment_id": first_id + np.arange(n),
+        "geoseg_beg": geoseg,
+        "geoseg_end": geoseg + (track["length"] // 20.0),
+    }
+    heights = {
+        "height_segment_height": height,
+        "height_segment_length_seg": track["length"],
+        "height_segment_type": seg_type,
+        "height_segment_ssh_flag": np.where(is_lead, 1, 0),
+        "height_segment_quality": np.where(is_fill, 0, 1),
+        "height_segment_fit_quality_flag": fit_quality,
+        "height_segment_confidence": (0.01 + 0.14 * rng.random(n)).astype(np.float32),
+        "height_segment_rms": (0.02 + 0.1 * rng.random(n)).astype(np.float32),
+    }
+    bins = prod.schema_entry(f"{{beam}}/{prod.segment_group}/stats/hist_photon_heights")
+    n_bins = bins["trailing_shape"][0] if bins else 221
+    stats = {
+        "ds_si_hist_bins": np.arange(n_bins, dtype=np.int32),
+        "hist_photon_heights": np.zeros((n, n_bins), dtype=np.int16),
+    }
+    _write_rows(prod, seg, "{beam}/" + prod.segment_group, top, n, rng)
+    for sub, given in (("heights", heights), ("stats", stats), ("geophysical", {}), ("geolocation", {})):
+        _write_rows(prod, subgroups[sub], f"{{beam}}/{prod.segment_group}/{sub}", given, n, rng)
 
 
 def _plausible(entry, n, rng):
@@ -497,23 +575,23 @@ def _plausible(entry, n, rng):
     return np.sort(rng.integers(0, 5, size=n)).astype(dtype)
 
 
-def _write_rows(group, prefix, given, n, rng):
-    for schema_path in atl10.dataset_paths():
+def _write_rows(prod, group, prefix, given, n, rng):
+    for schema_path in prod.dataset_paths():
         if not schema_path.startswith(prefix + "/") or "/" in schema_path[len(prefix) + 1 :]:
             continue
         name = schema_path.rsplit("/", 1)[-1]
-        entry = atl10.schema_entry(schema_path)
+        entry = prod.schema_entry(schema_path)
         data = given.get(name)
         if data is None:
             data = _plausible(entry, n, rng)
-        _create(group, name, data, schema_path)
+        _create(prod, group, name, data, schema_path)
 
 
-def _write_leads(group, track, rng):
+def _write_leads(prod, group, track, rng):
     n_all = len(track["latitude"])
     idx = np.sort(rng.choice(n_all, size=min(n_all, max(1, n_all // 50)), replace=False)) if n_all else np.arange(0)
     leads = group.create_group("leads")
-    _write_group_attrs(leads, "{beam}/leads")
+    _write_group_attrs(prod, leads, "{beam}/leads")
     given = {
         "latitude": track["latitude"][idx],
         "longitude": track["longitude"][idx],
@@ -525,22 +603,22 @@ def _write_leads(group, track, rng):
         "ssh_n": rng.integers(1, 6, size=len(idx)),
         "ssh_ndx": np.arange(1, len(idx) + 1),
     }
-    _write_rows(leads, "{beam}/leads", given, len(idx), rng)
+    _write_rows(prod, leads, "{beam}/leads", given, len(idx), rng)
 
 
-def _write_sections(group, track, rng):
+def _write_sections(prod, group, track, rng):
     x = track["seg_dist_x"]
     edges = np.arange(x.min(), x.max() + 10_000.0, 10_000.0) if len(x) else np.arange(0)
     centre = np.searchsorted(x, edges[:-1] + 5_000.0).clip(0, max(len(x) - 1, 0)) if len(x) else np.arange(0)
     n = len(centre)
     sections = group.create_group("reference_surface_section")
-    _write_group_attrs(sections, "{beam}/reference_surface_section")
+    _write_group_attrs(prod, sections, "{beam}/reference_surface_section")
     prefix = "{beam}/reference_surface_section"
-    for schema_path in atl10.dataset_paths():
+    for schema_path in prod.dataset_paths():
         if not schema_path.startswith(prefix + "/"):
             continue
         name = schema_path.rsplit("/", 1)[-1]
-        entry = atl10.schema_entry(schema_path)
+        entry = prod.schema_entry(schema_path)
         if name == "ds_si_hist_bins":
             data = np.arange(161, dtype=np.int32)
         elif name == "beam_fb_hist_refsurf":
@@ -555,4 +633,4 @@ def _write_sections(group, track, rng):
             data = np.arange(1, n + 1)
         else:
             data = _plausible(entry, n, rng)
-        _create(sections, name, data, schema_path)
+        _create(prod, sections, name, data, schema_path)

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from is2grid import _malloc, atl10, gridding, grids, memory, reduction
+from is2grid import _malloc, gridding, grids, memory, products, reduction
 from is2grid import credentials as credentials_module
 from is2grid.credentials import as_credentials
 from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2gridWarning, OutputError, RemoteReadError
 from is2grid.inputs import is_granule_record, record_name
 from is2grid.memory import available_memory
+from is2grid.products import Product, icesat2
 from is2grid.reduction import CellSums
 from is2grid.request import GridRequest
 from is2grid.zarr_store import GridStore
@@ -34,18 +35,24 @@ __all__ = [
     "grid_granules",
     "hemisphere_of_granules",
     "open_granules",
+    "product_of_granules",
     "write_netcdf",
 ]
 
 
 def _granule_sums(path, request: GridRequest, beams, credentials, storage_options) -> CellSums:
-    variables = [n for n in request.needed if n not in atl10.COORDINATES]
+    variables = [n for n in request.needed if n not in icesat2.COORDINATES]
     # read-ahead: the first variable read fetches the chunks of all of them, in one plan
     options = {"read_ahead": True, **(storage_options or {})}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Is2gridWarning)  # transition granules contribute nothing, by design
         ds = xr.open_dataset(
-            path, engine="atl10", beams=beams, variables=variables, credentials=credentials, storage_options=options
+            path,
+            engine=request.product.name.lower(),
+            beams=beams,
+            variables=variables,
+            credentials=credentials,
+            storage_options=options,
         )
     try:
         return reduction.cell_sums({n: ds[n].values for n in request.needed}, request)
@@ -87,8 +94,37 @@ def _granule_outcome(path, request, beams, credentials, storage_options, errors:
         return Skipped(_name_of(path), f"{type(err).__name__}: {err}")
 
 
+def product_of_granules(paths: Sequence[str | os.PathLike | Any], given: Any = None) -> Product:
+    """The product of granules: ``given``, else the one their names say (ATL10 for names that say none).
+
+    Raises
+    ------
+    is2grid.GridError
+        When the names mix products, or contradict ``given``.
+    """
+    names = [_name_of(p if is_granule_record(p) else os.fspath(p)) for p in paths]
+    found = sorted({p.name for p in (products.of_name(n) for n in names) if p is not None})
+    if given is not None:
+        try:
+            chosen = products.product(given)
+        except ValueError as err:
+            raise GridError(str(err)) from err
+        if found and found != [chosen.name]:
+            raise GridError(
+                f"product={chosen.name!r} but the granules are {' and '.join(found)} by their names. Give the product "
+                "of the granules, or leave product= out."
+            )
+        return chosen
+    if len(found) > 1:
+        raise GridError(f"the granules mix {' and '.join(found)}: grid each product separately.")
+    return products.product(found[0]) if found else products.ATL10
+
+
 def hemisphere_of_granules(
-    paths: Sequence[str | os.PathLike | Any], credentials: Any = None, storage_options: dict[str, Any] | None = None
+    paths: Sequence[str | os.PathLike | Any],
+    credentials: Any = None,
+    storage_options: dict[str, Any] | None = None,
+    product: Product | str | None = None,
 ) -> str:
     """The hemisphere of granules: from their names, or from the first one's own metadata if renamed.
 
@@ -98,20 +134,25 @@ def hemisphere_of_granules(
         When the names mix both hemispheres, or tell nothing and the metadata neither.
     """
     urls = [p if is_granule_record(p) else os.fspath(p) for p in paths]
+    chosen = product_of_granules(urls, product)
     names = [_name_of(u) for u in urls]
-    if urls and all(atl10.hemisphere_from_name(name) is None for name in names):
+    if urls and all(chosen.hemisphere_from_name(name) is None for name in names):
         with xr.open_dataset(
-            urls[0], engine="atl10", variables=[], credentials=credentials, storage_options=storage_options
+            urls[0],
+            engine=chosen.name.lower(),
+            variables=[],
+            credentials=credentials,
+            storage_options=storage_options,
         ) as first:
             if first.attrs.get("hemisphere") in ("north", "south"):
                 return str(first.attrs["hemisphere"])
-    return atl10.hemisphere_of_names(names)
+    return chosen.hemisphere_of_names(names)
 
 
 def _name_of(granule: Any) -> str:
     if is_granule_record(granule):
         return record_name(granule)
-    return atl10.file_name(os.fspath(granule))
+    return icesat2.file_name(os.fspath(granule))
 
 
 def _without_duplicates(granules: list[Any]) -> list[Any]:
@@ -119,7 +160,7 @@ def _without_duplicates(granules: list[Any]) -> list[Any]:
     seen: dict[str, Any] = {}
     dropped = []
     for granule in granules:
-        key = atl10.granule_identity(_name_of(granule))
+        key = products.granule_identity(_name_of(granule))
         if key in seen:
             dropped.append(_name_of(granule))
         else:
@@ -149,7 +190,7 @@ def grid_granules(
     memory_budget: float | str | None = "auto",
     **options: Any,
 ) -> xr.Dataset:
-    """Grid many ATL10 granules (paths, s3:// or https:// URLs, earthaccess search results) onto one grid.
+    """Grid many ATL10 or ATL07 granules (paths, s3:// or https:// URLs, earthaccess results) onto one grid.
 
     Parameters
     ----------
@@ -192,7 +233,8 @@ def grid_granules(
         granule is read when the extent is fixed by a window and a ``time_range``).
     **options
         The keyword arguments of :meth:`is2grid.request.GridRequest.create`. The grid is EASE-Grid 2.0
-        (``grid="ease2"``) at ``res=6250`` unless given; ``hemisphere`` defaults to the granules'.
+        (``grid="ease2"``) at ``res=6250`` unless given; ``hemisphere`` and ``product`` default to the
+        granules' (by their names); ``variable`` to the product's (ATL10 freeboard, ATL07 height).
 
     Returns
     -------
@@ -217,11 +259,12 @@ def grid_granules(
         raise GridError(f"errors={errors!r}: use 'raise' (stop at the first bad granule) or 'skip'.")
     urls: list[Any] = [p if is_granule_record(p) else os.fspath(p) for p in paths]
     if not urls:
-        raise GridError("no granules given: pass a list of ATL10 paths or URLs (is2grid.search finds them).")
+        raise GridError("no granules given: pass a list of granule paths or URLs (is2grid.search finds them).")
     urls = _without_duplicates(urls)
     if request is None:
+        options["product"] = product_of_granules(urls, options.get("product"))
         if options.get("hemisphere") is None and not isinstance(options.get("grid"), grids.Grid):
-            options["hemisphere"] = hemisphere_of_granules(urls, credentials, storage_options)
+            options["hemisphere"] = hemisphere_of_granules(urls, credentials, storage_options, options["product"])
         request = GridRequest.create(**options)
     elif options:
         raise TypeError(f"grid_granules: give a request or options, not both ({sorted(options)}).")
@@ -246,7 +289,7 @@ def grid_granules(
     if gridded:
         gridding.warn_if_empty(total, request, f"{len(gridded)} granules' segments")
     result = gridding.gridded_dataset(total, request, {"hemisphere": request.hemisphere}, max_bytes=max_bytes)
-    result = _with_provenance(result, gridded)
+    result = _with_provenance(result, gridded, request.product)
     return _with_skipped(result, skipped, len(urls), len(gridded))
 
 
@@ -340,7 +383,7 @@ def _fill_store(urls, args, client, progress: bool, store: GridStore) -> xr.Data
     if progress and len(todo) < len(names):
         print(f"{len(names) - len(todo)} of {len(names)} granules are in {store.path} already; gridding the other "
               f"{len(todo)}.", file=sys.stderr)  # fmt: skip
-    starts = {n: atl10.start_time_from_name(n) for n in todo}
+    starts = {n: store.request.product.start_time_from_name(n) for n in todo}
     # granules whose name gives no time go first: until they are done, no bin can be called final
     todo.sort(key=lambda n: (starts[n] is not None, starts[n] or np.datetime64(0, "s")))
     bar = _progress(len(todo), progress and bool(todo))
@@ -367,7 +410,7 @@ def _fill_store(urls, args, client, progress: bool, store: GridStore) -> xr.Data
     included = store.included
     if included and not store.manifest["segments"]:
         gridding.warn_if_empty(CellSums.empty(), store.request, f"{len(included)} granules' segments")
-    provenance = _with_provenance(xr.Dataset(), included).attrs
+    provenance = _with_provenance(xr.Dataset(), included, store.request.product).attrs
     attrs = {**provenance, "segments_gridded": int(store.manifest["segments"])}
     if store.manifest["t_min"] is not None:
         attrs["time_coverage_start"] = str(np.datetime64(store.manifest["t_min"], "ns"))
@@ -394,7 +437,9 @@ def _outcomes(urls, args, client):
         future.release()
 
 
-def open_granules(paths: Sequence[str | os.PathLike | Any], *, chunks: Any = None, **open_options: Any) -> xr.Dataset:
+def open_granules(
+    paths: Sequence[str | os.PathLike | Any], *, chunks: Any = None, product: Any = None, **open_options: Any
+) -> xr.Dataset:
     """Many granules as one ragged Dataset: their segments one after another, one trajectory per granule beam.
 
     ``row_size`` counts the segments of each (granule, beam) trajectory in order, so the CF ragged
@@ -407,6 +452,8 @@ def open_granules(paths: Sequence[str | os.PathLike | Any], *, chunks: Any = Non
         Granules, as for :func:`grid_granules`.
     chunks : optional
         As for ``xr.open_dataset``: ``{}`` keeps every variable a lazy dask array.
+    product : {"ATL10", "ATL07"}, optional
+        Which engine opens them; by default the product their names say (ATL10 for other names).
     **open_options
         More ``xr.open_dataset(..., engine="atl10")`` options (``beams``, ``variables``,
         ``credentials``, ``storage_options``...).
@@ -427,14 +474,15 @@ def open_granules(paths: Sequence[str | os.PathLike | Any], *, chunks: Any = Non
     urls = _without_duplicates([p if is_granule_record(p) else os.fspath(p) for p in paths])
     if not urls:
         raise GridError("open_granules: no granules given.")
+    chosen = product_of_granules(urls, product)
     parts = []
     for url in urls:
-        ds = xr.open_dataset(url, engine="atl10", chunks=chunks, **open_options)
+        ds = xr.open_dataset(url, engine=chosen.name.lower(), chunks=chunks, **open_options)
         name = _name_of(url)
         beams = [str(b) for b in ds["trajectory"].values]
         ds = ds.assign_coords(
             trajectory=[f"{name}/{b}" for b in beams],
-            granule=("trajectory", [name] * len(beams), {"long_name": "ATL10 granule of the trajectory"}),
+            granule=("trajectory", [name] * len(beams), {"long_name": f"{chosen.name} granule of the trajectory"}),
         )
         parts.append(ds)
     # each variable lies along one dimension: concatenate along it, keep what agrees of the attributes
@@ -453,15 +501,15 @@ def open_granules(paths: Sequence[str | os.PathLike | Any], *, chunks: Any = Non
     return out
 
 
-def _with_provenance(result: xr.Dataset, names: list[str]) -> xr.Dataset:
+def _with_provenance(result: xr.Dataset, names: list[str], product: Product) -> xr.Dataset:
     """Which granules went in: a bounded summary in the attributes, the whole list as a ``granule`` coordinate.
 
     The checksum is of the sorted names, one per line, so two results can be told apart by attributes alone.
     """
     import hashlib
 
-    ordered = sorted(names, key=atl10.granule_identity)
-    result = result.assign_coords(granule=("granule", ordered, {"long_name": "ATL10 granule gridded"}))
+    ordered = sorted(names, key=products.granule_identity)
+    result = result.assign_coords(granule=("granule", ordered, {"long_name": f"{product.name} granule gridded"}))
     result.attrs.update(
         granule_count=len(ordered),
         granule_first=ordered[0] if ordered else "",

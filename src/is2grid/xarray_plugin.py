@@ -1,4 +1,4 @@
-"""The ``atl10`` xarray backend entry point. Product logic lives in :mod:`is2grid._store`."""
+"""The ``atl10`` and ``atl07`` xarray backend entry points. They only forward: see :mod:`is2grid._open`."""
 
 from __future__ import annotations
 
@@ -11,14 +11,11 @@ from xarray.backends import BackendEntrypoint
 DEFAULT_BEAMS = "strong"
 
 
-class ATL10BackendEntrypoint(BackendEntrypoint):
-    """Open ICESat-2 ATL10 granules with ``xr.open_dataset(path, engine="atl10")``.
+class _SegmentsEntrypoint(BackendEntrypoint):
+    """What the engines of every product share; a subclass names its product."""
 
-    The strong beams' ``freeboard_segment`` rows become one ragged ``segment`` dimension (a CF
-    contiguous ragged array, featureType trajectory) read lazily through h5coro.
-    """
-
-    description = "ICESat-2 ATL10 sea ice freeboard granules (local, s3://, https://, earthaccess results)"
+    product_name = ""
+    description = ""
     supports_groups = True
     url = "https://github.com/is2grid/is2grid"
     open_dataset_parameters = (
@@ -46,7 +43,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         credentials: Any = None,
         storage_options: dict[str, Any] | None = None,
     ):
-        """Open the freeboard segments of the chosen beams as one ragged Dataset.
+        """Open the segments of the chosen beams as one ragged Dataset.
 
         Parameters
         ----------
@@ -63,7 +60,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         beams : {"strong", "weak", "all"} or list of str
             The beams, concatenated along ``segment`` (default the strong ones).
         variables : str or list of str, optional
-            Segment variables to open besides the coordinates (default: the freeboard set).
+            Segment variables to open besides the coordinates (default: the product's default set).
         credentials : optional
             A token, ``earthaccess.Auth``, S3 dict, provider or :class:`is2grid.Credentials`.
         storage_options : dict, optional
@@ -74,13 +71,15 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         xarray.Dataset
         """
         from is2grid._open import open_segments
+        from is2grid.products import product
 
         if _called_by_open_mfdataset():
             from is2grid.errors import UnsupportedInputError
 
             raise UnsupportedInputError(
-                "xr.open_mfdataset cannot join ATL10 granules: their segments are ragged (one 'segment' dimension "
-                "and a 'row_size' per beam), which xarray would align on 'trajectory' or broadcast. Use "
+                f"xr.open_mfdataset cannot join {self.product_name} granules: their segments are ragged (one "
+                "'segment' dimension and a 'row_size' per beam), which xarray would align on 'trajectory' or "
+                "broadcast. Use "
                 "is2grid.open_granules(paths) for one ragged Dataset of all their segments, or "
                 "is2grid.workflow.grid_granules(paths, ...) to grid them."
             )
@@ -99,6 +98,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
             decode_times=decode_times,
             credentials=credentials,
             storage_options=storage_options,
+            product=product(self.product_name),
         )
 
     def open_groups_as_dict(  # type: ignore[override]
@@ -113,6 +113,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
     ):
         """Every beam group of a granule at its own length: ``{"/": root, "/gt1l/leads": ..., ...}``."""
         from is2grid._open import open_groups
+        from is2grid.products import product
 
         return open_groups(
             filename_or_obj,
@@ -121,6 +122,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
             drop_variables=drop_variables,
             credentials=credentials,
             storage_options=storage_options,
+            product=product(self.product_name),
         )
 
     def open_datatree(  # type: ignore[override]
@@ -133,7 +135,7 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         credentials: Any = None,
         storage_options: dict[str, Any] | None = None,
     ):
-        """The whole granule as a DataTree: beams, then their freeboard_segment, leads and reference sections."""
+        """The whole granule as a DataTree: the beams, then each beam's groups (ATL10: freeboard_segment, leads...)."""
         from xarray import DataTree
 
         groups = self.open_groups_as_dict(
@@ -147,8 +149,8 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
         return DataTree.from_dict(groups)
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
-        """Whether the name is an ATL10 granule's (``ATL10-0[12]_..._006_01.h5``)."""
-        from is2grid.atl10 import GRANULE_NAME, file_name
+        """Whether the name is a granule name of this engine's product (``ATL10-0[12]_..._006_01.h5``)."""
+        from is2grid.products import product
 
         try:
             name = os.fspath(filename_or_obj)
@@ -156,7 +158,29 @@ class ATL10BackendEntrypoint(BackendEntrypoint):
             return False
         if not isinstance(name, str):
             return False
-        return GRANULE_NAME.match(file_name(name)) is not None
+        return product(self.product_name).matches(name)
+
+
+class ATL10BackendEntrypoint(_SegmentsEntrypoint):
+    """Open ICESat-2 ATL10 granules with ``xr.open_dataset(path, engine="atl10")``.
+
+    The strong beams' ``freeboard_segment`` rows become one ragged ``segment`` dimension (a CF
+    contiguous ragged array, featureType trajectory) read lazily through h5coro.
+    """
+
+    product_name = "ATL10"
+    description = "ICESat-2 ATL10 sea ice freeboard granules (local, s3://, https://, earthaccess results)"
+
+
+class ATL07BackendEntrypoint(_SegmentsEntrypoint):
+    """Open ICESat-2 ATL07 granules with ``xr.open_dataset(path, engine="atl07")``.
+
+    The strong beams' ``sea_ice_segments`` rows (heights, their length, type and quality) become one
+    ragged ``segment`` dimension, exactly as the ``atl10`` engine gives ATL10's freeboard segments.
+    """
+
+    product_name = "ATL07"
+    description = "ICESat-2 ATL07 sea ice height granules (local, s3://, https://, earthaccess results)"
 
 
 def _called_by_open_mfdataset() -> bool:

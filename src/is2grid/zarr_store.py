@@ -45,9 +45,9 @@ import xarray as xr
 
 from is2grid import gridding, reduction
 from is2grid._zarr_chunks import ChunkWriter, replace_file
-from is2grid.atl10 import granule_identity
 from is2grid.errors import OutputError, StoreInUseError
-from is2grid.reduction import STATISTICS, CellSums
+from is2grid.products import granule_identity
+from is2grid.reduction import CellSums
 from is2grid.request import GridRequest
 
 __all__ = ["MANIFEST_GROUP", "TILE", "GridStore", "read_manifest"]
@@ -129,7 +129,7 @@ class GridStore:
             self._lock.release()
             raise
         self._arrays: dict[str, Any] = dict(self._group.arrays())
-        self._writers = {name: ChunkWriter(self._arrays[name]) for name in STATISTICS}
+        self._writers = {name: ChunkWriter(self._arrays[name]) for name in self.request.names}
         self._pending = CellSums.empty()
         self._batch: list[CellSums] = []
 
@@ -161,7 +161,7 @@ class GridStore:
     def is_complete(self, granule: str) -> bool:
         """Whether everything ``granule`` contributes is in the store already (a rerun skips it).
 
-        Granules are known by their identity (:func:`is2grid.atl10.granule_identity`): another
+        Granules are known by their identity (:func:`is2grid.products.granule_identity`): another
         revision or a renamed copy of a granule in the store is in the store.
         """
         stored = self._ids.get(granule_identity(granule))
@@ -307,7 +307,7 @@ class GridStore:
     def _grow_time(self, n: int) -> None:
         first = int(self.manifest["first_ordinal"])
         old = self._arrays["time"].shape[0]
-        for name in ("time", "time_bounds", *STATISTICS):
+        for name in ("time", "time_bounds", *self.request.names):
             array = self._arrays[name]
             array.resize((n, *array.shape[1:]))
         starts = self.request.bins.starts(np.arange(first + old, first + n + 1))
@@ -325,7 +325,7 @@ class GridStore:
         tiles_of_bin = self.manifest.setdefault("tiles", [])
         slot = 0 if index is None else index
         while len(tiles_of_bin) <= slot:
-            tiles_of_bin.append([0] * len(STATISTICS))
+            tiles_of_bin.append([0] * len(self.request.names))
         if not sums.keys.size:
             return
         _, row, col = window.split_keys(sums.keys)
@@ -341,8 +341,8 @@ class GridStore:
                 sums.keys[cells],
                 sums.count[cells],
                 sums.sum_length[cells],
-                sums.sum_length_fb[cells],
-                sums.sum_length_fb2[cells],
+                sums.sum_length_h[cells],
+                sums.sum_length_h2[cells],
             )
             if merge:
                 tile_sums = reduction.combine(self._stored_sums(where, row0=r0, col0=c0), tile_sums)
@@ -351,28 +351,25 @@ class GridStore:
             stats = reduction.statistics(
                 tile_sums.count,
                 tile_sums.sum_length,
-                tile_sums.sum_length_fb,
-                tile_sums.sum_length_fb2,
+                tile_sums.sum_length_h,
+                tile_sums.sum_length_h2,
                 self.request.min_segments,
             )
-            for k, (name, values) in enumerate(zip(STATISTICS, stats, strict=True)):
-                dense = (
-                    np.zeros((r1 - r0, c1 - c0), np.int32)
-                    if name == "n_segments"
-                    else np.full((r1 - r0, c1 - c0), np.nan, np.float32)
-                )
+            for k, (name, values) in enumerate(zip(self.request.names, stats, strict=True)):
+                shape = (r1 - r0, c1 - c0)
+                dense = np.zeros(shape, np.int32) if k == 0 else np.full(shape, np.nan, np.float32)
                 dense[local] = values
                 writer = self._writers[name]
                 spatial = (r0 // writer.array.chunks[-2], c0 // writer.array.chunks[-1])
                 chunk = spatial if index is None else (index, *spatial)
-                empty = name != "n_segments" and bool(np.isnan(values).all())
+                empty = k > 0 and bool(np.isnan(values).all())
                 existed = self._protect(name, chunk)
                 writer.write(chunk, dense, empty=empty)
                 tiles_of_bin[slot][k] += int(not empty) - int(existed)
                 _step("chunk written")
 
     def _stored_sums(self, where, *, row0: int, col0: int) -> CellSums:
-        stored = [np.asarray(self._arrays[name][where]) for name in STATISTICS]
+        stored = [np.asarray(self._arrays[name][where]) for name in self.request.names]
         rows, cols = np.nonzero(stored[0] > 0)
         ordinal = 0 if len(where) == 2 else int(self.manifest["first_ordinal"]) + where[0]
         keys = self.window.keys(
@@ -406,9 +403,10 @@ class GridStore:
         ny, nx = self.window.nrows, self.window.ncols
         spatial = (min(TILE, max(ny, 1)), min(TILE, max(nx, 1)))
         chunks = spatial if not self.has_time else (1, *spatial)
+        count, *statistics = self.request.names
         encoding: dict[str, dict[str, Any]] = {
-            "n_segments": {"dtype": "int32", "chunks": chunks, "fill_value": 0},
-            **{n: {"dtype": "float32", "chunks": chunks, "_FillValue": np.float32(np.nan)} for n in STATISTICS[1:]},
+            count: {"dtype": "int32", "chunks": chunks, "fill_value": 0},
+            **{n: {"dtype": "float32", "chunks": chunks, "_FillValue": np.float32(np.nan)} for n in statistics},
         }
         if self.has_time:
             for name, chunk in (("time", (_TIME_CHUNK,)), ("time_bounds", (_TIME_CHUNK, 2))):
@@ -428,8 +426,10 @@ class GridStore:
 
     def _reopen(self, options: dict[str, Any]) -> dict[str, Any]:
         manifest = _load_manifest(self.path)
-        if manifest["options"] != options:
-            changed = sorted(k for k in options if manifest["options"].get(k) != options[k])
+        # stores of is2grid before the product seam gridded ATL10 freeboard and did not say so
+        made = {"product": "ATL10", "variable": "beam_fb_height", **manifest["options"]}
+        if made != options:
+            changed = sorted(k for k in options if made.get(k) != options[k])
             raise OutputError(
                 f"{self.path}: made with other options ({', '.join(changed)} differ), so a rerun cannot resume it. "
                 "Use the same options, another store, or overwrite=True (--overwrite) to replace it."
@@ -454,7 +454,7 @@ class GridStore:
             group = zarr.open_group(self.path, mode="r+", zarr_format=3, use_consolidated=False)
             arrays: dict[str, Any] = dict(group.arrays())
             written = int(manifest["written"]) if self.has_time else 0
-            for name in ("time", "time_bounds", *STATISTICS) if self.has_time else ():
+            for name in ("time", "time_bounds", *self.request.names) if self.has_time else ():
                 array = arrays[name]
                 if array.shape[0] != written:  # bins of a run stopped before its commit: written again
                     array.resize((written, *array.shape[1:]))
@@ -674,7 +674,7 @@ def _check_tiles(path: Path, manifest: dict[str, Any], request: GridRequest) -> 
     has_time = request.bins.freq is not None
     bins = int(manifest["written"])
     for slot in range(min(bins, len(counted))):
-        for name, expected in zip(STATISTICS, counted[slot], strict=True):
+        for name, expected in zip(request.names, counted[slot], strict=True):
             folder = path / name / "c" / (str(slot) if has_time else "")
             found = _count_chunks(folder)
             if found < expected:
@@ -818,8 +818,10 @@ def _options(request: GridRequest) -> dict[str, Any]:
         "window": [int(window.row0), int(window.col0), int(window.nrows), int(window.ncols)],
         "freq": request.bins.freq,
         "time_range": None if request.time_range is None else [str(t) for t in request.time_range],
-        "filters": request.describe(),
+        "filters": request.filters.describe(),
         "min_segments": int(request.min_segments),
+        "product": request.product.name,
+        "variable": request.variable,
     }
 
 
