@@ -104,7 +104,9 @@ def test_output_folder_is_named_before_work(tmp_path, south, capsys, monkeypatch
         (["--bbox", "-78", "-180", "-74", "-160"], "bbox"),
         (["--bbox", "-180", "74", "-160", "78"], "other hemisphere"),
         (["--min-segments", "0"], "min_segments"),
-        (["--fb-range", "2", "1"], "fb_range"),
+        (["--fb-range", "2", "1"], "value_range"),
+        (["--range", "2", "1"], "value_range"),
+        (["--variable", "latitude"], "a coordinate"),
     ],
 )
 def test_bad_options_are_named_before_work(tmp_path, south, capsys, monkeypatch, flags, message):

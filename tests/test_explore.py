@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import is2grid
-from is2grid import cli, explore, regions, timeseries, tutorial, workflow
+from is2grid import cli, explore, reduction, regions, timeseries, tutorial, workflow
 from is2grid.grids import ease2_grid, nsidc_polar_stereo_grid, to_xy
 
 
@@ -136,7 +136,7 @@ def test_projection_parameters_describe_each_grid(grid):
 def test_grid_explorer_frames_fit_the_page_and_combine_exactly(daily):
     view = daily.is2grid.explore(max_bytes=2e5)
     assert view.details["factor"] > 1 and view.details["frames"] == daily.sizes["time"]
-    combined = explore._coarsened(daily.isel(time=3), view.details["factor"])
+    combined = explore._coarsened(daily.isel(time=3), view.details["factor"], list(reduction.STATISTICS))
     assert int(combined["n_segments"].sum()) == int(daily.n_segments.isel(time=3).sum()), "no segment lost"
     page = view.html()
     assert "cdn.bokeh.org" not in page.split("<body")[0] and "static/extensions" not in page
@@ -196,7 +196,7 @@ def test_combined_cells_use_the_sums_they_have():
             "std_fb": (("y", "x"), np.array([[0.0, nan], [0.0, nan]])),
         }
     )
-    combined = explore._coarsened(frame, 2)
+    combined = explore._coarsened(frame, 2, list(reduction.STATISTICS))
     assert int(combined["n_segments"][0, 0]) == 10
     np.testing.assert_allclose(combined["mean_seg_length"][0, 0], (5 * 10 + 4 * 20) / 9, rtol=1e-6)
     np.testing.assert_allclose(combined["mean_fb"][0, 0], (50 * 0.2 + 80 * 0.5) / 130, rtol=1e-6)

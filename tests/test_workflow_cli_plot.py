@@ -118,7 +118,7 @@ def test_cli_grid_and_info(week, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "NetCDF:" in printed and out.exists() and (tmp_path / "m.png").stat().st_size > 10_000
     assert cli.main(["info", str(week[0])]) == 0
-    assert "valid freeboards" in capsys.readouterr().out
+    assert "valid beam_fb_height" in capsys.readouterr().out
 
 
 def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):

@@ -130,26 +130,13 @@ class Is2gridAccessor:
 
 
 def kind_of(ds: xr.Dataset) -> str:
-    """What an is2grid Dataset is, as its attributes declare: ``"segments"``, ``"gridded"`` or ``"series"``.
+    """What an is2grid Dataset is, as its attributes declare: ``"gridded"``, ``"series"`` or ``"segments"``.
 
-    The engines write ``featureType="trajectory"``, the gridder ``gridded_variable``, a region time
-    series ``kind="region time series"``.
-
-    Raises
-    ------
-    is2grid.GridError
-        For a Dataset that declares none of them.
+    The gridder writes ``gridded_variable``, a region time series ``kind="region time series"``; anything
+    else is taken for segments (as the engines give them, or built by hand with their variables).
     """
-    from is2grid.errors import GridError
-
     if ds.attrs.get("kind") == "region time series":
         return "series"
     if "gridded_variable" in ds.attrs:
         return "gridded"
-    if ds.attrs.get("featureType") == "trajectory" or "product" in ds.attrs:
-        return "segments"
-    raise GridError(
-        "this Dataset does not say what it is (no 'gridded_variable', 'featureType' or 'kind' attribute). Open "
-        "segments with engine='atl10'/'atl07', grid them with .is2grid.to_ease2(), or call the explicit method: "
-        ".is2grid.region_timeseries() on a grid, .is2grid.segments_timeseries() on segments."
-    )
+    return "segments"

@@ -9,6 +9,7 @@ flox's map-reduce then sums chunk by chunk. Otherwise the extent depends on the 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -99,6 +100,8 @@ def grid_segments(
     elif options:
         raise TypeError(f"grid_segments: give a request or options, not both ({sorted(options)}).")
     columns = _columns(ds, request)
+    if request.variable not in request.product.segment_variables:  # derived: described by its own attributes
+        request = dataclasses.replace(request, variable_attrs=dict(ds[request.variable].attrs))
     if any(v.chunks is not None for v in columns.values()):
         if not request.fixed_extent:
             raise GridError(
@@ -146,6 +149,14 @@ def _columns(ds: xr.Dataset, request: GridRequest) -> dict[str, xr.Variable]:
             f"the Dataset lacks {missing}, needed for gridding. Open it with the default variables, or add them: "
             f"xr.open_dataset(path, engine={engine!r}, variables=[..., {', '.join(repr(m) for m in missing)}])."
         )
+    value = ds[request.variable].variable
+    if value.dims != ds["latitude"].dims:
+        raise GridError(
+            f"variable={request.variable!r} lies along {value.dims}, not along the segments {ds['latitude'].dims}: "
+            "grid a variable with one value per segment."
+        )
+    if value.dtype.kind not in "iufb":
+        raise GridError(f"variable={request.variable!r} holds {value.dtype} values, not numbers: it has no mean.")
     columns = {n: ds[n].variable for n in request.needed}
     columns["delta_time"] = _utc(ds["delta_time"].variable)
     return columns

@@ -196,6 +196,8 @@ class GridRequest:
     """The product whose segments are gridded (its variable names)."""
     variable: str = "beam_fb_height"
     """The segment variable whose statistics are computed."""
+    variable_attrs: dict[str, Any] | None = None
+    """Attributes of a derived variable (one the product does not store), for its statistics."""
 
     @classmethod
     def create(
@@ -297,7 +299,7 @@ class GridRequest:
         variable = _variable(chosen, variable)
         if value_range is not None and fb_range is not None:
             raise GridError("give value_range= or fb_range= (the same filter), not both.")
-        range_name = "value_range" if value_range is not None else "fb_range"
+        range_name = "value_range"  # fb_range is its old name: one name in the messages
         filters = Filters(
             segment_types=None if segment_types is None else tuple(int(s) for s in segment_types),
             max_quality=max_quality,
@@ -339,7 +341,7 @@ class GridRequest:
     @property
     def statistics(self) -> dict[str, tuple[str, dict[str, str]]]:
         """Role -> (name, CF attributes) of the four statistics (see :meth:`is2grid.products.Product.statistics`)."""
-        return self.product.statistics(self.variable)
+        return self.product.statistics(self.variable, self.variable_attrs)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -376,16 +378,18 @@ class GridRequest:
 
 
 def _variable(product: Product, variable: str | None) -> str:
-    """The variable to grid, checked against the product: per segment, numeric, not a coordinate."""
+    """The variable to grid: one the product stores (numeric) or a derived one (checked on the data later)."""
     if variable is None:
         return product.variable
-    known = product.segment_variables
-    if variable not in known or variable in icesat2.COORDINATES:
-        numeric = sorted(n for n in known if n not in icesat2.COORDINATES and _numeric(product, n))
+    if not isinstance(variable, str) or not variable:
+        raise GridError(f"variable={variable!r}: give the name of a segment variable, e.g. {product.variable!r}.")
+    if variable in icesat2.COORDINATES:
         raise GridError(
-            f"variable={variable!r}: not a per-segment {product.name} variable to grid. Grid one of: "
-            f"{', '.join(numeric)}."
+            f"variable={variable!r} is a coordinate of the segments, which places them: grid a value such as "
+            f"{product.variable!r}."
         )
+    if variable not in product.segment_variables:
+        return variable  # a derived variable (thickness, a difference...): the Dataset must have it
     if not _numeric(product, variable):
         raise GridError(f"variable={variable!r}: {product.name} stores it as text, which has no mean. Grid a number.")
     return variable

@@ -268,6 +268,12 @@ def grid_granules(
         request = GridRequest.create(**options)
     elif options:
         raise TypeError(f"grid_granules: give a request or options, not both ({sorted(options)}).")
+    if request.variable not in request.product.segment_variables:
+        raise GridError(
+            f"variable={request.variable!r} is not stored in {request.product.name} granules, and grid_granules "
+            "grids what the granules store. Compute it on opened segments (is2grid.open_granules) "
+            "and grid those with .is2grid.to_ease2(variable=...)."
+        )
     max_bytes = None if store is not None else memory.budget(memory_budget)
     if max_bytes is not None and request.fixed_extent:
         assert request.window is not None and request.ordinals is not None

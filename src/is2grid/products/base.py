@@ -214,8 +214,13 @@ class Product:
         """The short name of ``variable`` in the statistics' names: ``mean_<stem>``, ``std_<stem>``."""
         return self.stems.get(variable, variable)
 
-    def statistics(self, variable: str | None = None) -> dict[str, tuple[str, dict[str, str]]]:
+    def statistics(
+        self, variable: str | None = None, attrs: dict[str, Any] | None = None
+    ) -> dict[str, tuple[str, dict[str, str]]]:
         """Role -> (name, CF attributes) of the four gridded statistics of ``variable``.
+
+        ``attrs``: the variable's own attributes, for a derived variable the product does not store
+        (its ``long_name``, ``units`` and ``standard_name`` describe the statistics).
 
         Examples
         --------
@@ -225,8 +230,11 @@ class Product:
         """
         variable = variable or self.variable
         stem = self.stem(variable)
-        attrs = self.variable_attrs("{beam}/" + self.segment_variables.get(variable, ""))
-        described = self.described.get(variable, {})
+        if attrs is None:
+            attrs = self.variable_attrs("{beam}/" + self.segment_variables.get(variable, ""))
+            described = self.described.get(variable, {})
+        else:
+            described = {k: str(attrs[k]) for k in ("long_name", "standard_name") if k in attrs}
         what = described.get("long_name") or str(attrs.get("long_name", variable))
         units = _cf_units(str(attrs.get("units", "1")))
         mean = {"long_name": f"length-weighted mean {what}", "units": units}
