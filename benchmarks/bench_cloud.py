@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from bench_read import NAMES, PATHS, granules, strong, with_h5py
 from common import machine, median, table, timed
 
-from is2grid._array import GranuleReader
+from is2grid.io.reader import GranuleReader
 from tests.servers import Behaviour, serve_scripted
 
 GRIDDING = ["beam_fb_height", "height_segment_length_seg"]
@@ -70,14 +70,14 @@ def local(paths, repeats: int) -> str:
 
     def engine_mapped():
         """The local read path before issue 19: the file memory-mapped, chunks decoded from views of it."""
-        from is2grid import _fetch
+        from is2grid.io import sources
 
-        original = _fetch.LocalFileSource
-        _fetch.LocalFileSource = MappedSource
+        original = sources.LocalFileSource
+        sources.LocalFileSource = MappedSource
         try:
             engine()
         finally:
-            _fetch.LocalFileSource = original
+            sources.LocalFileSource = original
 
     def engine_async():
         async def main():
@@ -162,7 +162,7 @@ def repacked(paths):
 def _mapped_source():
     import mmap
 
-    from is2grid._fetch import LocalFileSource
+    from is2grid.io.sources import LocalFileSource
 
     class MappedSource(LocalFileSource):
         """Ranges as views of the file mapped in memory (no copy); SIGBUS if the file shrinks while open."""

@@ -89,13 +89,13 @@ def main() -> str:
     full = sorted((Path(__file__).parent / ".cache" / "full-size").glob("*.h5"))[:4]
     segments = open_granules(full, variables=["beam_fb_height"])
     n_segments = int(segments.beam_fb_height.count())
-    from is2grid.explore import segments_explorer
+    from is2grid.viz.explore import segments_explorer
 
     view = segments_explorer(segments)
     import datashader as ds
     import pandas as pd
 
-    from is2grid.grids import ease2_grid, to_xy
+    from is2grid.grid.grids import ease2_grid, to_xy
 
     grid = ease2_grid("south", 6250)
     keep = np.isfinite(segments.beam_fb_height.values)

@@ -131,7 +131,7 @@ def main() -> str:
         import h5py  # noqa: F401
         from h5coro import h5coro  # noqa: F401
 
-        import is2grid._open  # noqa: F401
+        import is2grid.backend.opening  # noqa: F401
 
         print(rss_growth(lambda: list(methods_for(paths).values())[int(args.memory_of)]()))
         return ""

@@ -27,10 +27,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_read import granules
 from common import machine, median, table, timed
 
-from is2grid import workflow, zarr_store
+from is2grid import workflow
+from is2grid.grid.reduction import CellSums
+from is2grid.grid.request import GridRequest
+from is2grid.output import zarr_store
 from is2grid.products import ATL10
-from is2grid.reduction import CellSums
-from is2grid.request import GridRequest
 
 
 @contextlib.contextmanager
@@ -134,7 +135,7 @@ def sums_size(path: Path) -> str:
     import zarr
     from numcodecs.zstd import Zstd
 
-    from is2grid import reduction
+    from is2grid.grid import reduction
 
     group = zarr.open_group(path, mode="r")
     level = group["mean_fb"].metadata.codecs[1].level

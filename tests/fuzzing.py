@@ -49,7 +49,7 @@ def structure_ranges(path: Path) -> list[tuple[int, int]]:
 
 def btree_ranges(path: Path) -> list[tuple[int, int]]:
     """Where the chunk B-tree nodes of the read variables are: their keys say which rows each chunk holds."""
-    from is2grid._array import GranuleReader
+    from is2grid.io.reader import GranuleReader
     from is2grid.products import ATL10, icesat2
 
     reader = GranuleReader(str(path))

@@ -114,7 +114,7 @@ def test_the_wrong_engine_names_the_right_one():
 
 
 def test_guess_can_open_by_name():
-    from is2grid.xarray_plugin import ATL07BackendEntrypoint, ATL10BackendEntrypoint
+    from is2grid.backend.entrypoints import ATL07BackendEntrypoint, ATL10BackendEntrypoint
 
     assert ATL07BackendEntrypoint().guess_can_open(str(REAL_ATL07[0]))
     assert not ATL10BackendEntrypoint().guess_can_open(str(REAL_ATL07[0]))

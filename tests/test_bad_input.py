@@ -130,7 +130,7 @@ def _damage_chunk_index(source, tmp_path, change):
     """A copy of ``source`` with the first chunk B-tree node of gt1l's beam_fb_height edited by ``change``."""
     import shutil
 
-    from is2grid._array import GranuleReader
+    from is2grid.io.reader import GranuleReader
 
     path = tmp_path / source.name
     shutil.copy(source, path)
@@ -196,8 +196,8 @@ def _edit_header(source, tmp_path, dataset: str, edit, *, fix_checksum: bool):
     import shutil
     import struct
 
-    from is2grid._array import GranuleReader
-    from is2grid._checksum import lookup3
+    from is2grid.io.checksum import lookup3
+    from is2grid.io.reader import GranuleReader
 
     path = tmp_path / source.name
     shutil.copy(source, path)
@@ -285,10 +285,10 @@ CUT_WHILE_DECODING = """
 import os, sys, warnings
 import xarray as xr
 import is2grid
-from is2grid import _fetch
+from is2grid.io import sources
 
 path, armed = sys.argv[1], [False]
-original = _fetch.LocalFileSource.read
+original = sources.LocalFileSource.read
 
 def read_then_cut(self, starts, stops):
     views = original(self, starts, stops)
@@ -297,7 +297,7 @@ def read_then_cut(self, starts, stops):
         os.truncate(path, 4096)
     return views
 
-_fetch.LocalFileSource.read = read_then_cut
+sources.LocalFileSource.read = read_then_cut
 ds = xr.open_dataset(path, engine="atl10")
 armed[0] = True
 try:

@@ -88,6 +88,6 @@ def test_what_the_checkers_wanted_keeps_the_values_and_the_crs(cli_netcdf):
     ds = xr.open_dataset(cli_netcdf)
     assert ds.mean_fb.rio.crs.to_epsg() == 6932, "the CRS still travels with every variable"
     assert ds.time.encoding["dtype"] == np.float64 and "_FillValue" not in ds.time.encoding
-    assert ds.attrs["history"].endswith("(is2grid.workflow.write_netcdf)")
+    assert ds.attrs["history"].endswith("(is2grid.output.netcdf.write_netcdf)")
     assert ds.granule.dims == ("n_granules",) and ds.granule.values[0].startswith("ATL10-02_")
     assert ds.time_bounds.values[0, 1] - ds.time_bounds.values[0, 0] == np.timedelta64(1, "D")

@@ -18,7 +18,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     import xarray as xr
-    from is2grid import reduction
+    from is2grid.grid import reduction
     from is2grid.cli import main
 
     stage = sys.argv[1]
@@ -87,7 +87,7 @@ def test_output_is_never_an_input(tmp_path, south, capsys):
 
 
 def test_output_folder_is_named_before_work(tmp_path, south, capsys, monkeypatch):
-    import is2grid.reduction
+    import is2grid.grid.reduction
     import is2grid.workflow
 
     monkeypatch.setattr(is2grid.workflow, "grid_granules", lambda *a, **k: pytest.fail("worked before checking"))
@@ -110,10 +110,12 @@ def test_output_folder_is_named_before_work(tmp_path, south, capsys, monkeypatch
     ],
 )
 def test_bad_options_are_named_before_work(tmp_path, south, capsys, monkeypatch, flags, message):
-    import is2grid.reduction
+    import is2grid.grid.reduction
     import is2grid.workflow
 
-    monkeypatch.setattr(is2grid.reduction, "cell_sums", lambda *a, **k: pytest.fail("read granules before checking"))
+    monkeypatch.setattr(
+        is2grid.grid.reduction, "cell_sums", lambda *a, **k: pytest.fail("read granules before checking")
+    )
     assert main(["grid", str(south), "--out", str(tmp_path / "o.nc"), *flags]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o.nc").exists()

@@ -152,12 +152,12 @@ def test_no_byte_is_fetched_twice_by_open_then_load(scripted, local):
 def test_xarray_time_check_costs_no_request_of_its_own(scripted, granule, local, monkeypatch):
     """With xarray's coder, the first and last time chunks that xarray checks at open come with the chunk
     indexes: the check fetches nothing. (The engine's own decoding, the default, has no check.)"""
-    from is2grid import _open
+    from is2grid.backend import opening
 
     coder = xr.coders.CFDatetimeCoder()
     plan, url = scripted(latency=0.01)
     during_decode = []
-    decode = _open._decode
+    decode = opening._decode
 
     def counted(store, *args, **kwargs):
         before = plan.requests
@@ -165,7 +165,7 @@ def test_xarray_time_check_costs_no_request_of_its_own(scripted, granule, local,
         during_decode.append(plan.requests - before)
         return ds
 
-    monkeypatch.setattr(_open, "_decode", counted)
+    monkeypatch.setattr(opening, "_decode", counted)
     ds = xr.open_dataset(url, engine="atl10", decode_times=coder)
     assert during_decode == [0]
     xr.testing.assert_identical(ds.load(), local)
@@ -180,7 +180,8 @@ def test_xarray_time_check_costs_no_request_of_its_own(scripted, granule, local,
 
 def test_a_read_of_many_ranges_runs_them_all_at_once(scripted, granule):
     """obstore runs ten requests of one call at a time; more ranges are split into calls side by side."""
-    from is2grid._fetch import OBSTORE_PARALLEL, FetchOptions, open_source
+    from is2grid.io.options import FetchOptions
+    from is2grid.io.sources import OBSTORE_PARALLEL, open_source
 
     plan, url = scripted(latency=0.2)
     source = open_source(url, FetchOptions(), None)
@@ -441,7 +442,7 @@ def test_earthaccess_auth_gives_refreshing_s3_credentials(moto_with_auth, local,
     ds = xr.open_dataset(url, engine="atl10", credentials=auth, storage_options={"endpoint_url": endpoint})
     xr.testing.assert_identical(ds.load(), local)
     assert asked == ["NSIDC"]
-    assert SECRET not in repr(is2grid.credentials.as_credentials(auth))
+    assert SECRET not in repr(is2grid.io.credentials.as_credentials(auth))
 
 
 def test_grid_granules_on_a_cluster_reads_s3_with_installed_credentials(moto_with_auth, granule):
@@ -537,9 +538,10 @@ def test_throttling_after_retries_is_named(scripted):
 
 
 def test_s3_is_https_unless_the_endpoint_says_otherwise():
-    from is2grid._fetch import FetchOptions, _client_options
+    from is2grid.io.options import FetchOptions
+    from is2grid.io.policy import client_options
 
-    assert _client_options(FetchOptions(), allow_http=False)["allow_http"] is False
+    assert client_options(FetchOptions(), allow_http=False)["allow_http"] is False
 
 
 def test_dask_chunk_tasks_fetch_only_their_own_variable(scripted, granule, local):

@@ -11,9 +11,9 @@ import pytest
 import xarray as xr
 
 import is2grid
-from is2grid._array import GranuleReader
+from is2grid.backend.entrypoints import ATL10BackendEntrypoint
+from is2grid.io.reader import GranuleReader
 from is2grid.products import ATL10, icesat2
-from is2grid.xarray_plugin import ATL10BackendEntrypoint
 
 from .conftest import REAL_SPARSE, REAL_VALID
 

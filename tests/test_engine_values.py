@@ -166,7 +166,7 @@ def test_group_listings_are_what_h5py_lists(path):
     """Only links that exist are listed: every group's members equal h5py's, a missing group has none."""
     import h5py
 
-    from is2grid._array import GranuleReader
+    from is2grid.io.reader import GranuleReader
 
     reader = GranuleReader(str(path))
     reader.metadata(["gt1l/freeboard_segment/no_such_dataset", "gt9x/nothing"], missing_ok=True)  # failed lookups

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 import is2grid
-from is2grid import grids
+from is2grid.grid import grids
 
 from .conftest import REAL_VALID
 from .helpers import TO_LONLAT, assert_matches_reference, at_xy, segments

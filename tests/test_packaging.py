@@ -11,7 +11,7 @@ import xarray as xr
 def test_importing_the_plugin_does_not_import_heavy_dependencies():
     code = (
         # list_engines() would import every installed plugin (h5coro ships its own, which imports boto3)
-        "import sys, is2grid.xarray_plugin as p; p.ATL10BackendEntrypoint().guess_can_open('x.h5'); "
+        "import sys, is2grid.backend.entrypoints as p; p.ATL10BackendEntrypoint().guess_can_open('x.h5'); "
         "print(sorted(m for m in ('h5coro', 'boto3', 'pyproj', 'dask', 'matplotlib', 'cartopy', 'flox', 'h5py') "
         "if m in sys.modules))"
     )

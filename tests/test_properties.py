@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import is2grid
-from is2grid import grids, reduction
-from is2grid.request import GridRequest
+from is2grid.grid import grids, reduction
+from is2grid.grid.request import GridRequest
 
 from .helpers import assert_matches_reference, raise_if_dask_computes
 from .reference import brute_force
@@ -134,7 +134,7 @@ def test_dask_without_extent_raises_with_the_fix_instead_of_computing(synthetic)
 )
 def test_beam_labels_of_any_rows_follow_the_run_lengths(counts, start, stop, step):
     """The per-segment beam label: a range of rows (repeat of run lengths) or any other key (lookup)."""
-    from is2grid._array import RepeatedLabelArray
+    from is2grid.backend.arrays import RepeatedLabelArray
 
     labels = [f"gt{i}" for i in range(len(counts))]
     array = RepeatedLabelArray(labels, counts)
@@ -156,22 +156,22 @@ def test_beam_labels_of_any_rows_follow_the_run_lengths(counts, start, stop, ste
 def test_engine_time_decoding_is_xarrays_to_the_nanosecond(seconds):
     from xarray.coding.times import decode_cf_datetime
 
-    from is2grid import _decode
+    from is2grid.io import decode
     from is2grid.products import icesat2
 
     values = np.array(seconds, dtype=np.float64)
     expected = decode_cf_datetime(values.copy(), icesat2.TIME_UNITS, "standard")
-    _decode.seconds_to_datetime64(values, icesat2.ATLAS_EPOCH)
+    decode.seconds_to_datetime64(values, icesat2.ATLAS_EPOCH)
     np.testing.assert_array_equal(values.view("datetime64[ns]"), expected)
 
 
 @pytest.mark.parametrize("seconds", [1e12, -1e12, float("inf")])
 def test_engine_time_decoding_refuses_times_beyond_datetime64(seconds):
-    from is2grid import _decode
+    from is2grid.io import decode
     from is2grid.products import icesat2
 
     with pytest.raises(ValueError, match="decode_times=False"):
-        _decode.seconds_to_datetime64(np.array([0.0, seconds]), icesat2.ATLAS_EPOCH)
+        decode.seconds_to_datetime64(np.array([0.0, seconds]), icesat2.ATLAS_EPOCH)
 
 
 @SETTINGS
@@ -185,7 +185,7 @@ def test_direct_chunk_writes_store_what_zarr_stores(shape, chunks, dtype, data, 
     """The store's own chunk writer gives byte-identical chunk files to zarr's, and equal arrays (edges, fill)."""
     import zarr
 
-    from is2grid._zarr_chunks import ChunkWriter
+    from is2grid.output.zarr_chunks import ChunkWriter
 
     root = tmp_path_factory.mktemp("chunks")
     fill = np.nan if dtype == "float32" else 0
@@ -221,7 +221,7 @@ def test_chunks_of_other_layouts_go_through_zarr(tmp_path):
     import zarr
     from zarr.codecs import GzipCodec
 
-    from is2grid._zarr_chunks import ChunkWriter
+    from is2grid.output.zarr_chunks import ChunkWriter
 
     array = zarr.create_array(
         tmp_path / "gzip.zarr", shape=(5, 5), chunks=(2, 2), dtype="f4", fill_value=np.nan, compressors=[GzipCodec()]
@@ -256,7 +256,7 @@ def _laea_50_digits(lon: float, lat: float, pole: str) -> tuple[float, float]:
 @given(st.sampled_from(["north", "south"]), st.floats(-180, 180), st.floats(-30, 90))
 def test_ease2_closed_form_is_exact_to_nanometres(pole, lon, lat):
     """Against 50-digit arithmetic, from 30 degrees over the equator to the pole itself."""
-    from is2grid.laea import polar_laea_xy
+    from is2grid.grid.laea import polar_laea_xy
 
     lat = lat if pole == "north" else -lat
     x, y = polar_laea_xy([lon], [lat], pole)
@@ -274,7 +274,7 @@ def test_ease2_closed_form_equals_proj(pole, lons, lats):
     """Within a micrometre of PROJ wherever ICESat-2 flies (PROJ itself loses digits closer to the pole)."""
     from pyproj import Transformer
 
-    from is2grid.laea import polar_laea_xy
+    from is2grid.grid.laea import polar_laea_xy
 
     lon = np.array(lons)
     lat = np.array(lats[: lon.size]) * (1 if pole == "north" else -1)
@@ -286,7 +286,7 @@ def test_ease2_closed_form_equals_proj(pole, lons, lats):
 
 
 def test_ease2_closed_form_near_the_pole_and_on_bad_input():
-    from is2grid.laea import polar_laea_xy
+    from is2grid.grid.laea import polar_laea_xy
 
     # at the pole, and 1.1 mm from it (1e-8 degree): no loss of digits, where PROJ's error is 1e-5 m
     x, y = polar_laea_xy([0.0, 0.0, 45.0], [-90.0, -90.0 + 1e-8, -90.0 + 1e-8], "south")
@@ -308,7 +308,7 @@ def test_to_xy_uses_the_closed_form_for_ease2_only_and_agrees_over_threads():
     np.testing.assert_array_equal(one[1], two[1])
     from pyproj import Transformer
 
-    from is2grid.laea import polar_laea_xy  # blocks of 32,768 points, any shape
+    from is2grid.grid.laea import polar_laea_xy  # blocks of 32,768 points, any shape
 
     grid_x, grid_y = polar_laea_xy(lon[:100_000].reshape(250, 400), lat[:100_000].reshape(250, 400), "south")
     assert grid_x.shape == (250, 400)

@@ -16,9 +16,9 @@ import zarr
 
 import is2grid
 from is2grid import _malloc, _threads, cli, tutorial, workflow
-from is2grid.reduction import CellSums
-from is2grid.request import GridRequest
-from is2grid.zarr_store import GRANULE_LOG, MANIFEST_GROUP, GridStore, read_manifest
+from is2grid.grid.reduction import CellSums
+from is2grid.grid.request import GridRequest
+from is2grid.output.zarr_store import GRANULE_LOG, MANIFEST_GROUP, GridStore, read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +290,8 @@ def test_granule_start_times_order_the_work(days, tmp_path):
 CHILD = textwrap.dedent(
     """
     import sys, time
-    from is2grid import reduction, zarr_store
+    from is2grid.grid import reduction
+    from is2grid.output import zarr_store
     from is2grid.cli import main
 
     stage, calls = sys.argv[1], [0]
@@ -413,7 +414,7 @@ def test_decode_work_is_shared_out_once_and_stops_at_the_first_error(monkeypatch
     import threading
     import time
 
-    from is2grid import _decode
+    from is2grid.io import decode
 
     monkeypatch.setenv("IS2GRID_NUM_THREADS", threads)
     done: list[int] = []
@@ -424,7 +425,7 @@ def test_decode_work_is_shared_out_once_and_stops_at_the_first_error(monkeypatch
         who.add(threading.current_thread().name)
         done.append(i)
 
-    _decode.each(200, work, caller_works)
+    decode.each(200, work, caller_works)
     assert sorted(done) == list(range(200))  # every item, once
     assert ("MainThread" in who) == caller_works
 
@@ -436,7 +437,7 @@ def test_decode_work_is_shared_out_once_and_stops_at_the_first_error(monkeypatch
         work(i)
 
     with pytest.raises(RuntimeError, match="chunk 20"):
-        _decode.each(200, failing, caller_works)
+        decode.each(200, failing, caller_works)
     settled = len(done)
     time.sleep(0.05)
     assert len(done) == settled < 200  # the others stopped, and nothing runs after the error is raised

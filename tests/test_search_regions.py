@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import is2grid
-from is2grid import cli, earthdata, regions
+from is2grid import cli, earthdata
+from is2grid.grid import regions
 
 DATA = Path(__file__).parent / "data"
 

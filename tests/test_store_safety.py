@@ -18,8 +18,9 @@ import pytest
 import xarray as xr
 
 import is2grid
-from is2grid import tutorial, workflow, zarr_store
-from is2grid.zarr_store import MANIFEST_GROUP, GridStore, read_manifest
+from is2grid import tutorial, workflow
+from is2grid.output import zarr_store
+from is2grid.output.zarr_store import MANIFEST_GROUP, GridStore, read_manifest
 
 RES = 100000
 
@@ -129,7 +130,8 @@ def test_a_kill_at_every_step_of_every_commit_resumes_to_the_uninterrupted_store
 KILLED_CHILD = textwrap.dedent(
     """
     import os, signal, sys, warnings
-    from is2grid import workflow, zarr_store
+    from is2grid import workflow
+    from is2grid.output import zarr_store
 
     point, nth, store, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
     seen = [0]
@@ -196,8 +198,8 @@ def test_another_revision_or_a_renamed_copy_is_not_gridded_again(days, tmp_path)
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from is2grid.request import GridRequest
-    from is2grid.zarr_store import GridStore
+    from is2grid.grid.request import GridRequest
+    from is2grid.output.zarr_store import GridStore
 
     store = GridStore(sys.argv[1], GridRequest.create("ease2", res=RES, hemisphere="south", freq="1D"))
     print("holding", flush=True)
@@ -264,7 +266,7 @@ def test_a_chunk_deleted_outside_is2grid_is_a_named_error(days, tmp_path):
                                                   r"2019-09-10.*missing.*overwrite=True"):  # fmt: skip
         grid(days, store)
     with pytest.raises(is2grid.OutputError, match="are missing"):
-        GridStore(store, is2grid.request.GridRequest.create("ease2", res=RES, hemisphere="south", freq="1D"))
+        GridStore(store, is2grid.grid.request.GridRequest.create("ease2", res=RES, hemisphere="south", freq="1D"))
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,9 @@ import numpy as np
 import pyproj
 import xarray as xr
 
-from is2grid import grids, plot
+from is2grid.grid import grids
 from is2grid.products import icesat2
+from is2grid.viz import plot
 
 from .helpers import at_xy, segments
 

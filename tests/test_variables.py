@@ -10,10 +10,11 @@ import xarray as xr
 from hypothesis import given, settings
 
 import is2grid
-from is2grid import timeseries, workflow
-from is2grid.explore import grid_explorer
+from is2grid import workflow
+from is2grid.grid import timeseries
+from is2grid.grid.request import GridRequest
 from is2grid.products import ATL07, ATL10
-from is2grid.request import GridRequest
+from is2grid.viz.explore import grid_explorer
 
 from .helpers import assert_matches_reference
 from .strategies import segment_sets
@@ -125,7 +126,7 @@ def test_collapse_time_keeps_the_variables_names(opened):
 
 def test_explorer_shows_the_gridded_variable(opened):
     gridded = opened.is2grid.to_ease2(res=25000, variable="beam_fb_unc")
-    view = gridded.is2grid.explore()
+    view = gridded.is2grid.viz.explore()
     assert "mean_fb_unc" in view.title
     html = view.html()
     assert "length-weighted mean sea ice freeboard uncertainty" in html
@@ -176,7 +177,7 @@ def test_datasets_say_what_they_are(opened):
     gridded = opened.is2grid.to_ease2(res=25000)
     assert kind_of(opened) == "segments"
     assert kind_of(gridded) == "gridded"
-    assert kind_of(gridded.is2grid.timeseries("southern_ocean")) == "series"
+    assert kind_of(gridded.is2grid.grid.timeseries("southern_ocean")) == "series"
     # a Dataset that merely has the variables of a grid is not taken for one
     lookalike = gridded.copy()
     lookalike.attrs = {}

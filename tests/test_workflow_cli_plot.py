@@ -9,7 +9,8 @@ import pytest
 import xarray as xr
 
 import is2grid
-from is2grid import cli, plot, tutorial, workflow
+from is2grid import cli, tutorial, workflow
+from is2grid.viz import plot
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_netcdf_writer_compresses_and_round_trips(week, tmp_path):
         stored[name] = grid[name].astype(np.float32)
     # the granule list as characters on n_granules (CF has no string coordinates), and a history line
     assert back.granule.dims == ("n_granules",) and back.granule.values.tolist() == grid.granule.values.tolist()
-    assert back.attrs.pop("history").endswith("(is2grid.workflow.write_netcdf)")
+    assert back.attrs.pop("history").endswith("(is2grid.output.netcdf.write_netcdf)")
     xr.testing.assert_identical(back.drop_vars("granule").load(), stored.drop_vars("granule"))
     assert back.mean_fb.encoding["zlib"] is True
 

@@ -1,4 +1,4 @@
-"""Regenerate ``src/is2grid/data/coastlines_110m.npz``: Natural Earth 1:110m land outlines.
+"""Regenerate ``src/is2grid/viz/data/coastlines_110m.npz``: Natural Earth 1:110m land outlines.
 
 Natural Earth is in the public domain (naturalearthdata.com). The source here is the 1:110m
 admin-0 countries file that pyogrio ships as a test fixture; the countries are dissolved into
@@ -15,7 +15,7 @@ import pyogrio
 import shapely
 
 SOURCE = Path(pyogrio.__file__).parent / "tests/fixtures/naturalearth_lowres/naturalearth_lowres.shp"
-TARGET = Path(__file__).parents[1] / "src/is2grid/data/coastlines_110m.npz"
+TARGET = Path(__file__).parents[1] / "src/is2grid/viz/data/coastlines_110m.npz"
 
 
 def main():

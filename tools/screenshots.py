@@ -13,7 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from is2grid import explore, timeseries, tutorial, workflow  # noqa: E402
+from is2grid import tutorial, workflow  # noqa: E402
+from is2grid.grid import timeseries  # noqa: E402
+from is2grid.viz import explore  # noqa: E402
 from tests.browser import Page, chromium, colourful  # noqa: E402
 
 
@@ -24,7 +26,7 @@ def main() -> None:
     weekly = workflow.grid_granules(paths, res=12500, freq="7D", progress=False)
     daily = workflow.grid_granules(paths, res=12500, freq="1D", progress=False)
     folder = Path(tempfile.mkdtemp())
-    weekly.is2grid.explore("mean_fb").save(folder / "explorer.html")
+    weekly.is2grid.viz.explore("mean_fb").save(folder / "explorer.html")
     explore.timeseries_plot(timeseries.region_timeseries(daily, "ross"), width=820).save(folder / "ross.html")
     with chromium() as browser:
         page = Page(browser, (folder / "explorer.html").as_uri(), width=760, height=900)

@@ -6,10 +6,8 @@
 True
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-from is2grid import accessor as _accessor  # noqa: F401  (registers ds.is2grid)
-from is2grid.credentials import Credentials
+from is2grid import accessor as _accessor  # noqa: F401  registers ds.is2grid
+from is2grid._version import __version__
 from is2grid.errors import (
     AuthenticationError,
     CorruptGranuleError,
@@ -29,12 +27,21 @@ from is2grid.errors import (
     UnsupportedVersionError,
     WrongProductError,
 )
-from is2grid.grids import Grid, ease2_grid, nsidc_polar_stereo_grid
+from is2grid.grid.grids import Grid, ease2_grid, nsidc_polar_stereo_grid
+from is2grid.io.credentials import Credentials
 
-try:
-    __version__ = version("is2grid")
-except PackageNotFoundError:  # pragma: no cover
-    __version__ = "0+unknown"
+#: the modules users reach as ``is2grid.<name>`` (imported when first used), by where they live
+MODULES = {
+    "regions": "is2grid.grid.regions",
+    "timeseries": "is2grid.grid.timeseries",
+    "grids": "is2grid.grid.grids",
+    "explore": "is2grid.viz.explore",
+    "plot": "is2grid.viz.plot",
+    "workflow": "is2grid.workflow",
+    "earthdata": "is2grid.earthdata",
+    "tutorial": "is2grid.tutorial",
+    "products": "is2grid.products",
+}
 
 
 def __getattr__(name: str):
@@ -47,10 +54,10 @@ def __getattr__(name: str):
         from is2grid.workflow import open_granules
 
         return open_granules
-    if name in ("regions", "explore", "timeseries", "workflow", "earthdata"):
+    if name in MODULES:
         import importlib
 
-        return importlib.import_module(f"is2grid.{name}")
+        return importlib.import_module(MODULES[name])
     raise AttributeError(f"module 'is2grid' has no attribute {name!r}")
 
 

@@ -1,4 +1,4 @@
-"""The ``.is2grid`` Dataset accessor: one-line wrappers over :mod:`is2grid.gridding` and friends."""
+"""The ``.is2grid`` Dataset accessor: one-line wrappers over :mod:`is2grid.grid.gridding` and friends."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import xarray as xr
 
-from is2grid import gridding
-from is2grid.grids import Grid
+from is2grid.grid import gridding
+from is2grid.grid.grids import Grid
 from is2grid.products import icesat2
 
 
@@ -46,13 +46,13 @@ class Is2gridAccessor:
         **options
             ``variable`` (the segment variable to grid, default the product's), ``hemisphere``, ``freq``,
             ``bbox``, ``bbox_xy``, ``full_grid``, ``time_range``, ``segment_types``, ``max_quality``,
-            ``value_range``, ``min_segments``: see :meth:`is2grid.request.GridRequest.create`.
+            ``value_range``, ``min_segments``: see :meth:`is2grid.grid.request.GridRequest.create`.
 
         Returns
         -------
         xarray.Dataset
             ``n_segments``, ``mean_seg_length``, ``mean_fb``, ``std_fb`` on (time, y, x) (another
-            ``variable``: ``mean_<stem>``, ``std_<stem>``): see :func:`is2grid.gridding.grid_segments`.
+            ``variable``: ``mean_<stem>``, ``std_<stem>``): see :func:`is2grid.grid.gridding.grid_segments`.
         """
         return gridding.grid_segments(self._ds, grid="ease2", res=res, **options)
 
@@ -62,41 +62,41 @@ class Is2gridAccessor:
         Parameters
         ----------
         grid : Grid or str
-            A :class:`is2grid.grids.Grid`, ``"nsidc_ps25"`` (ATL20's polar stereographic 25 km grid,
+            A :class:`is2grid.grid.grids.Grid`, ``"nsidc_ps25"`` (ATL20's polar stereographic 25 km grid,
             EPSG:3411/3412), ``"ease2"`` (with ``res=``) or ``"ease2_<metres>"``.
         **options
-            See :meth:`is2grid.request.GridRequest.create`.
+            See :meth:`is2grid.grid.request.GridRequest.create`.
 
         Returns
         -------
         xarray.Dataset
-            See :func:`is2grid.gridding.grid_segments`.
+            See :func:`is2grid.grid.gridding.grid_segments`.
         """
         return gridding.grid_segments(self._ds, grid=grid, **options)
 
     def latlon(self) -> xr.Dataset:
-        """Add 2-D ``lat``/``lon`` of the cell centres: see :func:`is2grid.gridding.with_latlon`."""
+        """Add 2-D ``lat``/``lon`` of the cell centres: see :func:`is2grid.grid.gridding.with_latlon`."""
         return gridding.with_latlon(self._ds)
 
     def collapse_time(self) -> xr.Dataset:
-        """All time bins of a gridded Dataset as one grid, exactly: see :func:`is2grid.gridding.collapse_time`."""
+        """All time bins of a gridded Dataset as one grid, exactly: see :func:`is2grid.grid.gridding.collapse_time`."""
         return gridding.collapse_time(self._ds)
 
     def sel_lonlat(self, lon: Any, lat: Any) -> xr.Dataset:
-        """The cells holding points given in longitude/latitude: see :func:`is2grid.gridding.sel_lonlat`."""
+        """The cells holding points given in longitude/latitude: see :func:`is2grid.grid.gridding.sel_lonlat`."""
         return gridding.sel_lonlat(self._ds, lon, lat)
 
     def region_timeseries(self, region: Any) -> xr.Dataset:
-        """A region's time series from a gridded Dataset: see :func:`is2grid.timeseries.region_timeseries`."""
-        from is2grid import timeseries
+        """A region's time series from a gridded Dataset: see :func:`is2grid.grid.timeseries.region_timeseries`."""
+        from is2grid.grid import timeseries
 
         return timeseries.region_timeseries(self._ds, region)
 
     def segments_timeseries(
         self, region: Any, freq: str | None = "1D", res: float = 6250, **options: Any
     ) -> xr.Dataset:
-        """A region's time series straight from segments: see :func:`is2grid.timeseries.segments_timeseries`."""
-        from is2grid import timeseries
+        """A region's time series straight from segments: see :func:`is2grid.grid.timeseries.segments_timeseries`."""
+        from is2grid.grid import timeseries
 
         return timeseries.segments_timeseries(self._ds, region, freq=freq, res=res, **options)
 
@@ -112,14 +112,14 @@ class Is2gridAccessor:
         return self.segments_timeseries(region, freq=freq, res=res, **options)
 
     def explore(self, var: str | None = None, **options: Any):
-        """An interactive map (or chart) in the browser: see :mod:`is2grid.explore`.
+        """An interactive map (or chart) in the browser: see :mod:`is2grid.viz.explore`.
 
-        A gridded Dataset gets :func:`~is2grid.explore.grid_explorer` (time slider, statistic selector),
-        segments get :func:`~is2grid.explore.segments_explorer` (rasterized; ``color="beam"`` too), a
-        region time series gets :func:`~is2grid.explore.timeseries_plot`; which one the Dataset is, its
+        A gridded Dataset gets :func:`~is2grid.viz.explore.grid_explorer` (time slider, statistic selector),
+        segments get :func:`~is2grid.viz.explore.segments_explorer` (rasterized; ``color="beam"`` too), a
+        region time series gets :func:`~is2grid.viz.explore.timeseries_plot`; which one the Dataset is, its
         attributes say (:func:`kind_of`).
         """
-        from is2grid import explore
+        from is2grid.viz import explore
 
         kind = kind_of(self._ds)
         if kind == "gridded":

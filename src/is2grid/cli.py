@@ -52,7 +52,7 @@ def deferred_signals() -> Iterator[list[int]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``is2grid`` command with ``argv`` (default: the process's arguments); return its exit code."""
-    from is2grid import __version__
+    from is2grid._version import __version__
 
     parser = argparse.ArgumentParser(prog="is2grid", description="ICESat-2 ATL10 freeboard -> gridded time series.")
     parser.add_argument("--version", action="version", version=f"is2grid {__version__}")
@@ -232,7 +232,8 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def _demo(args) -> int:
-    from is2grid import plot, tutorial, workflow
+    from is2grid import tutorial, workflow
+    from is2grid.viz import plot
 
     start = time.perf_counter()
     print("1/3 synthetic Antarctic granules for September 2019 (written once, then cached)")
@@ -256,8 +257,10 @@ def _demo(args) -> int:
 
 
 def _grid(args) -> int:
-    from is2grid import earthdata, plot, regions, workflow
-    from is2grid.request import GridRequest
+    from is2grid import earthdata, workflow
+    from is2grid.grid import regions
+    from is2grid.grid.request import GridRequest
+    from is2grid.viz import plot
 
     granules = list(args.granules)
     area = regions.region(args.region) if args.region else None
@@ -360,11 +363,11 @@ def _explore(args) -> int:
 
     ds, gridded = _open_inputs(args.inputs)
     if gridded:
-        from is2grid.explore import grid_explorer
+        from is2grid.viz.explore import grid_explorer
 
         view = grid_explorer(ds, args.var, max_bytes=args.max_mb * 1e6)
     else:
-        from is2grid.explore import segments_explorer
+        from is2grid.viz.explore import segments_explorer
 
         view = segments_explorer(ds, args.color)
     if args.save:
@@ -380,7 +383,7 @@ def _explore(args) -> int:
 
 
 def _timeseries(args) -> int:
-    from is2grid import regions, timeseries
+    from is2grid.grid import regions, timeseries
 
     area = regions.region(args.region)
     ds, gridded = _open_inputs(args.inputs)
@@ -399,12 +402,12 @@ def _timeseries(args) -> int:
         frame.to_csv(args.csv, float_format="%.6g")
         print(f"CSV:    {args.csv.resolve()}")
     if args.png:
-        from is2grid.plot import timeseries_figure
+        from is2grid.viz.plot import timeseries_figure
 
         timeseries_figure(series, path=args.png)
         print(f"PNG:    {args.png.resolve()}")
     if args.html:
-        from is2grid.explore import timeseries_plot
+        from is2grid.viz.explore import timeseries_plot
 
         print(f"HTML:   {Path(timeseries_plot(series).save(args.html)).resolve()}")
     return 0
@@ -427,7 +430,7 @@ def _info(args) -> int:
 
 def _mean_of(result) -> str:
     """The name of the gridded mean in a result or a series (``mean_fb`` for ATL10 freeboard)."""
-    from is2grid.gridding import statistic_names
+    from is2grid.grid.gridding import statistic_names
 
     return statistic_names(result)["mean"]
 

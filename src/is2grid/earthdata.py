@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 
 from is2grid.errors import GridError
-from is2grid.inputs import record_name
+from is2grid.grid.regions import Region
+from is2grid.grid.regions import region as as_region
+from is2grid.io.inputs import record_name
 from is2grid.products import product as as_product
-from is2grid.regions import Region
-from is2grid.regions import region as as_region
 
 __all__ = ["search", "time_span"]
 
@@ -65,8 +65,8 @@ def search(
     Parameters
     ----------
     region : str, tuple, shapely geometry or GeoJSON, optional
-        A name of :data:`is2grid.regions.REGIONS` (e.g. ``"ross"``), a box, or a polygon; see
-        :func:`is2grid.regions.region`. Its bounding box is sent to CMR.
+        A name of :data:`is2grid.grid.regions.REGIONS` (e.g. ``"ross"``), a box, or a polygon; see
+        :func:`is2grid.grid.regions.region`. Its bounding box is sent to CMR.
     time : str or (start, end)
         The period: ``"2019-09"``, ``"2019"``, ``"2019-09-15"`` or a pair of dates.
     hemisphere : {"north", "south"}, optional

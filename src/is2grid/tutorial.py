@@ -320,7 +320,7 @@ def _over_land(lat, lon) -> np.ndarray:
     """True where a point lies on land (Natural Earth 1:110m), so that segments stay over the sea."""
     from matplotlib.path import Path as MplPath
 
-    from is2grid.coastlines import land_rings
+    from is2grid.viz.coastlines import land_rings
 
     land = np.zeros(lat.shape, dtype=bool)
     if not lat.size:

@@ -9,10 +9,11 @@ from typing import Any
 import xarray as xr
 from xarray.backends.store import StoreBackendEntrypoint
 
-from is2grid._fetch import FetchOptions, resolve
-from is2grid._store import BeamGroupStore, Granule, SegmentStore
-from is2grid.credentials import Credentials, as_credentials, split_url_secrets
-from is2grid.inputs import is_granule_record, pick_link
+from is2grid.backend.store import BeamGroupStore, Granule, SegmentStore
+from is2grid.io.credentials import Credentials, as_credentials, split_url_secrets
+from is2grid.io.inputs import is_granule_record, pick_link
+from is2grid.io.options import FetchOptions
+from is2grid.io.sources import resolve
 from is2grid.products import ATL10, Product, icesat2
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from is2grid import reduction
 from is2grid.errors import GridError
-from is2grid.regions import region as as_region
+from is2grid.grid import reduction
+from is2grid.grid.regions import region as as_region
 
 __all__ = ["N_CELLS_ATTRS", "region_timeseries", "segments_timeseries"]
 
@@ -42,7 +42,7 @@ def region_timeseries(gridded: xr.Dataset, region: Any) -> xr.Dataset:
         ``std_<stem>`` of another gridded variable) on ``(time, y, x)`` and a ``crs`` grid mapping.
         Dask-backed input (a Zarr store) is reduced chunk by chunk.
     region : str, tuple, shapely geometry or GeoJSON
-        See :func:`is2grid.regions.region`.
+        See :func:`is2grid.grid.regions.region`.
 
     Returns
     -------
@@ -65,7 +65,7 @@ def region_timeseries(gridded: xr.Dataset, region: Any) -> xr.Dataset:
     >>> int(series.n_segments.sum()) == int(ds.beam_fb_height.count())
     True
     """
-    from is2grid.gridding import min_segments_of, statistic_names, with_latlon
+    from is2grid.grid.gridding import min_segments_of, statistic_names, with_latlon
     from is2grid.products import of_dataset
 
     area = as_region(region)
@@ -172,13 +172,13 @@ def segments_timeseries(ds: xr.Dataset, region: Any, freq: str | None = "1D", re
     ds : xarray.Dataset
         Segments (``engine="atl10"``, :func:`is2grid.open_granules`).
     region : str, tuple, shapely geometry or GeoJSON
-        See :func:`is2grid.regions.region`.
+        See :func:`is2grid.grid.regions.region`.
     freq : str or None
         Time bins (a pandas alias).
     res : float
         The cell size that decides membership at the region's edge.
     **options
-        ``variable`` and the filters of :meth:`is2grid.request.GridRequest.create` (``segment_types``,
+        ``variable`` and the filters of :meth:`is2grid.grid.request.GridRequest.create` (``segment_types``,
         ``value_range``...).
 
     Examples
@@ -191,9 +191,9 @@ def segments_timeseries(ds: xr.Dataset, region: Any, freq: str | None = "1D", re
     >>> bool((a.n_segments == b.n_segments).all())
     True
     """
-    from is2grid.grids import to_lonlat
+    from is2grid.grid.grids import to_lonlat
+    from is2grid.grid.request import GridRequest
     from is2grid.products import icesat2, of_dataset
-    from is2grid.request import GridRequest
 
     area = as_region(region)
     options.setdefault("hemisphere", icesat2.hemisphere_of_dataset(ds))

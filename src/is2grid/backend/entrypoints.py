@@ -1,4 +1,4 @@
-"""The ``atl10`` and ``atl07`` xarray backend entry points. They only forward: see :mod:`is2grid._open`."""
+"""The ``atl10`` and ``atl07`` xarray backend entry points. They only forward: see :mod:`is2grid.backend.opening`."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class _SegmentsEntrypoint(BackendEntrypoint):
         -------
         xarray.Dataset
         """
-        from is2grid._open import open_segments
+        from is2grid.backend.opening import open_segments
         from is2grid.products import product
 
         if _called_by_open_mfdataset():
@@ -112,7 +112,7 @@ class _SegmentsEntrypoint(BackendEntrypoint):
         storage_options: dict[str, Any] | None = None,
     ):
         """Every beam group of a granule at its own length: ``{"/": root, "/gt1l/leads": ..., ...}``."""
-        from is2grid._open import open_groups
+        from is2grid.backend.opening import open_groups
         from is2grid.products import product
 
         return open_groups(

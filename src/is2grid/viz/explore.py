@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from is2grid import reduction
 from is2grid.errors import GridError
+from is2grid.grid import reduction
 from is2grid.products.base import ROLES
 
 __all__ = ["LONLAT_JS", "Explorer", "Served", "grid_explorer", "segments_explorer", "timeseries_plot"]
@@ -69,7 +69,7 @@ def projection_parameters(crs_attrs: dict[str, Any]) -> dict[str, Any]:
 
     Examples
     --------
-    >>> from is2grid.grids import ease2_grid
+    >>> from is2grid.grid.grids import ease2_grid
     >>> p = projection_parameters(ease2_grid("south", 25000).cf_grid_mapping())
     >>> p["kind"], p["south"], p["a"]
     ('laea', True, 6378137.0)
@@ -226,7 +226,7 @@ def grid_explorer(
     >>> view.details["frames"], view.details["factor"]
     (1, 1)
     """
-    from is2grid.gridding import statistic_names
+    from is2grid.grid.gridding import statistic_names
 
     roles = statistic_names(gridded)
     stats = [roles[role] for role in ROLES]
@@ -321,7 +321,7 @@ def _outline_lines(crs_attrs: dict[str, Any], bounds) -> dict[str, list]:
     """Coastlines and a graticule, projected into the grid and clipped loosely to the map."""
     from pyproj import CRS, Transformer
 
-    from is2grid.coastlines import coastlines
+    from is2grid.viz.coastlines import coastlines
 
     to_grid = Transformer.from_crs("EPSG:4326", CRS.from_cf(dict(crs_attrs)), always_xy=True)
     x0, x1, y0, y1 = bounds
@@ -502,7 +502,7 @@ def segments_explorer(ds: xr.Dataset, color: str = "freeboard", *, res: float = 
         A HoloViews view (``kind="holoviews"``): a notebook with a kernel or ``serve`` re-aggregate
         on zoom; a saved page keeps the first aggregation.
     """
-    from is2grid.grids import ease2_grid, to_xy
+    from is2grid.grid.grids import ease2_grid, to_xy
     from is2grid.products import icesat2, of_dataset
 
     if color not in ("freeboard", "beam"):
@@ -582,12 +582,14 @@ def timeseries_plot(series: xr.Dataset, width: int = 760, height: int = 320) -> 
     >>> view.kind
     'holoviews'
     """
-    from is2grid.gridding import statistic_names
+    from is2grid.grid.gridding import statistic_names
 
     roles = statistic_names(series)
     mean, std, count = roles["mean"], roles["std"], roles["count"]
     if mean not in series or "time" not in series.dims:
-        raise GridError("timeseries_plot needs a region time series with a time axis (from .is2grid.timeseries()).")
+        raise GridError(
+            "timeseries_plot needs a region time series with a time axis (from .is2grid.grid.timeseries())."
+        )
 
     def make():
         import holoviews as hv

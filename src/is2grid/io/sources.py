@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import dataclasses
-import datetime as dt
-import logging
 import os
 import re
 import stat
 import threading
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from is2grid.credentials import Credentials, redact_url
 from is2grid.errors import (
     AuthenticationError,
     CorruptGranuleError,
@@ -34,73 +30,27 @@ from is2grid.errors import (
     RemoteReadError,
     UnsupportedInputError,
 )
+from is2grid.io.credentials import Credentials, redact_url
+from is2grid.io.options import FetchOptions
+from is2grid.io.policy import (
+    RangeIgnored,
+    Transient,
+    ca_bundle,
+    client_options,
+    hide_query_strings_in,
+    retry_config,
+    status_error,
+    translated,
+)
 
 SUPPORTED = "a local path, file://, s3://, https:// (http:// for test servers), an earthaccess granule or a file object"
+
+
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
 #: Remote granules are opened with one GET of this many bytes: size, signature, superblock, root group.
 HEAD_BYTES = 64 * 1024
-
-
-@dataclasses.dataclass(frozen=True)
-class FetchOptions:
-    """The ``storage_options`` the engine understands.
-
-    ``timeout``: seconds one request may take from connecting to the last byte (an overall
-    deadline, not per socket read); ``connect_timeout``: seconds to connect; ``retries``: attempts
-    after the first for 5xx, throttling, resets and timeouts, with exponential backoff from
-    ``backoff`` seconds; ``coalesce``: ranges closer than this many bytes are fetched as one;
-    ``endpoint_url``/``region``: an S3-compatible endpoint (plain HTTP only if the endpoint says
-    so); ``read_ahead``: when one variable is read, fetch the others of the Dataset in the same
-    requests (default: remote only); ``allow_hosts``: more hosts that may receive the token;
-    ``access``: for earthaccess granules, "direct" (s3://), "external" (https://) or "auto";
-    ``ca_bundle``: a PEM file of extra trusted certificates (default: ``REQUESTS_CA_BUNDLE`` or
-    ``SSL_CERT_FILE`` when set).
-    """
-
-    timeout: float = 60.0
-    connect_timeout: float = 10.0
-    retries: int = 4
-    backoff: float = 0.1
-    coalesce: int = 64 * 1024
-    endpoint_url: str | None = None
-    region: str = "us-west-2"
-    read_ahead: bool | None = None
-    allow_hosts: tuple[str, ...] = ()
-    access: str = "auto"
-    ca_bundle: str | None = None
-
-    @classmethod
-    def parse(cls, options: Mapping[str, Any] | None) -> tuple[FetchOptions, Any]:
-        """Split ``storage_options`` into FetchOptions and the credentials it may carry."""
-        options = dict(options or {})
-        credentials = None
-        for key in ("credentials", "token", "auth"):
-            if key in options:
-                credentials = options.pop(key)
-        if "key" in options or "secret" in options:  # fsspec/s3fs spelling
-            credentials = {
-                "aws_access_key_id": options.pop("key", None),
-                "aws_secret_access_key": options.pop("secret", None),
-                "aws_session_token": options.pop("session_token", None),
-            }
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - names)
-        if unknown:
-            raise ValueError(
-                f"storage_options: unknown key(s) {unknown}. Known: "
-                f"{sorted(names | {'credentials', 'token', 'auth', 'key', 'secret', 'session_token'})}."
-            )
-        if "allow_hosts" in options:
-            options["allow_hosts"] = tuple(options["allow_hosts"])
-        made = cls(**options)
-        for name in ("timeout", "connect_timeout"):
-            if not getattr(made, name) > 0:
-                raise ValueError(
-                    f"storage_options[{name!r}]={getattr(made, name)!r}: give a positive number of seconds."
-                )
-        if int(made.retries) != made.retries or made.retries < 0:
-            raise ValueError(f"storage_options['retries']={made.retries!r}: give a whole number >= 0.")
-        return made, credentials
 
 
 def describe(source: Any) -> str:
@@ -139,7 +89,7 @@ class ByteSource(abc.ABC):
         out = [memoryview(p).cast("B") if not isinstance(p, memoryview) else p for p in parts]
         for view, a, b in zip(out, starts, stops, strict=True):
             if len(view) != b - a:
-                raise _Transient(
+                raise Transient(
                     f"{self.name}: asked for bytes {a}-{b - 1} ({b - a} bytes) and got {len(view)}. The transfer was "
                     "cut short or the server answered another range; nothing was decoded. Try again; if it "
                     "persists, download the granule."
@@ -169,17 +119,17 @@ class ObjectStoreSource(ByteSource):
         import obstore
 
         def fetch(starts: list[int], stops: list[int]) -> list[memoryview]:
-            with _translated(self.name):
+            with translated(self.name):
                 result = obstore.get(self.store, self.path, options={"range": (0, n)})
                 size, head = int(result.meta["size"]), memoryview(result.bytes())
             if len(head) != min(n, size):
-                raise _Transient(f"{self.name}: asked for the first {n} bytes and got {len(head)}.")
+                raise Transient(f"{self.name}: asked for the first {n} bytes and got {len(head)}.")
             self._size, self._head = size, head
             return [head]
 
         try:
             _split_retrying(fetch, [0], [n], self.options)
-        except _RangeIgnored:
+        except RangeIgnored:
             self._read_whole()
 
     def read(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
@@ -193,7 +143,7 @@ class ObjectStoreSource(ByteSource):
             return self._checked([self._head[a:b] for a, b in zip(starts, stops, strict=True)], starts, stops)
 
         def fetch(a: Sequence[int], b: Sequence[int]) -> list[memoryview]:
-            with _translated(self.name):
+            with translated(self.name):
                 parts = obstore.get_ranges(
                     self.store, self.path, starts=list(a), ends=list(b), coalesce=self.options.coalesce
                 )
@@ -210,7 +160,7 @@ class ObjectStoreSource(ByteSource):
 
             with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="is2grid-fetch") as pool:
                 return _in_order(groups, list(pool.map(batch, groups)))
-        except _RangeIgnored:
+        except RangeIgnored:
             self._read_whole()
             return self.read(starts, stops)
 
@@ -224,12 +174,12 @@ class ObjectStoreSource(ByteSource):
 
         async def fetch(a: Sequence[int], b: Sequence[int], attempt: int) -> list[memoryview]:
             try:
-                with _translated(self.name):
+                with translated(self.name):
                     parts = await obstore.get_ranges_async(
                         self.store, self.path, starts=list(a), ends=list(b), coalesce=self.options.coalesce
                     )
                 return self._checked(parts, a, b)
-            except _Transient as err:
+            except Transient as err:
                 if attempt >= self.options.retries:
                     raise RemoteReadError(str(err)) from None
                 await asyncio.sleep(self.options.backoff * 2**attempt)
@@ -245,7 +195,7 @@ class ObjectStoreSource(ByteSource):
         try:
             parts = await asyncio.gather(*(fetch([starts[i] for i in g], [stops[i] for i in g], 0) for g in groups))
             return _in_order(groups, parts)
-        except _RangeIgnored:
+        except RangeIgnored:
             await asyncio.to_thread(self._read_whole)
             return self.read(starts, stops)
 
@@ -254,7 +204,7 @@ class ObjectStoreSource(ByteSource):
 
         with self._lock:
             if self._whole is None:
-                with _translated(self.name):
+                with translated(self.name):
                     whole = memoryview(obstore.get(self.store, self.path).bytes())
                 _refuse_web_page(whole, self.name)
                 warnings.warn(
@@ -317,7 +267,7 @@ def _split_retrying(fetch, starts: list[int], stops: list[int], options: FetchOp
     """
     try:
         return fetch(starts, stops)
-    except _Transient as err:
+    except Transient as err:
         if attempt >= options.retries:
             raise RemoteReadError(str(err)) from None
         time.sleep(options.backoff * 2**attempt)
@@ -448,7 +398,7 @@ class FileObjectSource(ByteSource):
 
     def read(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
         parts = []
-        with self._lock, _translated(self.name):
+        with self._lock, translated(self.name):
             for a, b in zip(starts, stops, strict=True):
                 self.fileobj.seek(a)
                 parts.append(self.fileobj.read(b - a))
@@ -472,7 +422,11 @@ def _after_fork_in_child() -> None:
 
 #: local reads of at least this many bytes are split over two threads
 _SPLIT_READS_FROM = 4 << 20
+
+
 _READ_POOL: list[Any] = []
+
+
 _READ_POOL_LOCK = threading.Lock()
 
 
@@ -554,32 +508,6 @@ def resolve(path_or_url: str | os.PathLike) -> tuple[str, str]:
     raise UnsupportedInputError(f"{redact_url(text)}: unsupported URL scheme {scheme!r}. Pass {SUPPORTED}.")
 
 
-def _client_options(options: FetchOptions, allow_http: bool) -> dict[str, Any]:
-    found: dict[str, Any] = {
-        "timeout": dt.timedelta(seconds=options.timeout),
-        "connect_timeout": dt.timedelta(seconds=options.connect_timeout),
-        "allow_http": allow_http,
-    }
-    bundle = _ca_bundle(options)
-    if bundle:
-        with open(bundle, "rb") as f:
-            found["root_certificate"] = f.read()
-    return found
-
-
-def _ca_bundle(options: FetchOptions) -> str | None:
-    """The extra trusted certificates of both remote paths: the option, else the environment's."""
-    return options.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
-
-
-def _retry(options: FetchOptions) -> dict[str, Any]:
-    return {
-        "max_retries": int(options.retries),
-        "backoff": {"init_backoff": dt.timedelta(seconds=options.backoff), "max_backoff": dt.timedelta(seconds=5)},
-        "retry_timeout": dt.timedelta(seconds=options.timeout * (options.retries + 1)),
-    }
-
-
 def _local(location: str) -> ByteSource:
     path = os.path.abspath(location)
     try:
@@ -625,8 +553,8 @@ def _s3(location: str, options: FetchOptions, credentials: Credentials | None) -
     store = S3Store(
         bucket,
         config=config,  # type: ignore[arg-type]
-        client_options=_client_options(options, allow_http=bool(endpoint and endpoint.startswith("http://"))),  # type: ignore[arg-type]
-        retry_config=_retry(options),  # type: ignore[arg-type]
+        client_options=client_options(options, allow_http=bool(endpoint and endpoint.startswith("http://"))),  # type: ignore[arg-type]
+        retry_config=retry_config(options),  # type: ignore[arg-type]
         credential_provider=_checked_provider(provider, name) if provider else None,
     )
     return ObjectStoreSource(store, key, name, options)
@@ -652,7 +580,7 @@ def _http(url: str, options: FetchOptions, credentials: Credentials | None) -> B
     name = redact_url(url)
     base = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     path = parts.path.lstrip("/")
-    client = _client_options(options, allow_http=parts.scheme == "http")
+    client = client_options(options, allow_http=parts.scheme == "http")
     headers = {}
     userinfo = credentials.userinfo if credentials is not None else None
     if userinfo:
@@ -672,7 +600,7 @@ def _http(url: str, options: FetchOptions, credentials: Credentials | None) -> B
         return RequestsSource(f"{base}/{parts.path.lstrip('/')}{suffix}", name, options, {} if query else headers)
     if headers:
         client["default_headers"] = headers
-    store = HTTPStore.from_url(base, client_options=client, retry_config=_retry(options))  # type: ignore[arg-type]
+    store = HTTPStore.from_url(base, client_options=client, retry_config=retry_config(options))  # type: ignore[arg-type]
     return ObjectStoreSource(store, path, name, options)
 
 
@@ -690,7 +618,7 @@ class RequestsSource(ByteSource):
         self.url, self.name, self.options, self.headers = url, name, options, dict(headers or {})
         self._size: int | None = None
         self._local = threading.local()
-        _hide_query_strings_in("urllib3.connectionpool")
+        hide_query_strings_in("urllib3.connectionpool")
 
     def __getstate__(self):
         raise TypeError(f"{self.name}: a granule reader holding secrets is not pickled; pickle the Dataset instead.")
@@ -698,7 +626,7 @@ class RequestsSource(ByteSource):
     @property
     def _verify(self) -> str | bool:
         # per request: requests lets REQUESTS_CA_BUNDLE in the environment override a Session's own setting
-        return _ca_bundle(self.options) or True
+        return ca_bundle(self.options) or True
 
     def _session(self):
         if not hasattr(self._local, "session"):
@@ -736,16 +664,16 @@ class RequestsSource(ByteSource):
                 )
                 with reply:
                     if reply.status_code in (429, 500, 502, 503, 504):
-                        raise _Transient(
+                        raise Transient(
                             f"{self.name}: request failed (HTTP {reply.status_code}) after the configured retries."
                         )
                     if reply.status_code == 200 and "html" in reply.headers.get("Content-Type", "").lower():
                         _refuse_web_page(reply.raw.read(512) or b"<html", self.name)
                     if reply.status_code != 206:
-                        raise _status_error(reply.status_code, self.name)
+                        raise status_error(reply.status_code, self.name)
                     found = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", reply.headers.get("Content-Range", ""))
                     if not found or int(found[1]) != start:
-                        raise _Transient(f"{self.name}: asked for bytes from {start}, the server sent another range.")
+                        raise Transient(f"{self.name}: asked for bytes from {start}, the server sent another range.")
                     if found[3] != "*":
                         self._size = int(found[3])
                     body = bytearray()
@@ -755,22 +683,22 @@ class RequestsSource(ByteSource):
                 raise
             except requests.exceptions.SSLError as err:
                 if "CERTIFICATE_VERIFY_FAILED" not in str(err):
-                    raise _Transient(f"{self.name}: request failed (TLS: {type(err).__name__}).") from None
+                    raise Transient(f"{self.name}: request failed (TLS: {type(err).__name__}).") from None
                 raise RemoteReadError(
                     f"{self.name}: the server's TLS certificate is not trusted. If you trust it, pass its CA as "
                     "storage_options={'ca_bundle': 'ca.pem'} (or set REQUESTS_CA_BUNDLE)."
                 ) from None
             except (requests.RequestException, OSError) as err:
                 if deadline.expired:
-                    raise _Transient(f"{self.name}: request timed out (slower than {timeout} s).") from None
-                raise _Transient(
+                    raise Transient(f"{self.name}: request timed out (slower than {timeout} s).") from None
+                raise Transient(
                     f"{self.name}: request failed ({type(err).__name__}) after the configured retries."
                 ) from None
         if deadline.expired:
-            raise _Transient(f"{self.name}: request timed out (slower than {timeout} s).")
+            raise Transient(f"{self.name}: request timed out (slower than {timeout} s).")
         expected = min(stop, self._size or stop) - start
         if len(body) != expected:
-            raise _Transient(f"{self.name}: asked for {expected} bytes from {start} and got {len(body)}.")
+            raise Transient(f"{self.name}: asked for {expected} bytes from {start} and got {len(body)}.")
         return memoryview(bytes(body))
 
 
@@ -833,108 +761,3 @@ def _deadline_session():
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
-
-
-class _QueryRedactor(logging.Filter):
-    """urllib3 logs each request line at DEBUG, pre-signed query string included: cut it out."""
-
-    pattern = re.compile(r"\?[^\s\"']*")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.pattern.sub("?<redacted>", str(record.msg))
-        record.args = tuple(self.pattern.sub("?<redacted>", a) if isinstance(a, str) else a for a in record.args or ())
-        return True
-
-
-def _hide_query_strings_in(logger_name: str) -> None:
-    logger = logging.getLogger(logger_name)
-    if not any(isinstance(f, _QueryRedactor) for f in logger.filters):
-        logger.addFilter(_QueryRedactor())
-
-
-def _status_error(code: int, name: str) -> GranuleError:
-    if code == 404:
-        return GranuleNotFoundError(f"{name}: no such object (404). Check the URL or path.")
-    if code in (401, 403):
-        return AuthenticationError(
-            f"{name}: not authenticated ({code}). The pre-signed URL may have expired: get a new one."
-        )
-    if code == 200:
-        return RemoteReadError(f"{name}: the server ignores Range requests (HTTP 200 for a range).")
-    return RemoteReadError(f"{name}: request failed (HTTP {code}).")
-
-
-class _RangeIgnored(Exception):
-    pass
-
-
-class _Transient(RemoteReadError):
-    """A failure worth another try: a reset or cut-short body, a wrong range, a timeout."""
-
-
-class _translated:
-    """Turn obstore and OS errors into is2grid errors that name the granule (never its secrets)."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, err, tb):
-        if err is None or isinstance(err, GranuleError | _RangeIgnored) or not isinstance(err, Exception):
-            return False
-        raise _translate(err, self.name) from None
-
-
-def _translate(err: BaseException, name: str) -> BaseException:
-    text = str(err)
-    status = re.search(r"status code: (\d{3})|status: (\d{3})", text)
-    code = int(next(g for g in status.groups() if g)) if status else None
-    kind = type(err).__name__
-    s3_code = re.search(r"<Code>(\w+)</Code>", text)
-    s3 = s3_code[1] if s3_code else ""
-    if "InvalidCertificate" in text or "UnknownIssuer" in text:
-        return RemoteReadError(
-            f"{name}: the server's TLS certificate is not trusted. If you trust it, pass its CA as "
-            "storage_options={'ca_bundle': 'ca.pem'} (or set REQUESTS_CA_BUNDLE)."
-        )
-    if "RangeNotSupported" in text or "Range request not supported" in text:
-        return _RangeIgnored()
-    if isinstance(err, FileNotFoundError) or code == 404 or s3 in ("NoSuchKey", "NoSuchBucket"):
-        return GranuleNotFoundError(f"{name}: no such object ({s3 or code or 'not found'}). Check the URL or path.")
-    if code == 401 or kind == "UnauthenticatedError" or s3 in ("InvalidAccessKeyId", "ExpiredToken", "InvalidToken"):
-        return AuthenticationError(
-            f"{name}: not authenticated ({s3 or code or kind}). For https:// pass an Earthdata Login token "
-            "(credentials=..., storage_options={'token': ...}, or EARTHDATA_TOKEN; earthaccess.login() gives one). "
-            "For s3:// pass fresh credentials (earthaccess.get_s3_credentials('NSIDC'), valid one hour, "
-            "usable only inside AWS us-west-2)."
-        )
-    if code == 403 or kind == "PermissionDeniedError" or s3 in ("AccessDenied", "SignatureDoesNotMatch"):
-        return AuthenticationError(
-            f"{name}: access denied ({s3 or code or kind}). Check that your Earthdata Login account may read "
-            "this collection and, for s3://, that you run inside AWS us-west-2 with current credentials."
-        )
-    if code in (429, 503) or s3 in ("SlowDown", "Throttling", "RequestLimitExceeded"):
-        return RemoteReadError(
-            f"{name}: the server kept throttling requests ({s3 or f'HTTP {code}'}) after the configured retries. "
-            "Read with fewer workers at once, retry later, or raise storage_options={'retries': n}."
-        )
-    if (isinstance(err, OSError) and not kind.endswith("Error")) or isinstance(err, PermissionError):
-        return GranuleError(f"{name}: cannot be read ({err}). Check the path and its permissions.")
-    summary = text.split("\n\n", 1)[0]
-    http_kind = re.search(r"HttpError \{\s*kind: (\w+)", text)
-    os_message = re.search(r'message: "([^"]+)"', text)
-    timed_out = (http_kind is not None and http_kind[1] == "Timeout") or "operation timed out" in summary.lower()
-    reason = "timed out" if timed_out else "failed"
-    detail = f"HTTP {code}" if code else (os_message[1] if os_message else (http_kind[1] if http_kind else kind))
-    unexpected = re.search(r"Requested (\d+)\.\.(\d+), got (\d+)\.\.(\d+)", summary)
-    if unexpected:
-        detail = f"asked for bytes {unexpected[1]}..{unexpected[2]}, the server sent {unexpected[3]}..{unexpected[4]}"
-    elif "IncompleteBody" in text or (http_kind and http_kind[1] in ("Interrupted", "Body")):
-        detail = "the body was cut short"
-    transient = timed_out or unexpected or "reset" in detail.lower() or detail == "the body was cut short"
-    return (_Transient if transient else RemoteReadError)(
-        f"{name}: request {reason} ({detail}) after the configured retries. Check the network, or raise "
-        "storage_options={'timeout': seconds, 'retries': n}."
-    )

@@ -20,7 +20,7 @@ def land_rings() -> list[np.ndarray]:
     >>> len(rings) > 100, rings[0].shape[1]
     (True, 2)
     """
-    with resources.files("is2grid").joinpath("data/coastlines_110m.npz").open("rb") as f:
+    with resources.files("is2grid.viz").joinpath("data/coastlines_110m.npz").open("rb") as f:
         data = np.load(f)
         lonlat, lengths = data["lonlat"].astype(np.float64), data["lengths"]
     return np.split(lonlat, np.cumsum(lengths)[:-1])

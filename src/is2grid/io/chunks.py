@@ -15,7 +15,6 @@ import itertools
 import math
 import struct
 from collections.abc import Generator, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -33,7 +32,10 @@ Ranges = list[tuple[int, int]]
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """What reading one dataset needs to know, taken from its h5coro metadata."""
+    """What reading one dataset needs to know: shape, stored dtype, layout, address, chunks, filters.
+
+    Made by :func:`is2grid.io.h5coro_adapter.layout_of` from the dataset's object header.
+    """
 
     path: str
     shape: tuple[int, ...]
@@ -43,35 +45,6 @@ class Layout:
     size: int
     chunk_shape: tuple[int, ...]
     filters: frozenset[int]
-
-    @classmethod
-    def from_h5coro(cls, path: str, meta: Any, offset_size: int) -> Layout:
-        invalid = (1 << (8 * offset_size)) - 1
-        dtype = _numpy_dtype(path, meta)
-        if getattr(meta, "big_endian", False) and dtype.itemsize > 1:
-            dtype = dtype.newbyteorder(">")  # honoured on decode; outputs are native
-        filters = frozenset(k for k, on in meta.filter.items() if on)
-        unsupported = filters - {DEFLATE, SHUFFLE, FLETCHER32}
-        if unsupported:
-            raise GranuleError(
-                f"dataset {path!r} uses HDF5 filter(s) {sorted(unsupported)}, which is2grid cannot decode; ATL10 "
-                "granules use deflate and shuffle only. Is this a re-packed granule? Use the NSIDC original."
-            )
-        layout = cls(
-            path=path,
-            shape=tuple(int(d) for d in meta.dimensions),
-            dtype=dtype,
-            layout=int(meta.layout),
-            address=int(meta.address),
-            size=int(meta.size or 0),
-            chunk_shape=tuple(int(c) for c in meta.chunkDimensions),
-            filters=filters,
-        )
-        if layout.address == invalid and layout.n_elements:
-            raise CorruptGranuleError(
-                f"dataset {path!r} has no data address although it holds {layout.n_elements} values."
-            )
-        return layout
 
     @functools.cached_property
     def n_elements(self) -> int:
@@ -85,21 +58,6 @@ class Layout:
     def chunk_bytes(self) -> int:
         # asked for once per chunk decoded
         return math.prod(self.chunk_shape) * self.dtype.itemsize
-
-
-def _numpy_dtype(path: str, meta: Any) -> np.dtype:
-    if meta.type == meta.STRING_TYPE:
-        return np.dtype(f"S{meta.typeSize}")
-    if meta.type == getattr(meta, "VL_STRING_TYPE", None) and meta.typeSize == 16:
-        return np.dtype("V16")  # variable-length strings' records: GranuleReader.vlen_text reads the strings
-    if meta.type in (meta.FIXED_POINT_TYPE, meta.FLOATING_POINT_TYPE):
-        found = meta.TO_NUMPY_TYPE[meta.type][meta.signedval].get(meta.typeSize)
-        if found is not None:
-            return np.dtype(found)
-    raise GranuleError(
-        f"dataset {path!r} has an HDF5 datatype is2grid does not read (class {meta.type}, {meta.typeSize} bytes); "
-        "ATL10 datasets are integers, floats and fixed-length strings. Is this an ATL10 granule?"
-    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,12 +43,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from is2grid import gridding, reduction
-from is2grid._zarr_chunks import ChunkWriter, replace_file
 from is2grid.errors import OutputError, StoreInUseError
+from is2grid.grid import gridding, reduction
+from is2grid.grid.reduction import CellSums
+from is2grid.grid.request import GridRequest
+from is2grid.output.zarr_chunks import ChunkWriter, replace_file
 from is2grid.products import granule_identity
-from is2grid.reduction import CellSums
-from is2grid.request import GridRequest
 
 __all__ = ["MANIFEST_GROUP", "TILE", "GridStore", "read_manifest"]
 
@@ -81,7 +81,7 @@ class GridStore:
     Examples
     --------
     >>> import tempfile
-    >>> from is2grid.request import GridRequest
+    >>> from is2grid.grid.request import GridRequest
     >>> request = GridRequest.create("ease2", res=100000, hemisphere="south")
     >>> store = GridStore(tempfile.mkdtemp() + "/out.zarr", request)
     >>> store.written, store.is_complete("ATL10-02_20190915000000_12340401_006_01.h5")
@@ -737,7 +737,7 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     Examples
     --------
     >>> import tempfile
-    >>> from is2grid.request import GridRequest
+    >>> from is2grid.grid.request import GridRequest
     >>> request = GridRequest.create("ease2", res=100000, hemisphere="south")
     >>> store = GridStore(tempfile.mkdtemp() + "/out.zarr", request)
     >>> store.release()

@@ -1,7 +1,7 @@
 """The data store of ATL10 and ATL07 granules: granule structure -> lazily read xarray Variables.
 
 Product rules (beams, groups, names, schema) come from the :mod:`is2grid.products` the engine
-names; reading goes through :class:`is2grid._array.GranuleReader`. Times in CF "seconds since
+names; reading goes through :class:`is2grid.io.reader.GranuleReader`. Times in CF "seconds since
 2018-01-01" decode to UTC in the decode threads, exactly as xarray's CF decoding would (see "Time" in
 the design decisions); with
 ``decode_times=False`` they stay the stored seconds with their ``units``.
@@ -19,10 +19,7 @@ import xarray as xr
 from xarray.backends.common import AbstractDataStore
 from xarray.core.utils import FrozenDict
 
-from is2grid import _decode
-from is2grid._array import GranuleReader, Piece, RaggedArray, RepeatedLabelArray, as_text, concurrently
-from is2grid._fetch import FetchOptions, describe, resolve
-from is2grid.credentials import Credentials
+from is2grid.backend.arrays import RaggedArray, RepeatedLabelArray
 from is2grid.errors import (
     CorruptGranuleError,
     Is2gridWarning,
@@ -31,6 +28,11 @@ from is2grid.errors import (
     UnsupportedVersionError,
     WrongProductError,
 )
+from is2grid.io import decode
+from is2grid.io.credentials import Credentials
+from is2grid.io.options import FetchOptions
+from is2grid.io.reader import GranuleReader, Piece, as_text, concurrently
+from is2grid.io.sources import describe, resolve
 from is2grid.products import ATL10, PRODUCTS, Product, icesat2
 
 ROOT_SCALARS = icesat2.ROOT_SCALARS
@@ -197,7 +199,7 @@ class Granule:
         return rows
 
     def segment_rows(self, beam: str, names=None) -> dict[str, tuple[str, Any]]:
-        """Flat name -> (path, h5coro metadata) of the per-segment datasets of one beam (all, or ``names``)."""
+        """Flat name -> (path, Layout) of the per-segment datasets of one beam (all, or ``names``)."""
         paths = self.segment_paths(beam)
         wanted = {n: p for n, p in paths.items() if names is None or n in names}
         metas = self.reader.metadata(list(wanted.values())) if wanted else {}
@@ -235,7 +237,7 @@ def _ragged_variable(
         fill = None
     if _engine_decodes_times(decode_times) and attrs.get("units") == icesat2.TIME_UNITS and decoded == np.float64:
         # CF time decoding in the decode threads too, to the nanosecond what xarray's would give
-        convert = (decoded, functools.partial(_decode.seconds_to_datetime64, epoch=icesat2.ATLAS_EPOCH))
+        convert = (decoded, functools.partial(decode.seconds_to_datetime64, epoch=icesat2.ATLAS_EPOCH))
         decoded = np.dtype("datetime64[ns]")
         encoding.update(units=attrs["units"], dtype=stored)
         attrs = {k: v for k, v in attrs.items() if k != "units"}
@@ -325,7 +327,7 @@ class SegmentStore(AbstractDataStore):
         found = self.rows[beam]
         if "latitude" not in found:
             return 0
-        return int(found["latitude"][1].dimensions[0])
+        return int(found["latitude"][1].shape[0])
 
     def get_attrs(self):
         attrs = dict(self.granule.attrs)
@@ -356,11 +358,11 @@ class SegmentStore(AbstractDataStore):
                         f"{count} segments. The granule is incomplete; download it again."
                     )
                 path, meta = entry
-                if int(meta.dimensions[0]) != count:
+                if int(meta.shape[0]) != count:
                     raise CorruptGranuleError(
-                        f"{self.granule.url}: {path} has {meta.dimensions[0]} rows, latitude has {count}."
+                        f"{self.granule.url}: {path} has {meta.shape[0]} rows, latitude has {count}."
                     )
-                dtype = meta.getNumpyType()
+                dtype = meta.dtype.newbyteorder("=")
                 pieces.append(Piece(path, count))
             variables[name] = _ragged_variable(
                 self.granule.reader,
@@ -440,12 +442,12 @@ class BeamGroupStore(AbstractDataStore):
         return FrozenDict({"beam": self.beam, "group": self.group, **self.product.group_attrs("{beam}/" + self.group)})
 
     def get_variables(self):
-        rows = {int(meta.dimensions[0]) for name, (_, meta) in self.entries.items() if name == "latitude"}
+        rows = {int(meta.shape[0]) for name, (_, meta) in self.entries.items() if name == "latitude"}
         n = rows.pop() if rows else None
         variables = {}
         fixed = self.product.fixed_dims
         for name, (path, meta) in self.entries.items():
-            shape = tuple(int(d) for d in meta.dimensions)
+            shape = meta.shape
             dims: tuple[str, ...]
             if n is not None and shape[0] == n and not (name in fixed and len(shape) == 1):
                 dims = (self.dim, *(fixed.get(name, f"{name}_dim{i}") for i in range(1, len(shape))))
@@ -456,7 +458,7 @@ class BeamGroupStore(AbstractDataStore):
                 self.granule.reader,
                 dims,
                 [piece],
-                meta.getNumpyType(),
+                meta.dtype.newbyteorder("="),
                 self.product.variable_attrs("{beam}/" + path.split("/", 1)[1]),
                 self.mask,
                 trailing=shape[1:],

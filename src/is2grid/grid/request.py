@@ -1,6 +1,6 @@
 """What to grid and how: a :class:`GridRequest` (grid, time bins, filters, extent), validated once.
 
-The accessor, :func:`is2grid.gridding.grid_segments`, :func:`is2grid.workflow.grid_granules` and the
+The accessor, :func:`is2grid.grid.gridding.grid_segments`, :func:`is2grid.workflow.grid_granules` and the
 command line all build one of these from the same keyword arguments, so the options are spelled
 and checked in one place.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from is2grid.errors import GridError
-from is2grid.grids import Grid, grid_by_name
+from is2grid.grid.grids import Grid, grid_by_name
 from is2grid.products import ATL10, Product, icesat2
 from is2grid.products import product as as_product
 from is2grid.products.base import ROLES
@@ -224,7 +224,7 @@ class GridRequest:
         Parameters
         ----------
         grid : Grid or str
-            A :class:`is2grid.grids.Grid`, ``"ease2"`` (EASE-Grid 2.0 at ``res``), ``"ease2_<metres>"``
+            A :class:`is2grid.grid.grids.Grid`, ``"ease2"`` (EASE-Grid 2.0 at ``res``), ``"ease2_<metres>"``
             or ``"nsidc_ps25"`` (ATL20's polar stereographic 25 km grid, EPSG:3411/3412).
         res : float, optional
             EASE-Grid 2.0 cell size in metres (default 6250), one of the standard sizes: 100000, 36000,
@@ -284,7 +284,7 @@ class GridRequest:
             grid = grid_by_name(grid, hemisphere, res)
         else:
             raise GridError(
-                f"grid={grid!r}: pass an is2grid.grids.Grid or a grid name such as 'ease2' or 'nsidc_ps25'."
+                f"grid={grid!r}: pass an is2grid.grid.grids.Grid or a grid name such as 'ease2' or 'nsidc_ps25'."
             )
         if hemisphere not in ("north", "south"):
             raise GridError(f"hemisphere={hemisphere!r}: use 'north' or 'south'.")

@@ -1,7 +1,7 @@
 """Gridding as xarray in, xarray out: segments to a labelled CF grid of ATL20 statistics.
 
-The data path: :class:`~is2grid.request.GridRequest` (what to grid) ->
-:mod:`is2grid.reduction` (segments -> per-cell sums -> statistics, numpy) -> :func:`gridded_dataset`
+The data path: :class:`~is2grid.grid.request.GridRequest` (what to grid) ->
+:mod:`is2grid.grid.reduction` (segments -> per-cell sums -> statistics, numpy) -> :func:`gridded_dataset`
 (CF labels). Dask input stays lazy when the output's extent is fixed (a window and a time range):
 flox's map-reduce then sums chunk by chunk. Otherwise the extent depends on the data and
 :func:`grid_segments` says how to fix it instead of computing behind the user's back.
@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from is2grid import reduction
 from is2grid.errors import GridError
-from is2grid.grids import Grid, to_lonlat
+from is2grid.grid import reduction
+from is2grid.grid.grids import Grid, to_lonlat
+from is2grid.grid.reduction import CellSums
+from is2grid.grid.request import GridRequest
 from is2grid.products import icesat2, of_dataset
 from is2grid.products.base import ROLES
-from is2grid.reduction import CellSums
-from is2grid.request import GridRequest
 
 __all__ = [
     "check_size",
@@ -55,7 +55,7 @@ def grid_segments(
         :class:`is2grid.MemoryBudgetError` with its size and the fixes, before any work when the extent
         is fixed (``time_range`` and a window). A lazy result (dask segments) is not checked.
     **options
-        The keyword arguments of :meth:`is2grid.request.GridRequest.create` (``grid``, ``res``,
+        The keyword arguments of :meth:`is2grid.grid.request.GridRequest.create` (``grid``, ``res``,
         ``freq``, ``bbox``, ``time_range``, ``variable``, filters...). ``hemisphere`` defaults to the
         data's, ``product`` to the Dataset's ``product`` attribute.
 
@@ -224,7 +224,7 @@ def gridded_dataset(
     Parameters
     ----------
     sums : CellSums
-        From :func:`is2grid.reduction.cell_sums`, or several combined.
+        From :func:`is2grid.grid.reduction.cell_sums`, or several combined.
     request : GridRequest
         The request the sums were made for.
     source_attrs : dict, optional
@@ -290,7 +290,7 @@ def _data_ordinals(sums: CellSums, grid: Grid) -> np.ndarray:
 
 
 def _labelled(arrays, window: Grid, ordinals, request: GridRequest, source_attrs: dict, sums: CellSums | None):
-    from is2grid import __version__
+    from is2grid._version import __version__
 
     bins = request.bins
     has_time = bins.freq is not None
@@ -475,7 +475,7 @@ def sel_lonlat(gridded: xr.Dataset, lon, lat) -> xr.Dataset:
     """
     from pyproj import CRS
 
-    from is2grid.grids import to_xy
+    from is2grid.grid.grids import to_xy
 
     if "crs" not in gridded.variables or gridded.sizes.get("x", 0) == 0 or gridded.sizes.get("y", 0) == 0:
         raise GridError("sel_lonlat() needs a non-empty gridded Dataset with x, y and a 'crs' grid mapping.")

@@ -2,7 +2,7 @@
 
 The NSIDC tutorial drew EASE-Grid 2.0 data on an azimuthal *equidistant* map; here the map
 projection is built from the result's own ``crs`` variable, so it is always the true one.
-Coastlines are Natural Earth 1:110m outlines shipped with the package (:mod:`is2grid.coastlines`).
+Coastlines are Natural Earth 1:110m outlines shipped with the package (:mod:`is2grid.viz.coastlines`).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def quicklook(gridded: xr.Dataset, variable: str = "mean_fb", path=None, time_in
     path : str or Path, optional
         Write a PNG there; the figure is returned either way.
     time_index : int, optional
-        One time bin; by default all bins are combined exactly (see :func:`is2grid.gridding.collapse_time`).
+        One time bin; by default all bins are combined exactly (see :func:`is2grid.grid.gridding.collapse_time`).
 
     Returns
     -------
@@ -75,8 +75,8 @@ def quicklook(gridded: xr.Dataset, variable: str = "mean_fb", path=None, time_in
     import cartopy.crs as ccrs
     import matplotlib.pyplot as plt
 
-    from is2grid.coastlines import coastlines
-    from is2grid.gridding import collapse_time
+    from is2grid.grid.gridding import collapse_time
+    from is2grid.viz.coastlines import coastlines
 
     period = _period(gridded, time_index)
     if "time" in gridded.dims:

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from is2grid import _threads
-from is2grid._chunks import DEFLATE, FLETCHER32, SHUFFLE, Layout
 from is2grid.errors import CorruptGranuleError
+from is2grid.io.chunks import DEFLATE, FLETCHER32, SHUFFLE, Layout
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from is2grid.grids import Grid, to_xy
-from is2grid.request import GridRequest
+from is2grid.grid.grids import Grid, to_xy
+from is2grid.grid.request import GridRequest
 
 __all__ = [
     "STATISTICS",
@@ -46,7 +46,7 @@ STATISTICS = ("n_segments", "mean_seg_length", "mean_fb", "std_fb")
 
 @dataclass
 class CellSums:
-    """Per-cell sums over the occupied keys (see :meth:`is2grid.grids.Grid.keys`), sorted by key.
+    """Per-cell sums over the occupied keys (see :meth:`is2grid.grid.grids.Grid.keys`), sorted by key.
 
     Attributes
     ----------
@@ -106,7 +106,7 @@ def cell_sums(columns: Mapping[str, np.ndarray], request: GridRequest) -> CellSu
 
     Examples
     --------
-    >>> from is2grid.request import GridRequest
+    >>> from is2grid.grid.request import GridRequest
     >>> request = GridRequest.create("ease2", res=25000, hemisphere="south")
     >>> columns = {"latitude": np.array([-75.0, -75.0]), "longitude": np.array([10.0, 10.0]),
     ...            "delta_time": np.array(["2019-09-15T01", "2019-09-15T02"], dtype="datetime64[ns]"),
@@ -281,7 +281,7 @@ def scatter(sums: CellSums, window: Grid, ordinals: np.ndarray, min_segments: in
 def dense_codes(columns: Mapping[str, np.ndarray], request: GridRequest) -> np.ndarray:
     """Each segment's flat index into the fixed ``(time, y, x)`` output of ``request``, -1 if it does not count.
 
-    For a request with :attr:`~is2grid.request.GridRequest.fixed_extent`: the group codes of a dask
+    For a request with :attr:`~is2grid.grid.request.GridRequest.fixed_extent`: the group codes of a dask
     map-reduce whose output shape is known before any data is read.
     """
     window, ordinals = request.window, request.ordinals

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from is2grid import _threads, laea
+from is2grid import _threads
 from is2grid.errors import GridError
+from is2grid.grid import laea
 
 __all__ = ["EASE2_CELLS", "Grid", "ease2_grid", "grid_by_name", "nsidc_polar_stereo_grid", "to_lonlat", "to_xy"]
 
@@ -191,7 +192,7 @@ class Grid:
 def to_xy(lon, lat, crs: str, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Longitude/latitude (WGS84 degrees) to ``crs`` metres; large inputs split over threads.
 
-    EASE-Grid 2.0 (EPSG:6931/6932) is computed in closed form (:mod:`is2grid.laea`, in 0.6 of PROJ's
+    EASE-Grid 2.0 (EPSG:6931/6932) is computed in closed form (:mod:`is2grid.grid.laea`, in 0.6 of PROJ's
     time and equal to it within a micrometre), other CRSs by PROJ. Both release the GIL, so two
     threads nearly halve the time of a granule's million points. ``threads`` defaults to the process's
     share of the cores (see ``IS2GRID_NUM_THREADS`` in the usage guide).

@@ -1,0 +1,1 @@
+"""Writing results: the resumable Zarr store and its chunk writer."""

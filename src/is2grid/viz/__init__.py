@@ -1,0 +1,1 @@
+"""Looking at results: maps, the browser explorer, coastlines."""
