@@ -11,8 +11,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 
+# the demo draws maps and runs on Dask: the core and every extra ([all])
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e .
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[all]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

@@ -77,7 +77,7 @@ def check_map_and_slider(page: Page, shots: Path | None = None) -> dict:
 
 def test_saved_page_renders_offline_and_its_slider_moves_the_map(browser, weekly_nc, tmp_path):
     page_path = tmp_path / "map.html"
-    view = xr.open_dataset(weekly_nc).is2grid.viz.explore()
+    view = xr.open_dataset(weekly_nc).is2grid.explore()
     view.save(page_path)
     page = Page(browser, page_path.as_uri())
     hovered = check_map_and_slider(page, tmp_path)
@@ -93,7 +93,7 @@ def test_saved_page_renders_offline_and_its_slider_moves_the_map(browser, weekly
 
 def test_statistic_selector_changes_colour_bar_and_map(browser, weekly_nc, tmp_path):
     page_path = tmp_path / "map.html"
-    xr.open_dataset(weekly_nc).is2grid.viz.explore().save(page_path)
+    xr.open_dataset(weekly_nc).is2grid.explore().save(page_path)
     page = Page(browser, page_path.as_uri())
     box = page.canvas_box()
     before = page.pixels(box)
@@ -125,7 +125,7 @@ def test_live_server_from_the_command_line(browser, weekly_nc):
 
 
 def test_segments_rasterized_and_reaggregated_on_zoom_in_a_live_server(browser, month):
-    view = is2grid.open_granules(month[:6]).is2grid.viz.explore()
+    view = is2grid.open_granules(month[:6]).is2grid.explore()
     served = view.serve()
     try:
         page = Page(browser, served.url)

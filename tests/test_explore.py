@@ -63,8 +63,8 @@ def brute_force_series(ds, region, res, freq="1D"):
 @pytest.mark.parametrize("name", ["ross", "weddell", "indian", "southern_ocean"])
 def test_region_series_equal_a_brute_force_reference_and_each_other(segments, daily, name):
     area = regions.region(name)
-    from_grid = daily.is2grid.grid.timeseries(name)
-    from_segments = segments.is2grid.grid.timeseries(name, freq="1D", res=25000)
+    from_grid = daily.is2grid.timeseries(name)
+    from_segments = segments.is2grid.timeseries(name, freq="1D", res=25000)
     expected = brute_force_series(segments, area, 25000)
     assert from_grid.sizes["time"] == daily.sizes["time"]
     np.testing.assert_array_equal(from_grid.time.values, from_segments.time.values)
@@ -87,7 +87,7 @@ def test_region_series_equal_a_brute_force_reference_and_each_other(segments, da
 def test_region_series_from_a_store_and_errors(month, tmp_path):
     stored = workflow.grid_granules(month[:6], res=25000, progress=False, store=tmp_path / "s.zarr")
     in_memory = workflow.grid_granules(month[:6], res=25000, progress=False)
-    a, b = stored.is2grid.grid.timeseries("ross"), in_memory.is2grid.grid.timeseries("ross")
+    a, b = stored.is2grid.timeseries("ross"), in_memory.is2grid.timeseries("ross")
     np.testing.assert_array_equal(a.n_segments.values, b.n_segments.values)
     np.testing.assert_allclose(a.mean_fb.values, b.mean_fb.values, rtol=1e-6, equal_nan=True)  # float32 store
     sparse = workflow.grid_granules(month[:2], res=25000, progress=False, min_segments=3)
@@ -136,7 +136,7 @@ def test_projection_parameters_describe_each_grid(grid):
 
 
 def test_grid_explorer_frames_fit_the_page_and_combine_exactly(daily):
-    view = daily.is2grid.viz.explore(max_bytes=2e5)
+    view = daily.is2grid.explore(max_bytes=2e5)
     assert view.details["factor"] > 1 and view.details["frames"] == daily.sizes["time"]
     combined = explore._coarsened(daily.isel(time=3), view.details["factor"], list(reduction.STATISTICS))
     assert int(combined["n_segments"].sum()) == int(daily.n_segments.isel(time=3).sum()), "no segment lost"
@@ -144,19 +144,19 @@ def test_grid_explorer_frames_fit_the_page_and_combine_exactly(daily):
     assert "cdn.bokeh.org" not in page.split("<body")[0] and "static/extensions" not in page
     assert "length-weighted mean sea ice freeboard (m)" in page
     with pytest.raises(is2grid.GridError, match="choose one of"):
-        daily.is2grid.viz.explore("freeboard")
+        daily.is2grid.explore("freeboard")
     with pytest.raises(is2grid.GridError, match="empty"):
-        daily.isel(time=slice(0, 0)).is2grid.viz.explore()
+        daily.isel(time=slice(0, 0)).is2grid.explore()
 
 
 def test_explore_dispatches_on_what_it_is_given(daily, segments):
-    assert daily.is2grid.viz.explore().kind == "bokeh"
-    assert segments.is2grid.viz.explore().kind == "holoviews"
-    assert segments.is2grid.viz.explore(color="beam").details["segments"] == int(segments.beam_fb_height.count())
-    assert daily.is2grid.grid.timeseries("ross").is2grid.viz.explore().kind == "holoviews"
-    assert "<iframe srcdoc=" in daily.is2grid.viz.explore()._repr_html_()
+    assert daily.is2grid.explore().kind == "bokeh"
+    assert segments.is2grid.explore().kind == "holoviews"
+    assert segments.is2grid.explore(color="beam").details["segments"] == int(segments.beam_fb_height.count())
+    assert daily.is2grid.timeseries("ross").is2grid.explore().kind == "holoviews"
+    assert "<iframe srcdoc=" in daily.is2grid.explore()._repr_html_()
     with pytest.raises(is2grid.GridError, match="color="):
-        segments.is2grid.viz.explore(color="height")
+        segments.is2grid.explore(color="height")
 
 
 def test_cli_timeseries_and_explore_save(month, tmp_path, capsys):

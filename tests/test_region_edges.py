@@ -86,7 +86,7 @@ def test_a_region_of_the_other_hemisphere_is_an_error_not_a_series_of_zeros(ross
     with pytest.raises(is2grid.GridError, match=r"'beaufort' .* northern hemisphere, but .* southern grid"):
         timeseries.region_timeseries(ross_grid, "beaufort")
     with pytest.raises(is2grid.GridError, match="northern hemisphere"):
-        ross_grid.is2grid.grid.timeseries((-160, 70, -130, 80))
+        ross_grid.is2grid.timeseries((-160, 70, -130, 80))
 
 
 def test_swapped_coordinates_and_invalid_polygons_are_named():

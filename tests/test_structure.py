@@ -25,7 +25,7 @@ LAYERS = {
     "top": {"base", "products", "io", "backend", "grid", "output", "viz", "top"},
     "entry": {"base", "products", "io", "backend", "grid", "output", "viz", "top", "entry"},
 }
-BASE = {"errors", "memory", "_threads", "_version"}
+BASE = {"errors", "memory", "_threads", "_version", "_extras"}
 ENTRY = {"cli", "__init__"}
 
 

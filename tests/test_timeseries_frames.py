@@ -13,7 +13,7 @@ def series(tmp_path_factory):
     root = tmp_path_factory.mktemp("frames")
     days = [tutorial.write_granule(root, n_segments=2000, rgt=r, start=f"2019-09-{10 + r}T06:00:00") for r in range(3)]
     grid = workflow.grid_granules(days, res=25000, progress=False)
-    return grid, grid.is2grid.grid.timeseries("southern_ocean")
+    return grid, grid.is2grid.timeseries("southern_ocean")
 
 
 def test_to_dataframe_gives_one_row_per_bin(series):

@@ -126,7 +126,7 @@ def test_collapse_time_keeps_the_variables_names(opened):
 
 def test_explorer_shows_the_gridded_variable(opened):
     gridded = opened.is2grid.to_ease2(res=25000, variable="beam_fb_unc")
-    view = gridded.is2grid.viz.explore()
+    view = gridded.is2grid.explore()
     assert "mean_fb_unc" in view.title
     html = view.html()
     assert "length-weighted mean sea ice freeboard uncertainty" in html
@@ -177,7 +177,7 @@ def test_datasets_say_what_they_are(opened):
     gridded = opened.is2grid.to_ease2(res=25000)
     assert kind_of(opened) == "segments"
     assert kind_of(gridded) == "gridded"
-    assert kind_of(gridded.is2grid.grid.timeseries("southern_ocean")) == "series"
+    assert kind_of(gridded.is2grid.timeseries("southern_ocean")) == "series"
     # a Dataset that merely has the variables of a grid is not taken for one
     lookalike = gridded.copy()
     lookalike.attrs = {}

@@ -26,7 +26,7 @@ def main() -> None:
     weekly = workflow.grid_granules(paths, res=12500, freq="7D", progress=False)
     daily = workflow.grid_granules(paths, res=12500, freq="1D", progress=False)
     folder = Path(tempfile.mkdtemp())
-    weekly.is2grid.viz.explore("mean_fb").save(folder / "explorer.html")
+    weekly.is2grid.explore("mean_fb").save(folder / "explorer.html")
     explore.timeseries_plot(timeseries.region_timeseries(daily, "ross"), width=820).save(folder / "ross.html")
     with chromium() as browser:
         page = Page(browser, (folder / "explorer.html").as_uri(), width=760, height=900)

@@ -453,7 +453,7 @@ def _summary(result) -> str:
     mean = result[_mean_of(result)]
     return (
         f"{result.attrs['grid']} window {result.sizes['y']} (y) x {result.sizes['x']} (x) cells, {times}; "
-        f"{int(n.sum())} segments in {cells} cells; {_said(mean)} averaged over them {float(mean.mean()):.3f}"
+        f"{int(n.sum())} segments in {cells} cells; {_said(mean)}, averaged over the cells: {float(mean.mean()):.3f}"
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from is2grid._extras import need
 from is2grid.errors import GridError
 from is2grid.grid.regions import Region
 from is2grid.grid.regions import region as as_region
@@ -90,6 +91,7 @@ def search(
     is2grid.GridError
         For a bad region, period or hemisphere, or a region in the other hemisphere.
     """
+    need("earthdata", "is2grid.search", ("earthaccess",))
     import earthaccess
 
     try:

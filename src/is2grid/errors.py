@@ -16,6 +16,7 @@ Every error names the input, says what is wrong with it and, where there is one,
     │   └── AuthenticationError    missing, wrong or expired credentials, or access denied
     ├── GridError                  gridding input or parameters are not usable (also a ValueError)
     │   └── MemoryBudgetError      the result would not fit in memory (also a MemoryError)
+    ├── MissingExtraError          a feature needs an optional extra that is not installed (also an ImportError)
     └── OutputError                the output cannot or must not be written there
         └── StoreInUseError        another process is writing the same Zarr store
 """
@@ -31,6 +32,7 @@ __all__ = [
     "Is2gridError",
     "Is2gridWarning",
     "MemoryBudgetError",
+    "MissingExtraError",
     "NotATL07Error",
     "NotATL10Error",
     "NotHDF5Error",
@@ -97,6 +99,10 @@ class GridError(Is2gridError, ValueError):
 
 class MemoryBudgetError(GridError, MemoryError):
     """The result would not fit the memory budget; says how large it would be and what to do instead."""
+
+
+class MissingExtraError(Is2gridError, ImportError):
+    """A feature needs packages of an optional extra (``is2grid[viz]``, ``[dask]``, ``[earthdata]``)."""
 
 
 class Is2gridWarning(UserWarning):

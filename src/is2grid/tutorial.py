@@ -318,7 +318,7 @@ def _polar_xy(lat, lon):
 
 def _over_land(lat, lon) -> np.ndarray:
     """True where a point lies on land (Natural Earth 1:110m), so that segments stay over the sea."""
-    from matplotlib.path import Path as MplPath
+    import shapely
 
     from is2grid.viz.coastlines import land_rings
 
@@ -334,7 +334,7 @@ def _over_land(lat, lon) -> np.ndarray:
         (x0, y0), (x1, y1) = outline.min(axis=0), outline.max(axis=0)
         near = np.flatnonzero((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1))
         if near.size:
-            land[near] |= MplPath(outline).contains_points(xy[near])
+            land[near] |= shapely.contains_xy(shapely.Polygon(outline), xy[near, 0], xy[near, 1])
     return land
 
 

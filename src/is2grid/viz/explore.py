@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from is2grid._extras import need
 from is2grid.errors import GridError
 from is2grid.grid import reduction
 from is2grid.products.base import ROLES
@@ -226,6 +227,7 @@ def grid_explorer(
     >>> view.details["frames"], view.details["factor"]
     (1, 1)
     """
+    need("viz", "the explorer", ("bokeh", "holoviews", "panel"))
     from is2grid.grid.gridding import statistic_names
 
     roles = statistic_names(gridded)
@@ -502,6 +504,7 @@ def segments_explorer(ds: xr.Dataset, color: str = "freeboard", *, res: float = 
         A HoloViews view (``kind="holoviews"``): a notebook with a kernel or ``serve`` re-aggregate
         on zoom; a saved page keeps the first aggregation.
     """
+    need("viz", "the segments explorer", ("bokeh", "holoviews", "panel", "datashader"))
     from is2grid.grid.grids import ease2_grid, to_xy
     from is2grid.products import icesat2, of_dataset
 
@@ -582,14 +585,13 @@ def timeseries_plot(series: xr.Dataset, width: int = 760, height: int = 320) -> 
     >>> view.kind
     'holoviews'
     """
+    need("viz", "the time series chart", ("bokeh", "holoviews", "panel"))
     from is2grid.grid.gridding import statistic_names
 
     roles = statistic_names(series)
     mean, std, count = roles["mean"], roles["std"], roles["count"]
     if mean not in series or "time" not in series.dims:
-        raise GridError(
-            "timeseries_plot needs a region time series with a time axis (from .is2grid.grid.timeseries())."
-        )
+        raise GridError("timeseries_plot needs a region time series with a time axis (from .is2grid.timeseries()).")
 
     def make():
         import holoviews as hv

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from is2grid._extras import need
+
 __all__ = ["cartopy_crs", "quicklook", "timeseries_figure"]
 
 
@@ -25,6 +27,7 @@ def cartopy_crs(gridded: xr.Dataset):
     >>> cartopy_crs(ds).x_limits
     (-4250000.0, -2750000.0)
     """
+    need("viz", "maps", ("matplotlib", "cartopy"))
     import cartopy.crs as ccrs
     from pyproj import CRS
 
@@ -68,6 +71,7 @@ def quicklook(gridded: xr.Dataset, variable: str = "mean_fb", path=None, time_in
     -------
     matplotlib.figure.Figure
     """
+    need("viz", "maps", ("matplotlib", "cartopy"))
     import matplotlib
 
     if path is not None:
@@ -109,6 +113,7 @@ def timeseries_figure(series: xr.Dataset, path=None, dpi: int = 110):
 
     Bins without segments stay gaps. Returns the matplotlib figure; writes a PNG to ``path`` if given.
     """
+    need("viz", "time series figures", ("matplotlib",))
     import matplotlib
 
     if path is not None:
