@@ -139,12 +139,16 @@ def test_cli_demo_on_a_small_sample(tmp_path, capsys):
     )
     assert code == 0
     printed = capsys.readouterr().out
-    nc = next((tmp_path / "demo").glob("*.nc"))
-    png = next((tmp_path / "demo").glob("*.png"))
+    nc = next((tmp_path / "demo").glob("*EASE2_S*.nc"))
+    png = next((tmp_path / "demo").glob("*EASE2_S*.png"))
     assert str(nc.resolve()) in printed and str(png.resolve()) in printed
     grid = xr.open_dataset(nc)
     assert grid.sizes["time"] == 30 and int(grid.n_segments.sum()) > 0
     grid.close()
+    heights = xr.open_dataset(next((tmp_path / "demo").glob("*ATL07*.nc")))  # the ATL07 step
+    assert heights.attrs["product"] == "ATL07" and int(heights.n_segments.sum()) > 0 and "mean_height" in heights
+    heights.close()
+    assert next((tmp_path / "demo").glob("*ATL07*_mean_height.png")).stat().st_size > 10_000
     again = ["demo", "--out", str(tmp_path / "demo"), "--cache", str(tmp_path / "cache"), "--n-segments", "300"]
     assert cli.main(again) == 0, "a second demo run replaces its own results"
 

@@ -29,7 +29,8 @@ _lock = threading.Lock()
 
 def in_dask_worker_with_fixed_threshold() -> bool:
     """Whether this is a Dask worker process whose environment switched glibc's rising threshold off."""
-    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or "distributed" not in sys.modules:
+    # a worker has imported distributed; without the [dask] extra it is not there at all
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or sys.modules.get("distributed") is None:
         return False
     from distributed import get_worker
 

@@ -236,10 +236,10 @@ def _demo(args) -> int:
     from is2grid.viz import plot
 
     start = time.perf_counter()
-    print("1/3 synthetic Antarctic granules for September 2019 (written once, then cached)")
+    print("1/4 synthetic Antarctic granules for September 2019 (written once, then cached)")
     paths = tutorial.sample_month(args.cache, progress=True, n_segments=args.n_segments)
     print(f"    {len(paths)} granules in {paths[0].parent}")
-    print(f"2/3 gridding onto EASE-Grid 2.0 South at {args.res / 1000:g} km, {args.freq} bins")
+    print(f"2/4 gridding onto EASE-Grid 2.0 South at {args.res / 1000:g} km, {args.freq} bins")
     result = workflow.grid_granules(paths, res=args.res, freq=None if args.freq.lower() == "none" else args.freq)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"is2grid_demo_{result.attrs['grid']}_201909"
@@ -248,12 +248,45 @@ def _demo(args) -> int:
     if pending:
         Path(nc).unlink(missing_ok=True)
         raise Stopped(pending[0])
-    print("3/3 quicklook map")
+    print("3/4 quicklook map")
     png = args.out / f"{stem}_mean_fb.png"
     plot.quicklook(result, "mean_fb", path=png)
     print(_summary(result))
-    print(f"NetCDF: {Path(nc).resolve()}\nMap:    {png.resolve()}\n({time.perf_counter() - start:.0f} s)")
+    print(f"NetCDF: {Path(nc).resolve()}\nMap:    {png.resolve()}")
+    print("4/4 ATL07: a week of synthetic Arctic sea ice heights, gridded at 25 km over the week")
+    heights = workflow.grid_granules(_demo_atl07(args), res=25000, freq=None, progress=False)
+    stem07 = f"is2grid_demo_ATL07_{heights.attrs['grid']}_201903"
+    with deferred_signals() as pending:
+        nc07 = workflow.write_netcdf(heights, args.out / f"{stem07}.nc", overwrite=True)
+    if pending:
+        Path(nc07).unlink(missing_ok=True)
+        raise Stopped(pending[0])
+    png07 = args.out / f"{stem07}_mean_height.png"
+    plot.quicklook(heights, path=png07)
+    print(_summary(heights))
+    print(f"NetCDF: {Path(nc07).resolve()}\nMap:    {png07.resolve()}\n({time.perf_counter() - start:.0f} s)")
     return 0
+
+
+def _demo_atl07(args) -> list[Path]:
+    """Seven synthetic ATL07 granules of March 2019 (one a day), cached beside the ATL10 sample."""
+    import platformdirs
+
+    from is2grid import tutorial
+
+    root = Path(args.cache) if args.cache is not None else Path(platformdirs.user_cache_dir("is2grid"))
+    folder = root / f"synthetic-atl07-north-201903-n{args.n_segments}"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for day in range(7):
+        rgt = 100 + 97 * day
+        name = tutorial.granule_name("north", f"2019-03-{day + 1:02d}T02:00:00", rgt, 2, product="ATL07")
+        if not (folder / name).exists():
+            tutorial.write_granule(folder / name, product="ATL07", hemisphere="north", rgt=rgt, cycle=2,
+                                   start=f"2019-03-{day + 1:02d}T02:00:00", n_segments=args.n_segments,
+                                   sc_orient=day % 2, lan=(rgt * 37.3) % 360.0 - 180.0)  # fmt: skip
+        paths.append(folder / name)
+    return paths
 
 
 def _grid(args) -> int:

@@ -32,7 +32,7 @@ from is2grid.io import decode
 from is2grid.io.credentials import Credentials
 from is2grid.io.options import FetchOptions
 from is2grid.io.reader import GranuleReader, Piece, as_text, concurrently
-from is2grid.io.sources import describe, resolve
+from is2grid.io.sources import describe
 from is2grid.products import ATL10, PRODUCTS, Product, icesat2
 
 ROOT_SCALARS = icesat2.ROOT_SCALARS
@@ -50,8 +50,7 @@ class Granule:
     ):
         self.product = product
         if isinstance(target, str | os.PathLike):
-            target = os.fspath(target)
-            resolve(target)  # an unsupported scheme fails here, before any I/O
+            target = os.fspath(target)  # checked by is2grid.backend.opening.open_granule before it gets here
         self.url = describe(target)
         self.name = self.url.rstrip("/").rsplit("/", 1)[-1]
         self.reader = GranuleReader(target, credentials, options)

@@ -465,7 +465,7 @@ def open_source(target: Any, options: FetchOptions, credentials: Credentials | N
             and type(getattr(source, "store", None)).__name__ != "LocalStore"
         ):
             _refuse_web_page(source.read([0], [min(512, size)])[0], source.name)
-        raise NotHDF5Error(f"{source.name}: not an HDF5 file (no HDF5 signature). ATL10 granules are HDF5 (.h5).")
+        raise NotHDF5Error(f"{source.name}: not an HDF5 file (no HDF5 signature). ICESat-2 granules are HDF5 (.h5).")
     return source
 
 

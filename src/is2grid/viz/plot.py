@@ -53,15 +53,18 @@ def _period(gridded: xr.Dataset, time_index) -> str:
     return f"{gridded.attrs.get('time_binning')} bin starting {str(times[time_index])[:19]} UTC"
 
 
-def quicklook(gridded: xr.Dataset, variable: str = "mean_fb", path=None, time_index: int | None = None, dpi: int = 110):
+def quicklook(
+    gridded: xr.Dataset, variable: str | None = None, path=None, time_index: int | None = None, dpi: int = 110
+):
     """Draw one statistic on a map in the grid's projection, with coastlines and a colour bar.
 
     Parameters
     ----------
     gridded : xarray.Dataset
         A result of ``to_ease2`` / ``to_grid``.
-    variable : str
-        ``"mean_fb"``, ``"std_fb"``, ``"n_segments"`` or ``"mean_seg_length"``.
+    variable : str, optional
+        ``"mean_fb"``, ``"std_fb"``, ``"n_segments"``, ``"mean_seg_length"`` (or the statistics of another
+        gridded variable); default the gridded mean.
     path : str or Path, optional
         Write a PNG there; the figure is returned either way.
     time_index : int, optional
@@ -82,6 +85,10 @@ def quicklook(gridded: xr.Dataset, variable: str = "mean_fb", path=None, time_in
     from is2grid.grid.gridding import collapse_time
     from is2grid.viz.coastlines import coastlines
 
+    if variable is None:
+        from is2grid.grid.gridding import statistic_names
+
+        variable = statistic_names(gridded)["mean"]
     period = _period(gridded, time_index)
     if "time" in gridded.dims:
         gridded = gridded.isel(time=time_index) if time_index is not None else collapse_time(gridded)
