@@ -1,7 +1,9 @@
 """Import cost: ``import is2grid`` (and the engines xarray loads) against ``import xarray`` alone.
 
 Each measurement is a fresh interpreter (nothing cached in ``sys.modules``); the times are taken inside it
-with ``time.perf_counter`` around the imports, so interpreter start-up is left out. Medians of ``--runs``.
+with ``time.perf_counter`` around the imports, so interpreter start-up is left out. Byte-code caching is on
+(as on a user's machine; one warm-up run per case writes the ``.pyc`` files), whatever
+``PYTHONDONTWRITEBYTECODE`` says. Medians of ``--runs``, the cases interleaved.
 
 Usage: ``python benchmarks/bench_import.py [--runs 15]``
 """
@@ -9,6 +11,7 @@ Usage: ``python benchmarks/bench_import.py [--runs 15]``
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -18,14 +21,15 @@ from common import machine
 CASES = {
     "import xarray": "import xarray",
     "import xarray, is2grid": "import xarray\nimport is2grid",
-    "xarray + the engines (list_engines)": "import xarray\nxarray.backends.list_engines()",
-    "xarray + is2grid + core gridding modules": "import xarray\nimport is2grid\nimport is2grid.grid.gridding",
+    "xarray + is2grid's engines (what open_dataset loads)": "import xarray\nimport is2grid.backend.entrypoints",
+    "xarray + is2grid + the gridding modules": "import xarray\nimport is2grid\nimport is2grid.grid.gridding",
 }
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def timed(code: str) -> float:
     program = f"import time\nt = time.perf_counter()\n{code}\nprint(time.perf_counter() - t)"
-    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, env=ENV).stdout
     return float(out.strip().splitlines()[-1])
 
 
@@ -35,6 +39,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"# import cost, median of {args.runs} fresh interpreters; {machine()}")
     results = {}
+    for code in CASES.values():  # warm-up: byte code written
+        timed(code)
     for _ in range(args.runs):  # interleaved, so that drift in the machine's speed hits every case alike
         for name, code in CASES.items():
             results.setdefault(name, []).append(timed(code))
