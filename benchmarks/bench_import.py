@@ -15,7 +15,9 @@ import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
 from common import machine
 
 CASES = {

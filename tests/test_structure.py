@@ -22,8 +22,9 @@ LAYERS = {
     "grid": {"base", "products"},
     "output": {"base", "products", "grid"},
     "viz": {"base", "products", "grid"},
-    "top": {"base", "products", "io", "backend", "grid", "output", "viz", "top"},
-    "entry": {"base", "products", "io", "backend", "grid", "output", "viz", "top", "entry"},
+    "thickness": {"base", "products", "grid"},
+    "top": {"base", "products", "io", "backend", "grid", "output", "viz", "thickness", "top"},
+    "entry": {"base", "products", "io", "backend", "grid", "output", "viz", "thickness", "top", "entry"},
 }
 BASE = {"errors", "memory", "_threads", "_version", "_extras"}
 ENTRY = {"cli", "__init__"}
@@ -90,7 +91,7 @@ def test_layers_import_only_downwards(path):
 
 def test_every_module_has_a_layer_and_the_layout_is_the_one_drawn():
     folders = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert folders == {"io", "backend", "products", "grid", "output", "viz"}
+    assert folders == {"io", "backend", "products", "grid", "output", "viz", "thickness"}
     top = {p.stem for p in SRC.glob("*.py")}
     assert top == BASE | ENTRY | {"accessor", "workflow", "earthdata", "tutorial", "_malloc"}
 

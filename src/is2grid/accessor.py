@@ -74,6 +74,12 @@ class Is2gridAccessor:
         """
         return gridding.grid_segments(self._ds, grid=grid, **options)
 
+    def thickness(self, snow: Any = "w99", **options: Any) -> xr.Dataset:
+        """Snow, sea ice thickness and uncertainties of ATL10 segments: see :func:`is2grid.thickness.thickness`."""
+        from is2grid.thickness import thickness
+
+        return thickness(self._ds, snow, **options)
+
     def latlon(self) -> xr.Dataset:
         """Add 2-D ``lat``/``lon`` of the cell centres: see :func:`is2grid.grid.gridding.with_latlon`."""
         return gridding.with_latlon(self._ds)

@@ -10,6 +10,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 #: Exit codes of a run stopped by a signal, as shells report them (128 + signal number).
 EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -158,6 +159,15 @@ def main(argv: list[str] | None = None) -> int:
         help="keep values of the gridded variable in [MIN, MAX] (its units)",
     )
     grid.add_argument(
+        "--snow",
+        default=None,
+        help="derive sea ice thickness first, with this snow: w99, mw99, zero_ice_freeboard, or a file (--snow-file); "
+        "then grid --variable ice_thickness (or snow_depth, ice_thickness_unc...)",
+    )
+    grid.add_argument("--first-year-ice", type=float, default=None, help="mw99: the first-year ice fraction, 0-1")
+    grid.add_argument("--snow-file", type=Path, default=None, help="a NetCDF/Zarr file of snow depth (m) to sample")
+    grid.add_argument("--snow-var", default="snow_depth", help="its snow depth variable (default snow_depth)")
+    grid.add_argument(
         "--min-segments",
         type=int,
         default=1,
@@ -236,10 +246,10 @@ def _demo(args) -> int:
     from is2grid.viz import plot
 
     start = time.perf_counter()
-    print("1/4 synthetic Antarctic granules for September 2019 (written once, then cached)")
+    print("1/5 synthetic Antarctic granules for September 2019 (written once, then cached)")
     paths = tutorial.sample_month(args.cache, progress=True, n_segments=args.n_segments)
     print(f"    {len(paths)} granules in {paths[0].parent}")
-    print(f"2/4 gridding onto EASE-Grid 2.0 South at {args.res / 1000:g} km, {args.freq} bins")
+    print(f"2/5 gridding onto EASE-Grid 2.0 South at {args.res / 1000:g} km, {args.freq} bins")
     result = workflow.grid_granules(paths, res=args.res, freq=None if args.freq.lower() == "none" else args.freq)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"is2grid_demo_{result.attrs['grid']}_201909"
@@ -248,12 +258,12 @@ def _demo(args) -> int:
     if pending:
         Path(nc).unlink(missing_ok=True)
         raise Stopped(pending[0])
-    print("3/4 quicklook map")
+    print("3/5 quicklook map")
     png = args.out / f"{stem}_mean_fb.png"
     plot.quicklook(result, "mean_fb", path=png)
     print(_summary(result))
     print(f"NetCDF: {Path(nc).resolve()}\nMap:    {png.resolve()}")
-    print("4/4 ATL07: a week of synthetic Arctic sea ice heights, gridded at 25 km over the week")
+    print("4/5 ATL07: a week of synthetic Arctic sea ice heights, gridded at 25 km over the week")
     heights = workflow.grid_granules(_demo_atl07(args), res=25000, freq=None, progress=False)
     stem07 = f"is2grid_demo_ATL07_{heights.attrs['grid']}_201903"
     with deferred_signals() as pending:
@@ -264,27 +274,50 @@ def _demo(args) -> int:
     png07 = args.out / f"{stem07}_mean_height.png"
     plot.quicklook(heights, path=png07)
     print(_summary(heights))
-    print(f"NetCDF: {Path(nc07).resolve()}\nMap:    {png07.resolve()}\n({time.perf_counter() - start:.0f} s)")
+    print(f"NetCDF: {Path(nc07).resolve()}\nMap:    {png07.resolve()}")
+    print("5/5 sea ice thickness: the same week of Arctic ATL10 freeboards, snow from W99, at 25 km")
+    thick = workflow.grid_granules(_demo_arctic(args), res=25000, freq=None, progress=False,
+                                   variable="ice_thickness", thickness={"snow": "w99"})  # fmt: skip
+    stem_h = f"is2grid_demo_thickness_{thick.attrs['grid']}_201903"
+    with deferred_signals() as pending:
+        nc_h = workflow.write_netcdf(thick, args.out / f"{stem_h}.nc", overwrite=True)
+    if pending:
+        Path(nc_h).unlink(missing_ok=True)
+        raise Stopped(pending[0])
+    png_h = args.out / f"{stem_h}_mean_ice_thickness.png"
+    plot.quicklook(thick, path=png_h)
+    print(_summary(thick))
+    print(f"NetCDF: {Path(nc_h).resolve()}\nMap:    {png_h.resolve()}\n({time.perf_counter() - start:.0f} s)")
     return 0
 
 
 def _demo_atl07(args) -> list[Path]:
     """Seven synthetic ATL07 granules of March 2019 (one a day), cached beside the ATL10 sample."""
+    return _demo_week(args, "ATL07")
+
+
+def _demo_arctic(args) -> list[Path]:
+    """The same week's tracks as ATL10 granules (freeboard), for thickness."""
+    return _demo_week(args, "ATL10")
+
+
+def _demo_week(args, product: str) -> list[Path]:
     import platformdirs
 
     from is2grid import tutorial
 
     root = Path(args.cache) if args.cache is not None else Path(platformdirs.user_cache_dir("is2grid"))
-    folder = root / f"synthetic-atl07-north-201903-n{args.n_segments}"
+    folder = root / f"synthetic-{product.lower()}-north-201903-n{args.n_segments}"
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for day in range(7):
         rgt = 100 + 97 * day
-        name = tutorial.granule_name("north", f"2019-03-{day + 1:02d}T02:00:00", rgt, 2, product="ATL07")
+        start = f"2019-03-{day + 1:02d}T02:00:00"
+        name = tutorial.granule_name("north", start, rgt, 2, product=product)
         if not (folder / name).exists():
-            tutorial.write_granule(folder / name, product="ATL07", hemisphere="north", rgt=rgt, cycle=2,
-                                   start=f"2019-03-{day + 1:02d}T02:00:00", n_segments=args.n_segments,
-                                   sc_orient=day % 2, lan=(rgt * 37.3) % 360.0 - 180.0)  # fmt: skip
+            tutorial.write_granule(folder / name, product=product, hemisphere="north", rgt=rgt, cycle=2, start=start,
+                                   n_segments=args.n_segments, sc_orient=day % 2,
+                                   lan=(rgt * 37.3) % 360.0 - 180.0)  # fmt: skip
         paths.append(folder / name)
     return paths
 
@@ -338,6 +371,7 @@ def _grid(args) -> int:
     if args.png:
         workflow.check_output(args.png, overwrite=True, inputs=granules)
     budget = args.memory_budget * 1e9 if args.memory_budget else "auto"
+    thickness = _thickness_options(args)
     try:
         result = workflow.grid_granules(
             granules,
@@ -347,6 +381,7 @@ def _grid(args) -> int:
             memory_budget=budget,
             store=args.out if to_store else None,
             overwrite=args.overwrite,
+            thickness=thickness,
         )
     except Stopped:
         if to_store:
@@ -373,6 +408,25 @@ def _grid(args) -> int:
         plot.quicklook(result, request.names[2], path=args.png)
         print(f"Map:    {args.png.resolve()}")
     return 0
+
+
+def _thickness_options(args) -> dict | None:
+    """The thickness= of grid_granules from --snow, --first-year-ice, --snow-file, --snow-var."""
+    if args.snow is None and args.snow_file is None:
+        return None
+    if args.snow_file is not None:
+        import xarray as xr
+
+        opened = xr.open_zarr(args.snow_file) if args.snow_file.suffix == ".zarr" else xr.open_dataset(args.snow_file)
+        if args.snow_var not in opened:
+            raise ValueError(f"{args.snow_file}: no variable {args.snow_var!r} (it has {sorted(opened.data_vars)}).")
+        snow: Any = opened[args.snow_var].load()
+    else:
+        snow = args.snow
+    options: dict = {"snow": snow}
+    if args.first_year_ice is not None:
+        options["first_year_ice"] = args.first_year_ice
+    return options
 
 
 def _open_inputs(inputs: list[str]):

@@ -6,6 +6,7 @@ granules needs memory for one granule plus the output grid.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import warnings
@@ -41,8 +42,9 @@ __all__ = [
 ]
 
 
-def _granule_sums(path, request: GridRequest, beams, credentials, storage_options) -> CellSums:
-    variables = [n for n in request.needed if n not in icesat2.COORDINATES]
+def _granule_sums(path, request: GridRequest, beams, credentials, storage_options, thickness=None) -> CellSums:
+    needed = request.needed if thickness is None else _thickness_needs(request)
+    variables = [n for n in needed if n not in icesat2.COORDINATES]
     # read-ahead: the first variable read fetches the chunks of all of them, in one plan
     options = {"read_ahead": True, **(storage_options or {})}
     with warnings.catch_warnings():
@@ -56,9 +58,21 @@ def _granule_sums(path, request: GridRequest, beams, credentials, storage_option
             storage_options=options,
         )
     try:
+        if thickness is not None:
+            from is2grid.thickness import thickness as derive
+
+            ds = derive(ds.load(), **thickness)
         return reduction.cell_sums({n: ds[n].values for n in request.needed}, request)
     finally:
         ds.close()
+
+
+def _thickness_needs(request: GridRequest) -> tuple[str, ...]:
+    """What the granule must give for thickness: its needed variables, minus the derived, plus freeboard."""
+    from is2grid.thickness import OUTPUTS
+
+    stored = [n for n in request.needed if n not in OUTPUTS]
+    return tuple(dict.fromkeys([*stored, "beam_fb_height", "beam_fb_unc"]))
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,9 @@ class Skipped:
     reason: str
 
 
-def _granule_outcome(path, request, beams, credentials, storage_options, errors: str) -> CellSums | Skipped:
+def _granule_outcome(
+    path, request, beams, credentials, storage_options, errors: str, thickness=None
+) -> CellSums | Skipped:
     """The granule's sums, or under ``errors="skip"`` a :class:`Skipped` record if it cannot be read.
 
     A network failure gets one more try first (the fetch layer has already retried each request).
@@ -77,14 +93,14 @@ def _granule_outcome(path, request, beams, credentials, storage_options, errors:
     """
     _malloc.fit_for_dask_worker()
     try:
-        return _granule_sums(path, request, beams, credentials, storage_options)
+        return _granule_sums(path, request, beams, credentials, storage_options, thickness)
     except AuthenticationError:
         raise
     except RemoteReadError:
         if errors == "raise":
             raise
         try:
-            return _granule_sums(path, request, beams, credentials, storage_options)
+            return _granule_sums(path, request, beams, credentials, storage_options, thickness)
         except AuthenticationError:
             raise
         except GranuleError as err:
@@ -189,6 +205,7 @@ def grid_granules(
     store: str | os.PathLike | None = None,
     overwrite: bool = False,
     memory_budget: float | str | None = "auto",
+    thickness: dict[str, Any] | None = None,
     **options: Any,
 ) -> xr.Dataset:
     """Grid many ATL10 or ATL07 granules (paths, s3:// or https:// URLs, earthaccess results) onto one grid.
@@ -232,6 +249,10 @@ def grid_granules(
         ``ulimit -v``: see :func:`is2grid.memory.memory_limits`; None: no limit). A larger result raises
         :class:`is2grid.MemoryBudgetError` with its size and the fix, before it is built (before any
         granule is read when the extent is fixed by a window and a ``time_range``).
+    thickness : dict, optional
+        Derive sea ice thickness in each granule before gridding: the keyword arguments of
+        :func:`is2grid.thickness.thickness` (``{"snow": "w99"}``...); grid one of its outputs with
+        ``variable="ice_thickness"`` (or ``"snow_depth"``, ``"ice_thickness_unc"``...).
     **options
         The keyword arguments of :meth:`is2grid.grid.request.GridRequest.create`. The grid is EASE-Grid 2.0
         (``grid="ease2"``) at ``res=6250`` unless given; ``hemisphere`` and ``product`` default to the
@@ -269,11 +290,24 @@ def grid_granules(
         request = GridRequest.create(**options)
     elif options:
         raise TypeError(f"grid_granules: give a request or options, not both ({sorted(options)}).")
-    if request.variable not in request.product.segment_variables:
+    if thickness is not None:
+        from is2grid.thickness import OUTPUTS
+
+        if request.variable not in OUTPUTS:
+            raise GridError(
+                f"thickness= derives {', '.join(OUTPUTS)}; grid one of them (variable='ice_thickness'), not "
+                f"{request.variable!r}."
+            )
+        if request.product.name != "ATL10":
+            raise GridError("thickness= needs ATL10 granules (total freeboard).")
+        from is2grid.thickness import ATTRS
+
+        request = dataclasses.replace(request, variable_attrs=ATTRS[request.variable])
+    elif request.variable not in request.product.segment_variables:
         raise GridError(
             f"variable={request.variable!r} is not stored in {request.product.name} granules, and grid_granules "
             "grids what the granules store. Compute it on opened segments (is2grid.open_granules) "
-            "and grid those with .is2grid.to_ease2(variable=...)."
+            "and grid those with .is2grid.to_ease2(variable=...); for thickness pass thickness={'snow': ...}."
         )
     max_bytes = None if store is not None else memory.budget(memory_budget)
     if max_bytes is not None and request.fixed_extent:
@@ -283,7 +317,7 @@ def grid_granules(
         credentials = as_credentials(credentials)
     if client is not None and credentials is not None:
         client.run(credentials_module.register, credentials.portable())
-    args = (request, beams, credentials, storage_options, errors)
+    args = (request, beams, credentials, storage_options, errors, thickness)
     if store is not None:
         return _grid_into_store(urls, args, client, progress, GridStore(store, request, overwrite=overwrite))
 

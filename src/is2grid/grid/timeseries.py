@@ -66,7 +66,6 @@ def region_timeseries(gridded: xr.Dataset, region: Any) -> xr.Dataset:
     True
     """
     from is2grid.grid.gridding import min_segments_of, statistic_names, with_latlon
-    from is2grid.products import of_dataset
 
     area = as_region(region)
     area.check_hemisphere(gridded.attrs.get("hemisphere"))
@@ -96,8 +95,7 @@ def region_timeseries(gridded: xr.Dataset, region: Any) -> xr.Dataset:
             "n_cells": (n > 0).sum(("y", "x")),
         }
     ).compute()
-    product = of_dataset(gridded)
-    stats = product.statistics(gridded.attrs.get("gridded_variable", product.variable))
+    stats = {role: (name, dict(gridded[name].attrs)) for role, name in names.items()}  # as the grid describes them
     return _series(totals, gridded, area, stats)
 
 
