@@ -149,6 +149,9 @@ def test_cli_demo_on_a_small_sample(tmp_path, capsys):
     assert heights.attrs["product"] == "ATL07" and int(heights.n_segments.sum()) > 0 and "mean_height" in heights
     heights.close()
     assert next((tmp_path / "demo").glob("*ATL07*_mean_height.png")).stat().st_size > 10_000
+    with xr.open_dataset(next((tmp_path / "demo").glob("*thickness*.nc"))) as thick:  # the thickness step
+        assert thick.mean_ice_thickness.attrs["units"] == "m" and float(thick.mean_ice_thickness.max()) > 0
+    assert next((tmp_path / "demo").glob("*thickness*_mean_ice_thickness.png")).stat().st_size > 10_000
     again = ["demo", "--out", str(tmp_path / "demo"), "--cache", str(tmp_path / "cache"), "--n-segments", "300"]
     assert cli.main(again) == 0, "a second demo run replaces its own results"
 
