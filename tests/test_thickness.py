@@ -187,6 +187,14 @@ def test_w99_thickness_on_real_arctic_granules(path):
     np.testing.assert_allclose(out.snow_density.values, month_density)
     assert out.ice_thickness.attrs["units"] == "m" and "Warren et al. (1999)" in out.ice_thickness.attrs["source"]
     assert (out.ice_thickness_unc.values[valid] > 0).all()
+    # the other snow options on the same real granule
+    for snow, options in (("mw99", {"first_year_ice": 0.5}), ("zero_ice_freeboard", {})):
+        other = ds.is2grid.thickness(snow=snow, **options)
+        assert np.isfinite(other.ice_thickness.values[valid]).all()
+    lats, lons = np.arange(50.0, 90.1, 0.25), np.arange(-180.0, 180.1, 0.5)
+    field = xr.DataArray(np.full((lats.size, lons.size), 0.2), coords={"lat": lats, "lon": lons}, dims=("lat", "lon"))
+    users = ds.is2grid.thickness(snow=field, method="linear")
+    np.testing.assert_allclose(users.snow_depth.values[valid], np.minimum(0.2, out.beam_fb_height.values[valid]))
 
 
 def test_thickness_grids_against_the_reference_and_makes_a_series(arctic):
@@ -194,11 +202,14 @@ def test_thickness_grids_against_the_reference_and_makes_a_series(arctic):
     gridded = ds.is2grid.to_ease2(res=25000, variable="ice_thickness")
     assert gridded.mean_ice_thickness.attrs["standard_name"] == "sea_ice_thickness"
     assert gridded.mean_ice_thickness.attrs["units"] == "m"
+    assert "Warren et al. (1999)" in gridded.mean_ice_thickness.attrs["source"]
+    assert "hydrostatic" in gridded.mean_ice_thickness.attrs["method"]
     assert_matches_reference(ds, gridded, 6931, 25000, variable="ice_thickness", stem="ice_thickness")
     series = gridded.is2grid.region_timeseries("central_arctic") if "central_arctic" in _regions() else None
     if series is None:
         series = gridded.is2grid.region_timeseries((-180, 70, 180, 90))
     assert "mean_ice_thickness" in series and series.mean_ice_thickness.attrs["units"] == "m"
+    assert "Warren et al. (1999)" in series.mean_ice_thickness.attrs["source"]
 
 
 def _regions():
@@ -263,6 +274,7 @@ def test_grid_granules_derives_thickness_per_granule(arctic, tmp_path):
     np.testing.assert_allclose(derived.mean_ice_thickness.values, by_hand.mean_ice_thickness.values, rtol=1e-12,
                                equal_nan=True)  # fmt: skip
     assert derived.mean_ice_thickness.attrs["units"] == "m"
+    assert derived.mean_ice_thickness.attrs == by_hand.mean_ice_thickness.attrs
     out = tmp_path / "h.nc"
     code = cli.main(["grid", *map(str, arctic), "--res", "25000", "--out", str(out), "--variable", "ice_thickness",
                      "--snow", "w99"])  # fmt: skip

@@ -300,9 +300,10 @@ def grid_granules(
             )
         if request.product.name != "ATL10":
             raise GridError("thickness= needs ATL10 granules (total freeboard).")
-        from is2grid.thickness import ATTRS
+        from is2grid.thickness import ATTRS, describe
 
-        request = dataclasses.replace(request, variable_attrs=ATTRS[request.variable])
+        described = {**ATTRS[request.variable], **describe(**thickness)}
+        request = dataclasses.replace(request, variable_attrs=described)
     elif request.variable not in request.product.segment_variables:
         raise GridError(
             f"variable={request.variable!r} is not stored in {request.product.name} granules, and grid_granules "

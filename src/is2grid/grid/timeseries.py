@@ -26,7 +26,7 @@ def _series_attrs(stats: dict[str, tuple[str, dict[str, str]]]) -> dict[str, tup
     """The statistics' names and attributes, said of a region instead of a cell (no cell_methods)."""
     out = {}
     for role, (name, attrs) in stats.items():
-        kept = {k: v for k, v in attrs.items() if k in ("long_name", "standard_name", "units")}
+        kept = {k: v for k, v in attrs.items() if k in ("long_name", "standard_name", "units", "source", "method")}
         kept["long_name"] = kept["long_name"].removesuffix(" in the cell") + " in the region"
         out[role] = (name, kept)
     return out

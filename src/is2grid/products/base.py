@@ -230,6 +230,7 @@ class Product:
         """
         variable = variable or self.variable
         stem = self.stem(variable)
+        given = attrs is not None
         if attrs is None:
             attrs = self.variable_attrs("{beam}/" + self.segment_variables.get(variable, ""))
             described = self.described.get(variable, {})
@@ -240,6 +241,10 @@ class Product:
         mean = {"long_name": f"length-weighted mean {what}", "units": units}
         if "standard_name" in described:
             mean["standard_name"] = described["standard_name"]
+        # a derived variable's provenance (how thickness was made) travels to its statistics
+        provenance: dict[str, str] = {
+            k: str(attrs[k]) for k in ("source", "method", "constants") if given and k in attrs
+        }
         return {
             "count": (
                 "n_segments",
@@ -255,7 +260,7 @@ class Product:
             ),
             "mean": (
                 f"mean_{stem}",
-                {**mean, "cell_methods": "time: mean area: mean (weighted by segment length)"},
+                {**mean, "cell_methods": "time: mean area: mean (weighted by segment length)", **provenance},
             ),
             "std": (
                 f"std_{stem}",
@@ -263,6 +268,7 @@ class Product:
                     "long_name": f"length-weighted standard deviation of {what}",
                     "units": units,
                     "cell_methods": "time: standard_deviation area: standard_deviation (weighted by segment length)",
+                    **provenance,
                 },
             ),
         }

@@ -18,7 +18,7 @@ from is2grid.products import icesat2, of_dataset
 from is2grid.thickness import hydrostatic, w99
 from is2grid.thickness.sampling import sample
 
-__all__ = ["ATTRS", "DEFAULTS", "OUTPUTS", "SNOW_OPTIONS", "thickness"]
+__all__ = ["ATTRS", "DEFAULTS", "METHOD", "OUTPUTS", "SNOW_OPTIONS", "describe", "thickness"]
 
 #: the variables :func:`thickness` adds (``to_ease2(variable=...)`` grids any of them)
 OUTPUTS = (
@@ -52,6 +52,42 @@ DEFAULTS = {
     "sigma_snow_depth": (0.06, "snow depth uncertainty, m: the rms error of the W99 fit, 4-8 cm (Warren et "
                          "al. 1999, Table 1); also used for a user's snow field unless given"),
 }  # fmt: skip
+
+
+METHOD = (
+    "hydrostatic balance on total freeboard: h_i = rho_w/(rho_w - rho_i) fb - (rho_w - rho_s)/(rho_w - rho_i) h_s, "
+    "snow depth capped at the freeboard (Petty et al. 2020)"
+)
+
+
+def describe(
+    snow: Any = "w99",
+    *,
+    rho_water: float = DEFAULTS["rho_water"][0],
+    rho_ice: float = DEFAULTS["rho_ice"][0],
+    rho_snow: float | None = None,
+    method: str = "nearest",
+    **ignored: Any,
+) -> dict[str, str]:
+    """The ``source``, ``method`` and ``constants`` attributes of what :func:`thickness` makes with these options.
+
+    Examples
+    --------
+    >>> describe("zero_ice_freeboard")["source"]
+    'zero ice freeboard: snow depth = total freeboard (Kurtz and Markus 2012)'
+    """
+    if isinstance(snow, str):
+        source = {
+            "w99": "Warren et al. (1999) climatology (W99), at each segment's position and month",
+            "mw99": "modified W99 (W99 halved over first-year ice; Kurtz and Farrell 2011, Petty et al. 2020)",
+            "zero_ice_freeboard": "zero ice freeboard: snow depth = total freeboard (Kurtz and Markus 2012)",
+        }.get(snow, snow)
+    else:
+        name = getattr(snow, "name", None) or ("snow_depth" if isinstance(snow, xr.Dataset) else "")
+        source = f"the user's snow field {name}, {method} sampling".replace("  ", " ")
+    density = f"{rho_snow} kg m-3" if rho_snow is not None else "from the snow source (300 kg m-3 if it gives none)"
+    constants = f"rho_water={rho_water} kg m-3, rho_ice={rho_ice} kg m-3, rho_snow={density}"
+    return {"source": source, "method": METHOD, "constants": constants}
 
 
 def thickness(
@@ -161,7 +197,6 @@ def thickness(
             month = (times.astype("datetime64[M]").astype(np.int64) % 12) + 1
             depth, density = w99.depth_and_density(lat, lon, month)
             outside = lat < w99.DOMAIN_MIN_LATITUDE
-            source = "Warren et al. (1999) climatology (W99), at each segment's position and month"
             if snow == "mw99":
                 if first_year_ice is None:
                     raise GridError(
@@ -173,11 +208,9 @@ def thickness(
                     raise GridError("first_year_ice must be a fraction between 0 and 1.")
                 depth = depth * (1.0 - 0.5 * fyi)
                 sigma_hs = sigma_hs * (1.0 - 0.5 * fyi)
-                source = "modified W99 (W99 halved over first-year ice; Kurtz and Farrell 2011, Petty et al. 2020)"
         else:  # zero ice freeboard
             depth, density = fb.copy(), np.full(lat.shape, np.nan)
             sigma_hs = np.zeros(lat.shape)
-            source = "zero ice freeboard: snow depth = total freeboard (Kurtz and Markus 2012)"
     else:
         depth_field, density_field = _user_fields(snow)
         depth = sample(depth_field, lat, lon, times, method=method, crs=crs, what="the snow depth field")
@@ -186,7 +219,6 @@ def thickness(
             if density_field is not None
             else np.full(lat.shape, np.nan)
         )
-        source = f"the user's snow field {depth_field.name or ''}, {method} sampling".replace("  ", " ")
     if rho_snow is not None:
         density = np.full(lat.shape, float(rho_snow))
     density = np.where(np.isfinite(density), density, DEFAULTS["rho_snow"][0])
@@ -199,13 +231,8 @@ def thickness(
         sigma_used = np.asarray(sigma_fb, dtype=np.float64) * np.ones(lat.shape)
     else:
         sigma_used = np.where(depth >= fb, np.asarray(sigma_fb) * np.ones(lat.shape), sigma_hs)
-    method_text = (
-        "hydrostatic balance on total freeboard: h_i = rho_w/(rho_w - rho_i) fb - (rho_w - rho_s)/(rho_w - rho_i)"
-        " h_s, snow depth capped at the freeboard (Petty et al. 2020)"
-    )
-    constants = f"rho_water={rho_water} kg m-3, rho_ice={rho_ice} kg m-3, rho_snow={rho_snow or 'from the snow source'}"
     dims = ds["latitude"].dims
-    common = {"source": source, "method": method_text, "constants": constants}
+    common = describe(snow, rho_water=rho_water, rho_ice=rho_ice, rho_snow=rho_snow, method=method)
     out = ds.assign(
         snow_depth=(dims, used, {"standard_name": "surface_snow_thickness", "long_name": "snow depth on sea ice "
                                  "(capped at the total freeboard)", "units": "m", **common}),
@@ -227,7 +254,7 @@ def thickness(
             "flag_values": np.array([0, 1], dtype=np.int8), "flag_meanings": "inside_w99_domain outside_w99_domain",
             "comment": "W99 values there are extrapolations of the fit; always 0 for other snow sources"}),
     )  # fmt: skip
-    out.attrs["thickness_method"] = f"{method_text}; snow: {source}; {constants}"
+    out.attrs["thickness_method"] = f"{common['method']}; snow: {common['source']}; {common['constants']}"
     return out
 
 
