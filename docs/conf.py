@@ -39,7 +39,7 @@ napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
 
-myst_enable_extensions = ["colon_fence", "deflist"]
+myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
 myst_heading_anchors = 3
 # the quickstart runs on the bundled synthetic granules at build time, so the rendered outputs are real
 nb_execution_mode = "force"
