@@ -228,3 +228,15 @@ def test_no_warnings_on_real_atl07_default_open():
         warnings.simplefilter("error")
         for path in REAL_ATL07:
             xr.open_dataset(path, engine="atl07").load()
+
+
+def test_explorer_and_series_on_real_atl07():
+    ds = xr.open_dataset(REAL_ATL07[1], engine="atl07")
+    segments = ds.is2grid.explore()
+    assert segments.kind == "holoviews" and segments.details["segments"] == int(ds.height_segment_height.count())
+    grid = ds.is2grid.to_ease2(res=6250)
+    view = grid.is2grid.explore()
+    assert "mean_height" in view.title and "sea ice surface height above the mean sea surface" in view.html()
+    series = grid.is2grid.timeseries((-60, 65, -45, 72))
+    assert int(series.n_segments.sum()) == int(grid.n_segments.sum())
+    assert series.mean_height.attrs["units"] == "m"
