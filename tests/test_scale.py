@@ -441,3 +441,25 @@ def test_decode_work_is_shared_out_once_and_stops_at_the_first_error(monkeypatch
     settled = len(done)
     time.sleep(0.05)
     assert len(done) == settled < 200  # the others stopped, and nothing runs after the error is raised
+
+
+def test_workers_that_join_later_are_set_up_too(days, in_memory):
+    """Credentials and the allocator reach every worker once, through a worker plugin, not from tasks."""
+    import distributed
+
+    from is2grid.io import credentials as credentials_module
+
+    made = is2grid.Credentials(token="a-token-for-the-test")
+    options = {"n_workers": 1, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+
+    def state():
+        return made.key in credentials_module._PINNED, _malloc._done
+
+    with distributed.LocalCluster(**options) as cluster:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            grid = workflow.grid_granules(days, res=25000, progress=False, client=client, credentials=made)
+            assert list(client.run(state).values()) == [(True, True)]
+            cluster.scale(2)  # as an adaptive cluster or Coiled adds a worker after the run started
+            client.wait_for_workers(2, timeout=60)
+            assert list(client.run(state).values()) == [(True, True), (True, True)]
+    xr.testing.assert_identical(grid, in_memory)

@@ -41,10 +41,12 @@ def in_dask_worker_with_fixed_threshold() -> bool:
     return True
 
 
-def fit_for_dask_worker() -> bool:
+def fit_for_dask_worker(in_worker: bool = False) -> bool:
     """In a Dask worker (see the module docs), raise glibc's mmap threshold to 32 MiB, once per process.
 
-    Does nothing elsewhere, on systems without glibc, or with ``IS2GRID_MALLOC_TUNING=0``.
+    Does nothing elsewhere, on systems without glibc, or with ``IS2GRID_MALLOC_TUNING=0``. ``in_worker``:
+    the caller knows this is a worker process (a worker plugin's setup, where Dask's ``get_worker`` does not
+    answer yet); the nanny's fixed threshold is still required.
 
     Returns
     -------
@@ -55,7 +57,10 @@ def fit_for_dask_worker() -> bool:
     with _lock:
         if _done:
             return True
-        if os.environ.get("IS2GRID_MALLOC_TUNING", "1").strip() == "0" or not in_dask_worker_with_fixed_threshold():
+        if os.environ.get("IS2GRID_MALLOC_TUNING", "1").strip() == "0":
+            return False
+        fixed = "MALLOC_TRIM_THRESHOLD_" in os.environ
+        if not (fixed and in_worker) and not in_dask_worker_with_fixed_threshold():
             return False
         if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
             return False

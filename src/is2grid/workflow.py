@@ -17,12 +17,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from is2grid import _malloc, memory, products
+from is2grid import memory, products
 from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2gridWarning, RemoteReadError
 from is2grid.grid import gridding, grids, reduction
 from is2grid.grid.reduction import CellSums
 from is2grid.grid.request import GridRequest
-from is2grid.io import credentials as credentials_module
 from is2grid.io.credentials import as_credentials
 from is2grid.io.inputs import is_granule_record, record_name
 from is2grid.memory import available_memory
@@ -91,7 +90,6 @@ def _granule_outcome(
     A network failure gets one more try first (the fetch layer has already retried each request).
     Refused credentials always raise: they would fail every granule alike.
     """
-    _malloc.fit_for_dask_worker()
     try:
         return _granule_sums(path, request, beams, credentials, storage_options, thickness)
     except AuthenticationError:
@@ -316,8 +314,10 @@ def grid_granules(
         gridding.check_size((len(request.ordinals), request.window.nrows, request.window.ncols), max_bytes)
     if credentials is not None or client is not None:
         credentials = as_credentials(credentials)
-    if client is not None and credentials is not None:
-        client.run(credentials_module.register, credentials.portable())
+    if client is not None:  # on every worker, the ones that join later included
+        from is2grid._workers import WorkerSetup
+
+        client.register_plugin(WorkerSetup(credentials.portable() if credentials is not None else None))
     args = (request, beams, credentials, storage_options, errors, thickness)
     if store is not None:
         return _grid_into_store(urls, args, client, progress, GridStore(store, request, overwrite=overwrite))
