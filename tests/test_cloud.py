@@ -633,3 +633,21 @@ def test_malformed_urls_are_named_without_their_secrets(url, problem):
     with pytest.raises(is2grid.UnsupportedInputError, match=problem) as info:
         xr.open_dataset(url, engine="atl10")
     assert SECRET not in "".join(traceback.format_exception(info.value))
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("NotFoundError", is2grid.GranuleNotFoundError),
+        ("UnauthenticatedError", is2grid.AuthenticationError),
+        ("PermissionDeniedError", is2grid.AuthenticationError),
+    ],
+)
+def test_obstore_errors_are_classified_by_their_type(name, expected):
+    """The typed exceptions decide, whatever their text says (text is matched only for the generic ones)."""
+    from obstore import exceptions
+
+    from is2grid.io.policy import translate
+
+    found = translate(getattr(exceptions, name)("a message with no status code in it"), "granule.h5")
+    assert type(found) is expected and "granule.h5" in str(found)

@@ -100,7 +100,13 @@ class translated:
 
 
 def translate(err: BaseException, name: str) -> BaseException:
-    """An obstore or OS error as the is2grid error that names the granule and the fix."""
+    """An obstore or OS error as the is2grid error that names the granule and the fix.
+
+    obstore's typed exceptions decide first (not found, unauthenticated, permission denied); the rest of
+    its failures are one generic class, told apart by the status and error kind in their text.
+    """
+    from obstore import exceptions as store
+
     text = str(err)
     status = re.search(r"status code: (\d{3})|status: (\d{3})", text)
     code = int(next(g for g in status.groups() if g)) if status else None
@@ -114,16 +120,20 @@ def translate(err: BaseException, name: str) -> BaseException:
         )
     if "RangeNotSupported" in text or "Range request not supported" in text:
         return RangeIgnored()
-    if isinstance(err, FileNotFoundError) or code == 404 or s3 in ("NoSuchKey", "NoSuchBucket"):
+    if isinstance(err, FileNotFoundError | store.NotFoundError) or code == 404 or s3 in ("NoSuchKey", "NoSuchBucket"):
         return GranuleNotFoundError(f"{name}: no such object ({s3 or code or 'not found'}). Check the URL or path.")
-    if code == 401 or kind == "UnauthenticatedError" or s3 in ("InvalidAccessKeyId", "ExpiredToken", "InvalidToken"):
+    if (
+        code == 401
+        or isinstance(err, store.UnauthenticatedError)
+        or s3 in ("InvalidAccessKeyId", "ExpiredToken", "InvalidToken")
+    ):
         return AuthenticationError(
             f"{name}: not authenticated ({s3 or code or kind}). For https:// pass an Earthdata Login token "
             "(credentials=..., storage_options={'token': ...}, or EARTHDATA_TOKEN; earthaccess.login() gives one). "
             "For s3:// pass fresh credentials (earthaccess.get_s3_credentials('NSIDC'), valid one hour, "
             "usable only inside AWS us-west-2)."
         )
-    if code == 403 or kind == "PermissionDeniedError" or s3 in ("AccessDenied", "SignatureDoesNotMatch"):
+    if code == 403 or isinstance(err, store.PermissionDeniedError) or s3 in ("AccessDenied", "SignatureDoesNotMatch"):
         return AuthenticationError(
             f"{name}: access denied ({s3 or code or kind}). Check that your Earthdata Login account may read "
             "this collection and, for s3://, that you run inside AWS us-west-2 with current credentials."
