@@ -446,12 +446,13 @@ def _write_small_groups(prod, f, sc_orient, rgt, cycle, t0, lan, start, hemisphe
 
 def _write_segments(prod, group, track, rng, *, all_fill, day, hemisphere):
     n = len(track["latitude"])
-    fs = group.create_group("freeboard_segment")
-    _write_group_attrs(prod, fs, "{beam}/freeboard_segment")
+    top_path = "{beam}/" + prod.segment_group
+    fs = group.create_group(prod.segment_group)
+    _write_group_attrs(prod, fs, top_path)
     heights = fs.create_group("heights")
-    _write_group_attrs(prod, heights, "{beam}/freeboard_segment/heights")
+    _write_group_attrs(prod, heights, top_path + "/heights")
     geo = fs.create_group("geophysical")
-    _write_group_attrs(prod, geo, "{beam}/freeboard_segment/geophysical")
+    _write_group_attrs(prod, geo, top_path + "/geophysical")
 
     lat, lon, dt = track["latitude"], track["longitude"], track["delta_time"]
     kind = rng.random(n)
@@ -501,11 +502,9 @@ def _write_segments(prod, group, track, rng, *, all_fill, day, hemisphere):
         "longitude": lon,
         "delta_time": dt,
     }
-    _write_rows(prod, fs, "{beam}/freeboard_segment", top, n, rng)
-    _write_rows(prod, heights, "{beam}/freeboard_segment/heights", sub, n, rng)
-    _write_rows(
-        prod, geo, "{beam}/freeboard_segment/geophysical", {"latitude": lat, "longitude": lon, "delta_time": dt}, n, rng
-    )
+    _write_rows(prod, fs, top_path, top, n, rng)
+    _write_rows(prod, heights, top_path + "/heights", sub, n, rng)
+    _write_rows(prod, geo, top_path + "/geophysical", {"latitude": lat, "longitude": lon, "delta_time": dt}, n, rng)
 
 
 def _write_heights(prod, group, track, rng, *, all_fill, day, hemisphere):

@@ -68,10 +68,10 @@ def _granule_sums(path, request: GridRequest, beams, credentials, storage_option
 
 def _thickness_needs(request: GridRequest) -> tuple[str, ...]:
     """What the granule must give for thickness: its needed variables, minus the derived, plus freeboard."""
-    from is2grid.thickness import OUTPUTS
+    from is2grid.thickness import NEEDS, OUTPUTS
 
     stored = [n for n in request.needed if n not in OUTPUTS]
-    return tuple(dict.fromkeys([*stored, "beam_fb_height", "beam_fb_unc"]))
+    return tuple(dict.fromkeys([*stored, *NEEDS]))
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,9 @@ class Filters:
     #: segments in the other hemisphere are an error, not silently projected onto this one's grid
     hemisphere: str | None = None
     #: the names of the gridded variable, the surface type and the quality flag, in the product
-    variable: str = "beam_fb_height"
-    type_variable: str = "height_segment_type"
-    quality_variable: str = "beam_fb_quality_flag"
+    variable: str = ATL10.variable
+    type_variable: str = ATL10.segment_type
+    quality_variable: str = ATL10.quality_flag
 
     def needs(self) -> tuple[str, ...]:
         """The variables these filters read beyond the coordinates, the length and the gridded variable."""
@@ -194,7 +194,7 @@ class GridRequest:
     min_segments: int = 1
     product: Product = ATL10
     """The product whose segments are gridded (its variable names)."""
-    variable: str = "beam_fb_height"
+    variable: str = ATL10.variable
     """The segment variable whose statistics are computed."""
     variable_attrs: dict[str, Any] | None = None
     """Attributes of a derived variable (one the product does not store), for its statistics."""

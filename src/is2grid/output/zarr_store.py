@@ -48,7 +48,7 @@ from is2grid.grid import gridding, reduction
 from is2grid.grid.reduction import CellSums
 from is2grid.grid.request import GridRequest
 from is2grid.output.zarr_chunks import ChunkWriter, replace_file
-from is2grid.products import granule_identity
+from is2grid.products import ATL10, granule_identity
 
 __all__ = ["MANIFEST_GROUP", "TILE", "GridStore", "read_manifest"]
 
@@ -427,7 +427,7 @@ class GridStore:
     def _reopen(self, options: dict[str, Any]) -> dict[str, Any]:
         manifest = _load_manifest(self.path)
         # stores of is2grid before the product seam gridded ATL10 freeboard and did not say so
-        made = {"product": "ATL10", "variable": "beam_fb_height", **manifest["options"]}
+        made = {"product": ATL10.name, "variable": ATL10.variable, **manifest["options"]}
         if made != options:
             changed = sorted(k for k in options if made.get(k) != options[k])
             raise OutputError(

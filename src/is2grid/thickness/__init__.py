@@ -14,11 +14,11 @@ import numpy as np
 import xarray as xr
 
 from is2grid.errors import GridError
-from is2grid.products import icesat2, of_dataset
+from is2grid.products import ATL10, icesat2, of_dataset
 from is2grid.thickness import hydrostatic, w99
 from is2grid.thickness.sampling import sample
 
-__all__ = ["ATTRS", "DEFAULTS", "METHOD", "OUTPUTS", "SNOW_OPTIONS", "describe", "thickness"]
+__all__ = ["ATTRS", "DEFAULTS", "METHOD", "NEEDS", "OUTPUTS", "SNOW_OPTIONS", "describe", "thickness"]
 
 #: the variables :func:`thickness` adds (``to_ease2(variable=...)`` grids any of them)
 OUTPUTS = (
@@ -30,6 +30,8 @@ OUTPUTS = (
     "snow_outside_climatology",
 )
 SNOW_OPTIONS = ("w99", "mw99", "zero_ice_freeboard")
+#: what thickness reads from the segments besides their coordinates: ATL10's total freeboard and its uncertainty
+NEEDS = (ATL10.variable, "beam_fb_unc")
 
 #: what the outputs are (the statistics of a gridded output are described from these)
 ATTRS = {
