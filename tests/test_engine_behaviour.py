@@ -381,3 +381,32 @@ def test_loads_with_the_threaded_scheduler_leave_no_descriptor_after_close(south
         assert _descriptors_on(south) == 0, (
             "close() closes the granule (it did not: set_coords dropped the store's close)"
         )
+
+
+def test_gridding_in_threads_leaves_the_warning_filters_alone(synthetic):
+    """A Dask worker runs granules in threads: quieting the transition warning must not touch the
+    process's warning filters, which warnings.catch_warnings in each thread did (it is not thread-safe)."""
+    import inspect
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    from is2grid import workflow
+    from is2grid.grid.request import GridRequest
+
+    def ours():
+        return [f for f in warnings.filters if f[2] is is2grid.Is2gridWarning]
+
+    request = GridRequest.create("ease2", res=25000, hemisphere="south")
+    paths = [synthetic["transition"], synthetic["south-backward"]] * 8
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        before = ours()
+        with ThreadPoolExecutor(8) as pool:
+            sums = list(pool.map(lambda p: workflow._granule_sums(p, request, "strong", None, None), paths))
+        assert ours() == before  # is2grid added no filter (xarray's own code may add others)
+    source = inspect.getsource(workflow._granule_sums)
+    assert "catch_warnings" not in source and "simplefilter" not in source
+    assert not [w for w in seen if "transition" in str(w.message)]
+    assert all(s.n_segments == 0 for s in sums[::2]) and all(s.n_segments > 0 for s in sums[1::2])
+    with pytest.warns(is2grid.Is2gridWarning, match="transition"):  # opened directly, it still warns
+        xr.open_dataset(synthetic["transition"], engine="atl10")

@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from is2grid import memory, products
+from is2grid.backend.store import WARN_TRANSITION
 from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2gridWarning, RemoteReadError
 from is2grid.grid import gridding, grids, reduction
 from is2grid.grid.reduction import CellSums
@@ -46,8 +47,8 @@ def _granule_sums(path, request: GridRequest, beams, credentials, storage_option
     variables = [n for n in needed if n not in icesat2.COORDINATES]
     # read-ahead: the first variable read fetches the chunks of all of them, in one plan
     options = {"read_ahead": True, **(storage_options or {})}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Is2gridWarning)  # transition granules contribute nothing, by design
+    quiet = WARN_TRANSITION.set(False)  # transition granules contribute nothing, by design
+    try:
         ds = xr.open_dataset(
             path,
             engine=request.product.name.lower(),
@@ -56,6 +57,8 @@ def _granule_sums(path, request: GridRequest, beams, credentials, storage_option
             credentials=credentials,
             storage_options=options,
         )
+    finally:
+        WARN_TRANSITION.reset(quiet)
     try:
         if thickness is not None:
             from is2grid.thickness import thickness as derive

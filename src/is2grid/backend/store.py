@@ -9,6 +9,7 @@ the design decisions); with
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
 import warnings
@@ -36,6 +37,10 @@ from is2grid.io.sources import describe
 from is2grid.products import ATL10, PRODUCTS, Product, icesat2
 
 ROOT_SCALARS = icesat2.ROOT_SCALARS
+#: whether opening a transition granule with beams="strong"/"weak" warns (it gives no segments). Gridding
+#: many granules turns it off for its own opens; a ContextVar, so threads (a Dask worker's) do not share it,
+#: where warnings.catch_warnings changes the filters of the whole process
+WARN_TRANSITION: contextvars.ContextVar[bool] = contextvars.ContextVar("is2grid_warn_transition", default=True)
 
 
 class Granule:
@@ -259,7 +264,7 @@ class SegmentStore(AbstractDataStore):
         self.product = granule.product
         self.mask = mask
         chosen, undefined = icesat2.beams_for(granule.sc_orient, beams)
-        if undefined:
+        if undefined and WARN_TRANSITION.get():
             warnings.warn(
                 f"{granule.url}: spacecraft orientation is 'transition' (sc_orient=2), so beams={beams!r} is "
                 "undefined; returning an empty dataset. Pass an explicit list such as beams=['gt1l', 'gt2l'] "
