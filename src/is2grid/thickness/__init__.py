@@ -20,28 +20,31 @@ from is2grid.thickness.sampling import sample
 
 __all__ = ["ATTRS", "DEFAULTS", "METHOD", "NEEDS", "OUTPUTS", "SNOW_OPTIONS", "describe", "thickness"]
 
-#: the variables :func:`thickness` adds (``to_ease2(variable=...)`` grids any of them)
-OUTPUTS = (
-    "snow_depth",
-    "snow_density",
-    "ice_thickness",
-    "ice_thickness_unc",
-    "snow_depth_unc",
-    "snow_outside_climatology",
-)
 SNOW_OPTIONS = ("w99", "mw99", "zero_ice_freeboard")
 #: what thickness reads from the segments besides their coordinates: ATL10's total freeboard and its uncertainty
 NEEDS = (ATL10.variable, "beam_fb_unc")
 
-#: what the outputs are (the statistics of a gridded output are described from these)
-ATTRS = {
-    "snow_depth": {"standard_name": "surface_snow_thickness", "long_name": "snow depth on sea ice", "units": "m"},
+#: what the outputs are, per segment (the statistics of a gridded output are described from these)
+ATTRS: dict[str, dict[str, Any]] = {
+    "snow_depth": {"standard_name": "surface_snow_thickness",
+                   "long_name": "snow depth on sea ice (capped at the total freeboard)", "units": "m"},
     "snow_density": {"standard_name": "snow_density", "long_name": "snow density", "units": "kg m-3"},
     "ice_thickness": {"standard_name": "sea_ice_thickness", "long_name": "sea ice thickness", "units": "m"},
-    "ice_thickness_unc": {"long_name": "sea ice thickness uncertainty", "units": "m"},
-    "snow_depth_unc": {"long_name": "snow depth uncertainty", "units": "m"},
-    "snow_outside_climatology": {"long_name": "fraction of segments outside the W99 domain", "units": "1"},
-}
+    "ice_thickness_unc": {"standard_name": "sea_ice_thickness standard_error",
+                          "long_name": "sea ice thickness uncertainty (one sigma, first order)", "units": "m",
+                          "comment": "from the freeboard, snow depth, snow and ice density uncertainties, independent; "
+                          "gridded, its length-weighted mean is the mean segment uncertainty, not the uncertainty of "
+                          "the cell mean"},
+    "snow_depth_unc": {"standard_name": "surface_snow_thickness standard_error",
+                       "long_name": "snow depth uncertainty (one sigma)", "units": "m"},
+    "snow_outside_climatology": {
+        "long_name": f"segment outside the domain of the W99 fit (south of {w99.DOMAIN_MIN_LATITUDE} N)",
+        "flag_values": np.array([0, 1], dtype=np.int8), "flag_meanings": "inside_w99_domain outside_w99_domain",
+        "comment": "W99 values there are extrapolations of the fit; always 0 for other snow sources"},
+}  # fmt: skip
+
+#: the variables :func:`thickness` adds (``to_ease2(variable=...)`` grids any of them)
+OUTPUTS = tuple(ATTRS)
 
 #: default constants and their one-sigma uncertainties, with where they come from
 DEFAULTS = {
@@ -235,27 +238,15 @@ def thickness(
         sigma_used = np.where(depth >= fb, np.asarray(sigma_fb) * np.ones(lat.shape), sigma_hs)
     dims = ds["latitude"].dims
     common = describe(snow, rho_water=rho_water, rho_ice=rho_ice, rho_snow=rho_snow, method=method)
-    out = ds.assign(
-        snow_depth=(dims, used, {"standard_name": "surface_snow_thickness", "long_name": "snow depth on sea ice "
-                                 "(capped at the total freeboard)", "units": "m", **common}),
-        snow_density=(dims, density, {"standard_name": "snow_density", "long_name": "snow density",
-                                      "units": "kg m-3", **common}),
-        ice_thickness=(dims, h, {"standard_name": "sea_ice_thickness", "long_name": "sea ice thickness",
-                                 "units": "m", **common}),
-        ice_thickness_unc=(dims, sigma_h, {"standard_name": "sea_ice_thickness standard_error",
-                                           "long_name": "sea ice thickness uncertainty (one sigma, first order)",
-                                           "units": "m", **common,
-                                           "comment": "from the freeboard, snow depth, snow and ice density "
-                                           "uncertainties, independent; gridded, its length-weighted mean is "
-                                           "the mean segment uncertainty, not the uncertainty of the cell mean"}),
-        snow_depth_unc=(dims, sigma_used, {"standard_name": "surface_snow_thickness standard_error",
-                                           "long_name": "snow depth uncertainty (one sigma)", "units": "m",
-                                           **common}),
-        snow_outside_climatology=(dims, outside.astype(np.int8), {
-            "long_name": f"segment outside the domain of the W99 fit (south of {w99.DOMAIN_MIN_LATITUDE} N)",
-            "flag_values": np.array([0, 1], dtype=np.int8), "flag_meanings": "inside_w99_domain outside_w99_domain",
-            "comment": "W99 values there are extrapolations of the fit; always 0 for other snow sources"}),
-    )  # fmt: skip
+    values = {
+        "snow_depth": used,
+        "snow_density": density,
+        "ice_thickness": h,
+        "ice_thickness_unc": sigma_h,
+        "snow_depth_unc": sigma_used,
+    }
+    out = ds.assign({name: (dims, data, {**ATTRS[name], **common}) for name, data in values.items()})
+    out["snow_outside_climatology"] = (dims, outside.astype(np.int8), dict(ATTRS["snow_outside_climatology"]))
     out.attrs["thickness_method"] = f"{common['method']}; snow: {common['source']}; {common['constants']}"
     return out
 
