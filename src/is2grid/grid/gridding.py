@@ -297,7 +297,11 @@ def _labelled(arrays, window: Grid, ordinals, request: GridRequest, source_attrs
     dims = ("time", "y", "x") if has_time else ("y", "x")
     stats = request.statistics
     data_vars = {
-        stats[role][0]: (dims, values if has_time else values[0], {**stats[role][1], "grid_mapping": "crs"})
+        stats[role][0]: (
+            dims,
+            values if has_time else values[0],
+            {**(stats[role][1] if has_time else _without_time(stats[role][1])), "grid_mapping": "crs"},
+        )
         for role, values in zip(ROLES, arrays, strict=True)
     }
     coords = {
@@ -357,6 +361,14 @@ def _labelled(arrays, window: Grid, ordinals, request: GridRequest, source_attrs
             attrs["time_coverage_end"] = str(np.datetime64(sums.t_max, "ns"))
     out.attrs.update(attrs)
     return out
+
+
+def _without_time(attrs: dict) -> dict:
+    """A statistic's attributes for a grid without a time axis: its cell_methods name no ``time`` (CF 7.3)."""
+    methods = str(attrs.get("cell_methods", ""))
+    if " area: " not in methods:
+        return attrs
+    return {**attrs, "cell_methods": "area: " + methods.split(" area: ", 1)[1]}
 
 
 def collapse_time(gridded: xr.Dataset) -> xr.Dataset:
