@@ -424,25 +424,106 @@ def test_something_else_is_a_named_error():
         xr.open_dataset(object(), engine="atl10")
 
 
+class S3CredentialsEndpoint:
+    """A loopback stand-in for NSIDC's ``s3credentials``: Bearer token in, keys with an expiry out.
+
+    Answers as NSIDC does (camelCase keys, ``expiration`` as ISO text); refuses another token with a
+    redirect to the login page, as Earthdata Login does. ``current`` picks which key it hands out.
+    """
+
+    def __init__(self, keys, life: float):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.keys, self.life, self.current, self.calls = keys, life, 0, 0
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.headers.get("Authorization") != f"Bearer {SECRET}":
+                    self.send_response(302)
+                    self.send_header("Location", "https://urs.earthdata.nasa.gov/oauth/authorize")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                endpoint.calls += 1
+                key = endpoint.keys[endpoint.current]
+                expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=endpoint.life)
+                body = json.dumps(
+                    {
+                        "accessKeyId": key["AccessKeyId"],
+                        "secretAccessKey": key["SecretAccessKey"],
+                        "sessionToken": None,
+                        "expiration": expires.isoformat(sep=" ", timespec="seconds"),
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/s3credentials"
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_a_token_gives_s3_credentials_from_the_daac_refreshed_at_their_expiry(moto_with_auth, local):
+    """obstore's NasaEarthdataCredentialProvider against a loopback s3credentials endpoint and moto with IAM."""
+    from is2grid.io.credentials import EarthdataS3
+
+    endpoint, url, keys, iam = moto_with_auth
+    daac = S3CredentialsEndpoint(keys, life=2.0)
+    try:
+        provider = EarthdataS3(SECRET, url=daac.url)
+        assert SECRET not in repr(provider) and SECRET not in repr(is2grid.io.credentials.as_credentials(provider))
+        options = {"endpoint_url": endpoint, "retries": 1, "backoff": 0.01}
+        ds = xr.open_dataset(url, engine="atl10", credentials=provider, storage_options=options)
+        np.testing.assert_array_equal(ds.latitude[:50].values, local.latitude[:50].values)
+        # the first key is revoked and its answer expires: only a refresh at the stated expiry goes on
+        iam.update_access_key(UserName="reader", AccessKeyId=keys[0]["AccessKeyId"], Status="Inactive")
+        daac.current = 1
+        time.sleep(2.5)
+        xr.testing.assert_identical(ds.load(), local)
+        assert daac.calls >= 2
+        # a long run: grid_granules pickles the provider to its tasks and keeps refreshing
+        result = grid_granules([url], res=25000, progress=False, credentials=provider, storage_options=options)
+        assert result.attrs["segments_gridded"] > 0
+        wrong = EarthdataS3("not-the-token", url=daac.url)
+        with pytest.raises(is2grid.AuthenticationError, match="not authenticated"):
+            xr.open_dataset(url, engine="atl10", credentials=wrong, storage_options=options).load()
+    finally:
+        iam.update_access_key(UserName="reader", AccessKeyId=keys[0]["AccessKeyId"], Status="Active")
+        daac.close()
+
+
 def test_earthaccess_auth_gives_refreshing_s3_credentials(moto_with_auth, local, monkeypatch):
+    """An earthaccess.Auth's token goes to the DAAC's s3credentials endpoint (NSIDC's), through obstore."""
     import earthaccess
 
+    from is2grid.io import credentials
+
     endpoint, url, keys, _ = moto_with_auth
-    auth = earthaccess.Auth()
-    asked = []
-
-    def get_s3_credentials(daac=None, provider=None, endpoint=None):
-        asked.append(daac)
-        key = keys[1]
-        # NSIDC's answer has this shape: camelCase keys and an expiration one hour ahead
-        return {"accessKeyId": key["AccessKeyId"], "secretAccessKey": key["SecretAccessKey"], "sessionToken": None}
-
-    monkeypatch.setattr(auth, "get_s3_credentials", get_s3_credentials)
-    auth.token = {"access_token": SECRET}
-    ds = xr.open_dataset(url, engine="atl10", credentials=auth, storage_options={"endpoint_url": endpoint})
-    xr.testing.assert_identical(ds.load(), local)
-    assert asked == ["NSIDC"]
-    assert SECRET not in repr(is2grid.io.credentials.as_credentials(auth))
+    daac = S3CredentialsEndpoint(keys, life=3600)
+    daac.current = 1
+    monkeypatch.setattr(credentials.EarthdataS3.__init__, "__defaults__", (daac.url,))
+    try:
+        auth = earthaccess.Auth()
+        auth.token = {"access_token": SECRET}
+        ds = xr.open_dataset(url, engine="atl10", credentials=auth, storage_options={"endpoint_url": endpoint})
+        xr.testing.assert_identical(ds.load(), local)
+        assert daac.calls == 1
+        assert SECRET not in repr(credentials.as_credentials(auth))
+    finally:
+        daac.close()
 
 
 def test_grid_granules_on_a_cluster_reads_s3_with_installed_credentials(moto_with_auth, granule):

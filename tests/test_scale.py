@@ -50,17 +50,17 @@ def manifest(store) -> dict:
 def grid_counting_reads(paths, store) -> tuple[xr.Dataset, list[str]]:
     """Grid ``paths`` into ``store`` at 25 km; the result, and the names of the granules read."""
     read: list[str] = []
-    original = workflow._granule_sums
+    original = workflow._opened
 
     def counting(path, *args):
         read.append(str(path).rsplit("/", 1)[-1])
         return original(path, *args)
 
-    workflow._granule_sums = counting
+    workflow._opened = counting
     try:
         return workflow.grid_granules(paths, res=25000, progress=False, store=store), read
     finally:
-        workflow._granule_sums = original
+        workflow._opened = original
 
 
 def assert_store_equals(stored: xr.Dataset, expected: xr.Dataset) -> None:

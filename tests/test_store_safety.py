@@ -361,3 +361,36 @@ def test_an_interrupted_run_releases_its_lock(days, tmp_path):
     assert grid(days, store).attrs["granules_gridded"] == len(days)
     assert time.monotonic() - started < 60
     assert os.path.getsize(store / MANIFEST_GROUP / zarr_store.LOCK) == 0
+
+
+@pytest.mark.parametrize("nth", [1, 3])
+def test_a_kill_while_granules_are_in_flight_resumes_to_the_uninterrupted_store(days, tmp_path, nth):
+    """Killed with the next granules opened and fetched ahead: only committed granules count, rerun is exact."""
+    from tests.servers import Behaviour, serve_scripted
+
+    server, url = serve_scripted(days[0].parent, Behaviour(latency=0.01))
+    urls = [f"{url}/{p.name}" for p in days]
+    try:
+        reference = tmp_path / "reference.zarr"
+        grid(urls, reference, in_flight=1)
+        store = tmp_path / "s.zarr"
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                KILLED_CHILD.replace("progress=False,", "progress=False, in_flight=4,"),
+                "manifest replaced",
+                str(nth),
+                str(store),
+                *urls,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert child.returncode == -signal.SIGKILL, child.stderr
+        assert 0 < len(read_manifest(store)["complete"]) < len(days)
+        grid(urls, store, in_flight=4)
+        assert_same(contents(store), contents(reference), exact=True)
+    finally:
+        server.shutdown()

@@ -504,10 +504,11 @@ def _info(args) -> int:
     import xarray as xr
 
     from is2grid import products
+    from is2grid.backend.entrypoints import entrypoint
 
     for path in args.granules:
         product = products.of_name(path) or products.ATL10
-        ds = xr.open_dataset(path, engine=product.name.lower())
+        ds = xr.open_dataset(path, engine=entrypoint(product.name))
         print(ds)
         values = ds[product.variable]
         print(f"  valid {product.variable}: {int(values.count())} of {ds.sizes['segment']}; mean "

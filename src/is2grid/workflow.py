@@ -10,7 +10,7 @@ import dataclasses
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +18,13 @@ import numpy as np
 import xarray as xr
 
 from is2grid import memory, products
+from is2grid.backend.entrypoints import entrypoint
 from is2grid.backend.store import WARN_TRANSITION
 from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2gridWarning, RemoteReadError
 from is2grid.grid import gridding, grids, reduction
 from is2grid.grid.reduction import CellSums
 from is2grid.grid.request import GridRequest
+from is2grid.in_flight import ByteBudget, default_bytes, default_granules, hold, in_order, windowed
 from is2grid.io.credentials import as_credentials
 from is2grid.io.inputs import is_granule_record, record_name
 from is2grid.memory import available_memory
@@ -43,6 +45,11 @@ __all__ = [
 
 
 def _granule_sums(path, request: GridRequest, beams, credentials, storage_options, thickness=None) -> CellSums:
+    return _sums_of(_opened(path, request, beams, credentials, storage_options, thickness), request, thickness)
+
+
+def _opened(path, request: GridRequest, beams, credentials, storage_options, thickness=None) -> xr.Dataset:
+    """A granule opened for gridding; in a run in flight, also its compressed chunks fetched ahead."""
     needed = request.needed if thickness is None else _thickness_needs(request)
     variables = [n for n in needed if n not in icesat2.COORDINATES]
     # read-ahead: the first variable read fetches the chunks of all of them, in one plan
@@ -51,7 +58,7 @@ def _granule_sums(path, request: GridRequest, beams, credentials, storage_option
     try:
         ds = xr.open_dataset(
             path,
-            engine=request.product.name.lower(),
+            engine=entrypoint(request.product.name),
             beams=beams,
             variables=variables,
             credentials=credentials,
@@ -59,6 +66,19 @@ def _granule_sums(path, request: GridRequest, beams, credentials, storage_option
         )
     finally:
         WARN_TRANSITION.reset(quiet)
+    try:
+        if hold(sum(v.nbytes for v in ds.variables.values())) and ds.data_vars:
+            # reading the smallest variable whole fetches every variable's chunks (read-ahead), kept compressed
+            smallest = min(ds.data_vars, key=lambda n: ds[n].nbytes)
+            ds[smallest].values  # noqa: B018
+    except BaseException:
+        ds.close()
+        raise
+    return ds
+
+
+def _sums_of(ds: xr.Dataset, request: GridRequest, thickness=None) -> CellSums:
+    """Decode and grid an opened granule, then close it."""
     try:
         if thickness is not None:
             from is2grid.thickness import thickness as derive
@@ -88,13 +108,20 @@ class Skipped:
 def _granule_outcome(
     path, request, beams, credentials, storage_options, errors: str, thickness=None
 ) -> CellSums | Skipped:
-    """The granule's sums, or under ``errors="skip"`` a :class:`Skipped` record if it cannot be read.
+    """The granule's sums, or under ``errors="skip"`` a :class:`Skipped` record if it cannot be read."""
+    return _settled(path, lambda: _granule_sums(path, request, beams, credentials, storage_options, thickness),
+                    (request, beams, credentials, storage_options, errors, thickness))  # fmt: skip
+
+
+def _settled(path, compute: Callable[[], CellSums], args) -> CellSums | Skipped:
+    """``compute()``, or what ``errors`` says to do when it fails.
 
     A network failure gets one more try first (the fetch layer has already retried each request).
     Refused credentials always raise: they would fail every granule alike.
     """
+    request, beams, credentials, storage_options, errors, thickness = args
     try:
-        return _granule_sums(path, request, beams, credentials, storage_options, thickness)
+        return compute()
     except AuthenticationError:
         raise
     except RemoteReadError:
@@ -157,7 +184,7 @@ def hemisphere_of_granules(
     if urls and all(chosen.hemisphere_from_name(name) is None for name in names):
         with xr.open_dataset(
             urls[0],
-            engine=chosen.name.lower(),
+            engine=entrypoint(chosen.name),
             variables=[],
             credentials=credentials,
             storage_options=storage_options,
@@ -207,6 +234,8 @@ def grid_granules(
     overwrite: bool = False,
     memory_budget: float | str | None = "auto",
     thickness: dict[str, Any] | None = None,
+    in_flight: int | None = None,
+    in_flight_bytes: int | None = None,
     **options: Any,
 ) -> xr.Dataset:
     """Grid many ATL10 or ATL07 granules (paths, s3:// or https:// URLs, earthaccess results) onto one grid.
@@ -254,6 +283,18 @@ def grid_granules(
         Derive sea ice thickness in each granule before gridding: the keyword arguments of
         :func:`is2grid.thickness.thickness` (``{"snow": "w99"}``...); grid one of its outputs with
         ``variable="ice_thickness"`` (or ``"snow_depth"``, ``"ice_thickness_unc"``...).
+    in_flight : int, optional
+        Granules read at once in each process, their results merged in the order given, so the result
+        is the same as one after another. The next granules' round trips then overlap the current
+        ones' decoding and gridding. Default: 8 when any granule is remote, 1 for local files (their
+        reads keep the cores busy already). On a cluster each task takes a batch of granules and keeps
+        as many in flight.
+    in_flight_bytes : int, optional
+        Bytes the granules being loaded and gridded may hold together, counted as 2.5 times their
+        decoded arrays (default: 256 MiB, two full-size granules, or 1/16 of the memory available if
+        less). Granules in flight open (their metadata's round trips) without counting; the earliest
+        goes first, and one larger than this goes alone. Memory then holds these bytes plus the result
+        (``memory_budget``) or the open bins.
     **options
         The keyword arguments of :meth:`is2grid.grid.request.GridRequest.create`. The grid is EASE-Grid 2.0
         (``grid="ease2"``) at ``res=6250`` unless given; ``hemisphere`` and ``product`` default to the
@@ -322,11 +363,12 @@ def grid_granules(
 
         client.register_plugin(WorkerSetup(credentials.portable() if credentials is not None else None))
     args = (request, beams, credentials, storage_options, errors, thickness)
+    flight = _Flight.create(urls, in_flight, in_flight_bytes)
     if store is not None:
-        return _grid_into_store(urls, args, client, progress, GridStore(store, request, overwrite=overwrite))
+        return _grid_into_store(urls, args, client, progress, GridStore(store, request, overwrite=overwrite), flight)
 
     bar = _progress(len(urls), progress)
-    total, skipped = _reduce(urls, args, client, bar)
+    total, skipped = _reduce(urls, args, client, bar, flight)
     if bar is not None:
         bar.close()
     left_out = {s.granule for s in skipped}
@@ -368,13 +410,13 @@ def _merge_outcomes(outcomes: list[CellSums | Skipped | _Merged]) -> _Merged:
     return _Merged(reduction.combine(*sums), skipped)
 
 
-def _reduce(urls, args, client, bar) -> tuple[CellSums, list[Skipped]]:
-    """The total of all granules' sums: here in batches, or on the workers of ``client`` in a tree."""
+def _reduce(urls, args, client, bar, flight: _Flight) -> tuple[CellSums, list[Skipped]]:
+    """The total of all granules' sums, merged in the order given: here, or on the workers of ``client``."""
     if client is None:
         merged = _Merged(CellSums.empty(), [])
         pending: list[CellSums | Skipped] = []
-        for url in urls:
-            pending.append(_granule_outcome(url, *args))
+        for _, outcome in _here(urls, args, flight):
+            pending.append(outcome)
             if bar is not None:
                 bar.update()
             if len(pending) >= 16:
@@ -384,36 +426,94 @@ def _reduce(urls, args, client, bar) -> tuple[CellSums, list[Skipped]]:
         return merged.sums, merged.skipped
     from distributed import as_completed
 
-    futures = client.map(_granule_outcome, urls, *[[a] * len(urls) for a in args], pure=False)
+    batches = windowed(urls, flight.batch(len(urls), client))
+    futures = client.map(_batch_merged, batches, args=args, flight=flight, pure=False)
     fan_in = 8
-    nodes, level = [], []
-    for future in as_completed(futures, loop=client.loop):  # client need not be the default
-        if bar is not None:
-            bar.update()
-        level.append(future)
-        if len(level) == fan_in:
-            nodes.append(client.submit(_merge_outcomes, level, pure=False))
-            level = []
-    nodes += level
+    # a fixed tree over the batches in their order: the same total whichever worker finishes first
+    nodes = list(futures)
     while len(nodes) > 1:
         nodes = [
             client.submit(_merge_outcomes, nodes[i : i + fan_in], pure=False) for i in range(0, len(nodes), fan_in)
         ]
+    size_of = {f.key: len(b) for f, b in zip(futures, batches, strict=True)}
+    for future in as_completed(futures, loop=client.loop):  # client need not be the default
+        if bar is not None:
+            bar.update(size_of[future.key])
     merged = nodes[0].result()
-    if not isinstance(merged, _Merged):
-        merged = _merge_outcomes([merged])
     return merged.sums, merged.skipped
 
 
-def _grid_into_store(urls, args, client, progress: bool, store: GridStore) -> xr.Dataset:
+@dataclass(frozen=True)
+class _Flight:
+    """How many granules one process reads at once, and the bytes they may hold."""
+
+    granules: int
+    nbytes: int
+
+    @classmethod
+    def create(cls, urls: list[Any], granules: int | None, nbytes: int | None) -> _Flight:
+        if granules is not None and (not isinstance(granules, int) or granules < 1):
+            raise GridError(f"in_flight={granules!r}: give a number of granules, 1 or more (1: one after another).")
+        if nbytes is not None and nbytes <= 0:
+            raise GridError(f"in_flight_bytes={nbytes!r}: give a number of bytes above 0.")
+        remote = any(is_granule_record(u) or str(u).startswith(("s3://", "http://", "https://")) for u in urls)
+        return cls(
+            granules if granules is not None else default_granules(remote),
+            int(nbytes) if nbytes is not None else default_bytes(),
+        )
+
+    def batch(self, n: int, client: Any) -> int:
+        """Granules per task on a cluster (a worker runs one task per thread).
+
+        With granules in flight, a task takes enough to keep them in flight (up to twice as many), but
+        no more than an even share per worker thread; one at a time, a few per task, so that fewer sums travel
+        while every worker still gets several tasks to balance.
+        """
+        workers = max(1, sum(client.nthreads().values()))  # a thread runs one task at a time
+        if self.granules > 1:
+            return max(1, min(2 * self.granules, -(-n // workers)))
+        return max(1, min(4, -(-n // (3 * workers))))
+
+
+def _here(urls, args, flight: _Flight):
+    """(url, its sums or Skipped record) in the order given, ``flight.granules`` opened and fetched ahead."""
+    request, beams, credentials, storage_options, _, thickness = args
+
+    def first(url) -> xr.Dataset:
+        return _opened(url, request, beams, credentials, storage_options, thickness)
+
+    def then(url, ds: xr.Dataset | None, error: BaseException | None) -> CellSums | Skipped:
+        def compute() -> CellSums:
+            if error is not None:
+                raise error
+            assert ds is not None
+            return _sums_of(ds, request, thickness)
+
+        return _settled(url, compute, args)
+
+    budget = ByteBudget(flight.nbytes)
+    yield from in_order(first, then, urls, flight.granules, budget, discard=lambda ds: ds.close())
+
+
+def _batch_merged(urls, args, flight: _Flight) -> _Merged:
+    """On a worker: a batch of granules read with their next ones in flight, merged in order."""
+    return _merge_outcomes([outcome for _, outcome in _here(urls, args, flight)])
+
+
+def _batch_outcomes(urls, args, flight: _Flight) -> list[tuple[str, CellSums | Skipped]]:
+    """On a worker: a batch of granules read with their next ones in flight, each one's sums by name."""
+    return [(_name_of(url), outcome) for url, outcome in _here(urls, args, flight)]
+
+
+def _grid_into_store(urls, args, client, progress: bool, store: GridStore, flight: _Flight) -> xr.Dataset:
     """Granules in order of start time; each time bin written once no granule still to come reaches it."""
     try:
-        return _fill_store(urls, args, client, progress, store)
+        return _fill_store(urls, args, client, progress, store, flight)
     finally:
         store.release()  # a run that stops with an error leaves the store to the next writer
 
 
-def _fill_store(urls, args, client, progress: bool, store: GridStore) -> xr.Dataset:
+def _fill_store(urls, args, client, progress: bool, store: GridStore, flight: _Flight) -> xr.Dataset:
     names = {_name_of(u): u for u in urls}
     todo = [n for n in names if not store.is_complete(n)]
     copies = [f"{n} (in as {store.stored_as(n)})" for n in names if n not in todo and store.stored_as(n) != n]
@@ -435,7 +535,7 @@ def _fill_store(urls, args, client, progress: bool, store: GridStore) -> xr.Data
     skipped: list[Skipped] = []
     done: set[str] = set()
     frontier = 0
-    for name, outcome in _outcomes([names[n] for n in todo], args, client):
+    for name, outcome in _outcomes([names[n] for n in todo], args, client, flight):
         done.add(name)
         if isinstance(outcome, Skipped):
             skipped.append(outcome)
@@ -467,18 +567,18 @@ def _fill_store(urls, args, client, progress: bool, store: GridStore) -> xr.Data
     return _with_skipped(result, skipped, len(urls), len(included)) if skipped else result
 
 
-def _outcomes(urls, args, client):
-    """(granule name, its sums or Skipped record) as each granule finishes."""
+def _outcomes(urls, args, client, flight: _Flight):
+    """(granule name, its sums or Skipped record): in order here, by batch as they finish on a cluster."""
     if client is None:
-        for url in urls:
-            yield _name_of(url), _granule_outcome(url, *args)
+        for url, outcome in _here(urls, args, flight):
+            yield _name_of(url), outcome
         return
     from distributed import as_completed
 
-    futures = client.map(_granule_outcome, urls, *[[a] * len(urls) for a in args], pure=False)
-    name_of = {f.key: _name_of(u) for f, u in zip(futures, urls, strict=True)}
+    batches = windowed(urls, flight.batch(len(urls), client))
+    futures = client.map(_batch_outcomes, batches, args=args, flight=flight, pure=False)
     for future in as_completed(futures, loop=client.loop):  # client need not be the default
-        yield name_of[future.key], future.result()
+        yield from future.result()
         future.release()
 
 
@@ -522,7 +622,7 @@ def open_granules(
     chosen = product_of_granules(urls, product)
     parts = []
     for url in urls:
-        ds = xr.open_dataset(url, engine=chosen.name.lower(), chunks=chunks, **open_options)
+        ds = xr.open_dataset(url, engine=entrypoint(chosen.name), chunks=chunks, **open_options)
         name = _name_of(url)
         beams = [str(b) for b in ds["trajectory"].values]
         ds = ds.assign_coords(

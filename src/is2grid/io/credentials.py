@@ -17,7 +17,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["EARTHDATA_HOSTS", "Credentials", "as_credentials", "redact_url"]
+__all__ = ["EARTHDATA_HOSTS", "NSIDC_S3_CREDENTIALS", "Credentials", "EarthdataS3", "as_credentials", "redact_url"]
+
+#: NSIDC's endpoint for temporary S3 credentials (us-west-2), given an Earthdata Login token.
+NSIDC_S3_CREDENTIALS = "https://data.nsidc.earthdatacloud.nasa.gov/s3credentials"
 
 #: Hosts that may receive an Earthdata Login token (suffix match, HTTPS only). Extend it for another DAAC.
 EARTHDATA_HOSTS: list[str] = ["earthdata.nasa.gov", "earthdatacloud.nasa.gov", "nasa.gov"]
@@ -235,14 +238,15 @@ def _obstore_s3(raw: Mapping[str, Any]) -> dict[str, Any]:
 def as_credentials(value: Any, url: str | None = None) -> Credentials | None:
     """Turn what a user passes as ``credentials`` into a :class:`Credentials` (or None).
 
-    Accepts None (then ``EARTHDATA_TOKEN`` for HTTPS), a token string, a dict of S3 keys, a callable
-    S3 provider, an ``earthaccess.Auth`` (its token for HTTPS; for ``s3://`` NSIDC credentials that
-    it refreshes), or a :class:`Credentials`.
+    Accepts None (then ``EARTHDATA_TOKEN`` for HTTPS), a token string or an ``earthaccess.Auth`` (the
+    token for HTTPS; for ``s3://`` the temporary S3 credentials NSIDC gives for it, refreshed at their
+    stated expiry by obstore's Earthdata credential provider: :class:`EarthdataS3`), a dict of S3 keys,
+    a callable S3 provider, or a :class:`Credentials`.
 
     Examples
     --------
     >>> as_credentials("tok")
-    Credentials(token=***)
+    Credentials(token=***, s3=<provider>)
     >>> as_credentials({"aws_access_key_id": "A", "aws_secret_access_key": "B"})
     Credentials(s3=***)
     """
@@ -251,8 +255,8 @@ def as_credentials(value: Any, url: str | None = None) -> Credentials | None:
         return Credentials(token=token) if token else None
     if isinstance(value, Credentials):
         return value
-    if isinstance(value, str):
-        return Credentials(token=value)
+    if isinstance(value, str):  # HTTPS with the token; s3:// with the S3 credentials NSIDC gives for it
+        return Credentials(token=value, s3=EarthdataS3(value))
     if isinstance(value, tuple) and all(isinstance(x, tuple) and len(x) == 2 for x in value):
         value = dict(value)
     if isinstance(value, Mapping):
@@ -274,13 +278,56 @@ def _is_earthaccess_auth(value: Any) -> bool:
 
 def _from_earthaccess(auth: Any, url: str | None) -> Credentials:
     token = (getattr(auth, "token", None) or {}).get("access_token")
+    if token:
+        return Credentials(token=token, s3=EarthdataS3(token))
 
-    def nsidc_s3() -> dict[str, Any]:
+    def nsidc_s3() -> dict[str, Any]:  # an Auth without a token: earthaccess asks with its own session
         raw = dict(auth.get_s3_credentials(daac="NSIDC"))
         raw.setdefault("expires_at", _dt.datetime.now(_dt.UTC) + _dt.timedelta(minutes=50))
         return raw
 
-    return Credentials(token=token, s3=nsidc_s3)
+    return Credentials(s3=nsidc_s3)
+
+
+class EarthdataS3:
+    """Temporary S3 credentials from a NASA DAAC's ``s3credentials`` endpoint, refreshed as they expire.
+
+    A thin, picklable wrapper of obstore's ``NasaEarthdataCredentialProvider``: each answer carries
+    the endpoint's own expiry (NSIDC's: one hour), so obstore asks again just before it, however long
+    the run. Made from an ``earthaccess.Auth`` or a token passed as ``credentials``.
+
+    Parameters
+    ----------
+    token : str
+        An Earthdata Login bearer token.
+    url : str
+        The DAAC's endpoint (default :data:`NSIDC_S3_CREDENTIALS`).
+
+    Examples
+    --------
+    >>> EarthdataS3("secret-token")
+    EarthdataS3(https://data.nsidc.earthdatacloud.nasa.gov/s3credentials, token=***)
+    """
+
+    def __init__(self, token: str, url: str = NSIDC_S3_CREDENTIALS):
+        self.url = url
+        self._token = token
+        self._provider: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"EarthdataS3({self.url}, token=***)"
+
+    def __reduce__(self):
+        return (EarthdataS3, (self._token, self.url))
+
+    def __call__(self) -> dict[str, Any]:
+        with self._lock:
+            if self._provider is None:
+                from obstore.auth.earthdata import NasaEarthdataCredentialProvider
+
+                self._provider = NasaEarthdataCredentialProvider(self.url, auth=self._token)
+            return dict(self._provider())
 
 
 def split_url_secrets(url: str) -> tuple[str, str | None, str | None]:

@@ -120,8 +120,8 @@ def concurrently(*calls: Callable[[], Any], parallel: bool = True) -> list[Any]:
     """Run independent blocking calls (metadata reads, group listings) at once; their results in order.
 
     Remote metadata costs round trips, not bandwidth: the objects of one level of the HDF5 tree
-    are independent, so they are fetched together. Calls run here may call this once more (the pool
-    is large enough for one level of nesting), no deeper. With ``parallel=False`` (local files, where
+    are independent, so they are fetched together. Calls may nest: one that no thread has started
+    when its result is wanted runs in the caller's thread. With ``parallel=False`` (local files, where
     the work is parsing under the GIL and threads only add contention) they run one after another.
     """
     global _IO_POOL
@@ -131,7 +131,9 @@ def concurrently(*calls: Callable[[], Any], parallel: bool = True) -> list[Any]:
         if _IO_POOL is None:
             _IO_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="is2grid-meta")
         futures = [_IO_POOL.submit(call) for call in calls]
-    return [f.result() for f in futures]
+    # a call no pool thread has taken yet runs here: with several granules opening at once the pool can
+    # be full of calls waiting on their own nested calls, which would then wait for ever
+    return [call() if future.cancel() else future.result() for call, future in zip(calls, futures, strict=True)]
 
 
 def _forget_pool_after_fork() -> None:

@@ -1,0 +1,261 @@
+"""A month from the cloud at the speed of a month from disk (issue 22): granules in flight.
+
+A. One process, in memory, daily EASE-Grid 2.0 6.25 km, N full-size synthetic granules: local files
+   against the same files behind a loopback HTTP/1.1 Range server (keep-alive, as S3 and NASA's
+   servers) that adds a latency to every request, one granule at a time (``in_flight=1``, what
+   grid_granules did before) and with the default granules in flight. The server runs in a process of
+   its own, so its work does not share the measured interpreter's GIL (it still shares the 2 cores).
+   Each run is a fresh interpreter: wall time of the call, peak resident memory (VmHWM), and the
+   granules and bytes in flight at most (from is2grid's log), requests and bytes the server counted.
+B. The same on a LocalCluster of 2 one-thread workers, local files: one process against two plain
+   processes sharing nothing (8 granules each, started together) against the cluster, in memory and
+   to a Zarr store, each timed after its start-up; and the cluster over the 50 ms server against one
+   process over the same server.
+
+Run: ``python benchmarks/bench_flight.py [--granules 8 16] [--latency 0.05 0.2] [--repeats 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_scale import CLEAN_ENVIRON, _one_run, _plain_processes, month
+from common import machine, median, table
+
+RES = 6250
+SCRIPT = str(Path(__file__).resolve())
+
+
+# ---------------------------------------------------------------- the server, in a process of its own
+def _serve(folder: str, latency: float) -> None:
+    """In a fresh interpreter: serve ``folder``; print the URL; answer "stats" and "reset" lines on stdin."""
+    sys.path.insert(0, str(Path(__file__).parent.parent))
+    from tests.servers import Behaviour, serve_scripted
+
+    plan = Behaviour(latency=latency)
+    _server, url = serve_scripted(Path(folder), plan)
+    print(url, flush=True)
+    for line in sys.stdin:
+        if line.strip() == "stats":
+            print(json.dumps({"requests": plan.requests, "bytes": plan.bytes_sent, "max": plan.max_in_flight}))
+            sys.stdout.flush()
+        elif line.strip() == "reset":
+            with plan.lock:
+                plan.requests = plan.bytes_sent = plan.max_in_flight = 0
+            print("ok", flush=True)
+
+
+class Server:
+    """A loopback Range server adding ``latency`` seconds to every request, in a subprocess."""
+
+    def __init__(self, folder: Path, latency: float):
+        self.proc = subprocess.Popen(
+            [sys.executable, SCRIPT, "--serve", str(folder), str(latency)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+
+    def ask(self, what: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(what + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline()
+
+    def stats(self) -> dict:
+        return json.loads(self.ask("stats"))
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+# ---------------------------------------------------------------- one measured run, in a fresh interpreter
+def _run(spec: str) -> None:
+    """In a fresh interpreter: grid the granules of ``spec`` (JSON) once; print seconds, VmHWM, flight log."""
+    import logging
+
+    from is2grid import workflow
+
+    args = json.loads(spec)
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logging.getLogger("is2grid.in_flight").addHandler(Keep())
+    logging.getLogger("is2grid.in_flight").setLevel(logging.INFO)
+    start = time.perf_counter()
+    workflow.grid_granules(args["paths"], res=RES, freq="1D", progress=False, in_flight=args["in_flight"])
+    seconds = time.perf_counter() - start
+    hwm = next(
+        int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines() if "VmHWM" in line
+    )
+    print(json.dumps({"seconds": seconds, "hwm": hwm, "log": records}))
+
+
+def _measure(paths: list[str], in_flight: int | None) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", SCRIPT, "--run", json.dumps({"paths": paths, "in_flight": in_flight})],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=CLEAN_ENVIRON,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _flight_of(log: list[str]) -> tuple[str, str]:
+    """(granules, MB) in flight at most, from the in_flight log line."""
+    for line in log:
+        found = re.search(r"at most (\d+) fetched ahead at once, (\d+) MB held", line)
+        if found:
+            return found[1], found[2]
+    return "1", "-"
+
+
+def one_process(n: int, latencies: list[float], repeats: int) -> str:
+    paths = [str(p) for p in month(n)]
+    folder = Path(paths[0]).parent
+    servers = {latency: Server(folder, latency) for latency in latencies}
+    try:
+        configs: dict[str, tuple[list[str], int | None, Server | None]] = {"local": (paths, None, None)}
+        for latency, server in servers.items():
+            urls = [f"{server.url}/{Path(p).name}" for p in paths]
+            configs[f"{latency * 1000:.0f} ms, one at a time"] = (urls, 1, server)
+            configs[f"{latency * 1000:.0f} ms, in flight"] = (urls, None, server)
+        runs: dict[str, list[dict]] = {k: [] for k in configs}
+        for _ in range(repeats):  # interleaved
+            for key, (targets, flight, server) in configs.items():
+                if server is not None:
+                    server.ask("reset")
+                result = _measure(targets, flight)
+                if server is not None:
+                    result["server"] = server.stats()
+                runs[key].append(result)
+    finally:
+        for server in servers.values():
+            server.close()
+    base = median([r["seconds"] for r in runs["local"]])
+    base_hwm = median([r["hwm"] for r in runs["local"]])
+    rows = []
+    for key, results in runs.items():
+        seconds = median([r["seconds"] for r in results])
+        hwm = median([r["hwm"] for r in results])
+        granules, held = _flight_of(results[-1]["log"])
+        server = results[-1].get("server")
+        rows.append(
+            [
+                key,
+                f"{seconds:.2f}",
+                f"**{seconds / base:.2f}x**",
+                f"{hwm / 1e6:.0f} MB ({hwm / base_hwm:.2f}x)",
+                granules,
+                held,
+                str(server["requests"]) if server else "-",
+                str(server["max"]) if server else "-",
+                f"{server['bytes'] / 1e6:.0f}" if server else "-",
+            ]
+        )
+    return f"#### {n} granules\n\n" + table(
+        rows,
+        [
+            "granules from",
+            f"median s of {repeats}",
+            "/ local",
+            "peak RSS (/ local)",
+            "granules in flight",
+            "MB held in flight",
+            "requests",
+            "requests in flight",
+            "MB moved",
+        ],
+    )
+
+
+# ---------------------------------------------------------------- B. a cluster against plain processes
+def cluster(n: int, repeats: int, latency: float) -> str:
+    import distributed
+
+    paths = month(n)
+    server = Server(paths[0].parent, latency)
+    urls = [f"{server.url}/{p.name}" for p in paths]
+    options = {"threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}
+    keys = (
+        "plain-one", "plain-two", "cluster-store", "cluster-memory", "plain-one-memory", "one-remote", "cluster-remote",
+    )  # fmt: skip
+    runs: dict[str, list[float]] = {k: [] for k in keys}
+    try:
+        with distributed.LocalCluster(n_workers=2, **options) as lc, distributed.Client(lc) as client:
+            _one_run(paths[:2], client)  # the workers import is2grid once, as a long run would
+            for _ in range(repeats):
+                runs["plain-one"].append(_plain_processes([paths]))
+                runs["plain-two"].append(_plain_processes([paths[0::2], paths[1::2]]))
+                runs["cluster-store"].append(_one_run(paths, client))
+                runs["plain-one-memory"].append(_plain_processes([paths], "memory"))
+                runs["cluster-memory"].append(_one_run(paths, client, to_store=False))
+                runs["one-remote"].append(_measure([str(u) for u in urls], None)["seconds"])
+                runs["cluster-remote"].append(_one_run(urls, client, to_store=False))
+    finally:
+        server.close()
+    m = {k: median(v) for k, v in runs.items()}
+    plain = m["plain-one"] / m["plain-two"]
+    store = m["plain-one"] / m["cluster-store"]
+    memory = m["plain-one-memory"] / m["cluster-memory"]
+    rows = [
+        [label, f"{m[key]:.2f} s", f"{min(runs[key]):.2f}-{max(runs[key]):.2f}"]
+        for key, label in (
+            ("plain-one", "one process (fresh interpreter, no Dask), to a store"),
+            ("plain-two", "two plain processes sharing nothing, 8 granules each, each to its own store"),
+            ("cluster-store", "**LocalCluster 2 workers, to a store**"),
+            ("plain-one-memory", "one process, in memory"),
+            ("cluster-memory", "**LocalCluster 2 workers, in memory**"),
+            ("one-remote", f"one process, over the {latency * 1000:.0f} ms server, in memory"),
+            ("cluster-remote", f"**LocalCluster 2 workers, over the {latency * 1000:.0f} ms server, in memory**"),
+        )
+    ]
+    return (
+        table(rows, ["run", f"median of {repeats}", "range"])
+        + f"\n\nTwo plain processes get **{plain:.2f}x** over one. The cluster gets **{store:.2f}x** to a store "
+        f"(**{(store - 1) / (plain - 1):.0%}** of the plain processes' speed-up) and **{memory:.2f}x** in memory "
+        f"(**{(memory - 1) / (plain - 1):.0%}**). Over the {latency * 1000:.0f} ms server the cluster takes "
+        f"**{m['cluster-remote'] / m['one-remote']:.2f}x** the time of one process.\n"
+    )
+
+
+def main() -> str:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--granules", type=int, nargs="+", default=[8, 16])
+    parser.add_argument("--latency", type=float, nargs="+", default=[0.05, 0.2])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-cluster", action="store_true")
+    args = parser.parse_args()
+    month(max(args.granules))
+    parts = [
+        f"Machine: {machine()}\n\n### A. One process, in memory, daily {RES / 1000:g} km, full-size granules\n",
+        *(one_process(n, args.latency, args.repeats) for n in args.granules),
+    ]
+    if not args.skip_cluster:
+        n = max(args.granules)
+        parts.append(f"### B. LocalCluster of 2 one-thread workers, {n} granules, daily {RES / 1000:g} km\n")
+        parts.append(cluster(n, args.repeats, min(args.latency)))
+    return "\n\n".join(parts)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        _serve(sys.argv[2], float(sys.argv[3]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--run":
+        _run(sys.argv[2])
+    else:
+        print(main())

@@ -1,0 +1,272 @@
+"""Granules in flight: the next granules are opened and fetched while the current one is gridded.
+
+A remote granule costs a chain of round trips (superblock, groups, object headers, chunk indexes,
+chunks) during which one process has nothing to compute. :func:`in_order` runs the first stage of
+up to ``granules`` items at once on threads (open a granule, fetch its compressed chunks) and the
+second stage (decode, grid) of each, in the order given, in the calling thread, as one after another
+would. What is merged, and in what order, does not change: results are identical bit for bit, and
+memory holds what the sequential run holds plus the compressed bytes of the granules in flight.
+
+Those bytes are bounded, not only the count: before fetching its chunks a granule asks the run's
+:class:`ByteBudget` (through :func:`hold`) for their size at most (its decoded arrays' bytes), in the
+order given, and the calling thread gives them back once it has gridded that granule. A granule
+larger than the whole budget waits until it is alone, then goes, so the run never stalls.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Generic, TypeVar
+
+from is2grid import memory
+
+__all__ = ["ByteBudget", "default_bytes", "default_granules", "hold", "in_order", "windowed"]
+
+log = logging.getLogger("is2grid.in_flight")
+
+T = TypeVar("T")
+S = TypeVar("S")
+R = TypeVar("R")
+
+#: Granules opened and fetched at once over a network by default: a granule's chain of about
+#: 15 round trips hides behind the gridding of the granules before it.
+REMOTE_GRANULES = 8
+#: Most bytes of compressed chunks fetched ahead by default (and at most 1/16 of the memory available).
+MAX_BYTES = 256 * 1024**2
+
+
+class ByteBudget:
+    """Bytes that granules fetched ahead may hold at once, taken strictly in the order given.
+
+    Taking turns in order means the granule the caller waits for next has always had its turn (or
+    is first in line), so a full budget can only wait for granules that will be handed back.
+
+    Parameters
+    ----------
+    limit : int
+        Bytes. A granule asking for more than ``limit`` waits until nothing is held, then goes.
+
+    Examples
+    --------
+    >>> budget = ByteBudget(100)
+    >>> budget.acquire(0, 60), budget.in_use
+    (True, 60)
+    >>> budget.release(0)
+    >>> budget.peak, budget.in_use
+    (60, 0)
+    """
+
+    def __init__(self, limit: int):
+        self.limit = int(limit)
+        self.in_use = 0
+        self.peak = 0
+        self.peak_holders = 0
+        self._held: dict[int, int] = {}
+        self._turn = 0
+        self._passed: set[int] = set()
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def acquire(self, order: int, nbytes: int) -> bool:
+        """Wait for the turn of ``order`` and room for ``nbytes``, then hold them (True).
+
+        False, at once, once the run has stopped (:meth:`close`).
+        """
+        nbytes = max(int(nbytes), 0)
+        with self._cond:
+            while order != self._turn or (self._held and self.in_use + nbytes > self.limit):
+                if self._closed:
+                    return False
+                self._cond.wait()
+            if self._closed:
+                return False
+            self._held[order] = nbytes
+            self.in_use += nbytes
+            self.peak = max(self.peak, self.in_use)
+            self.peak_holders = max(self.peak_holders, len(self._held))
+            self._pass(order)
+            return True
+
+    def pass_turn(self, order: int) -> None:
+        """``order`` will hold nothing (it failed, or it needs no fetch ahead): the next may go."""
+        with self._cond:
+            if order >= self._turn and order not in self._held:
+                self._pass(order)
+
+    def release(self, order: int) -> None:
+        """Give back what ``order`` holds (nothing if it held nothing)."""
+        with self._cond:
+            self.in_use -= self._held.pop(order, 0)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """The run has stopped: granules still waiting go on without fetching ahead."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _pass(self, order: int) -> None:
+        self._passed.add(order)
+        while self._turn in self._passed:
+            self._passed.discard(self._turn)
+            self._turn += 1
+        self._cond.notify_all()
+
+
+#: (budget, position) of the granule the current thread opens for a run in flight; unset otherwise
+_TICKET: contextvars.ContextVar[tuple[ByteBudget, int] | None] = contextvars.ContextVar(
+    "is2grid_in_flight", default=None
+)
+
+
+def hold(nbytes: int) -> bool:
+    """In the first stage of a run in flight: wait for room for ``nbytes``, then hold them (True).
+
+    Outside a run in flight (one granule after another) nothing is held and nothing is fetched
+    ahead: returns False.
+    """
+    ticket = _TICKET.get()
+    if ticket is None:
+        return False
+    budget, order = ticket
+    return budget.acquire(order, nbytes)
+
+
+def default_granules(remote: bool) -> int:
+    """Granules in flight by default: :data:`REMOTE_GRANULES` over a network, one for local files.
+
+    Local reads keep every core busy already (inflate runs on threads): more at once only adds memory.
+    """
+    return REMOTE_GRANULES if remote else 1
+
+
+def default_bytes() -> int:
+    """Bytes fetched ahead by default: 256 MiB, or 1/16 of the memory available if less."""
+    return int(min(MAX_BYTES, memory.available_memory() / 16))
+
+
+class _Ahead(Generic[S]):
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: S | None, error: BaseException | None):
+        self.value, self.error = value, error
+
+
+def in_order(
+    first: Callable[[T], S],
+    then: Callable[[T, S | None, BaseException | None], R],
+    items: Iterable[T],
+    granules: int,
+    budget: ByteBudget | None = None,
+    discard: Callable[[S], object] | None = None,
+) -> Iterator[tuple[T, R]]:
+    """``(item, then(item, first(item), None))`` in the order of ``items``; ``first`` of the next ones runs ahead.
+
+    Parameters
+    ----------
+    first : callable
+        The first stage (open, fetch), run on threads for up to ``granules`` items at once; it may
+        :func:`hold` part of ``budget``.
+    then : callable
+        The second stage, run here in order with the item, the first stage's result, and the
+        exception the first stage raised (or None). What it returns is handed on.
+    items : iterable
+        Taken lazily, at most ``granules`` ahead of what has been handed on.
+    granules : int
+        Items in flight at most; 1 runs both stages here, one item after another.
+    budget : ByteBudget, optional
+        Shared by the items' first stages (default: :func:`default_bytes`).
+    discard : callable, optional
+        Called with the first stage's result of an item never handed on (to close it).
+
+    Notes
+    -----
+    A consumer that stops early (an error, a ``break``) cancels the items not started and waits
+    for the ones started, which stop waiting for the budget; their results are discarded.
+
+    Examples
+    --------
+    >>> def then(item, squared, error):
+    ...     return squared + 1
+    >>> [r for _, r in in_order(lambda x: x * x, then, range(5), granules=3)]
+    [1, 2, 5, 10, 17]
+    """
+    if granules <= 1:
+        for item in items:
+            try:
+                value = first(item)
+            except Exception as err:
+                yield item, then(item, None, err)
+            else:
+                yield item, then(item, value, None)
+        return
+    budget = budget or ByteBudget(default_bytes())
+    source = iter(items)
+    pending: deque[tuple[int, T, Future[_Ahead[S]]]] = deque()
+    positions = iter(range(1 << 62))
+
+    def stage_one(order: int, item: T) -> _Ahead[S]:
+        _TICKET.set((budget, order))
+        try:
+            return _Ahead(first(item), None)
+        except Exception as err:
+            return _Ahead(None, err)
+        finally:
+            budget.pass_turn(order)  # if it held nothing
+
+    def submit(pool: ThreadPoolExecutor) -> bool:
+        item = next(source, _END)
+        if item is _END:
+            return False
+        order = next(positions)
+        context = contextvars.copy_context()
+        pending.append((order, item, pool.submit(context.run, stage_one, order, item)))
+        return True
+
+    pool = ThreadPoolExecutor(max_workers=granules, thread_name_prefix="is2grid-granule")
+    try:
+        while len(pending) < granules and submit(pool):
+            pass
+        while pending:
+            order, item, future = pending[0]
+            ahead = future.result()
+            try:
+                result = then(item, ahead.value, ahead.error)
+            finally:
+                pending.popleft()
+                budget.release(order)
+            submit(pool)
+            yield item, result
+    finally:
+        for _, _, future in pending:
+            future.cancel()
+        budget.close()
+        pool.shutdown(wait=True)
+        for order, _, future in pending:
+            budget.release(order)
+            left = None if future.cancelled() else future.result()
+            if discard is not None and left is not None and left.value is not None:
+                discard(left.value)
+        log.info(
+            "granules in flight: at most %d fetched ahead at once, %.0f MB held at most (budget %.0f MB)",
+            budget.peak_holders,
+            budget.peak / 1e6,
+            budget.limit / 1e6,
+        )
+
+
+_END: Any = object()
+
+
+def windowed(items: list[T], size: int) -> list[list[T]]:
+    """``items`` in consecutive runs of ``size`` (the last may be shorter).
+
+    >>> windowed([1, 2, 3, 4, 5], 2)
+    [[1, 2], [3, 4], [5]]
+    """
+    return [items[i : i + size] for i in range(0, len(items), max(1, size))]

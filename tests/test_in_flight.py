@@ -1,0 +1,263 @@
+"""Granules in flight: the next granules opened and fetched while the current one is gridded.
+
+Results must be the same bit for bit as one after another, memory bounded by bytes, errors handed
+on in order, the store's frontier kept, and nothing left running when a run stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import is2grid
+from is2grid import in_flight, tutorial, workflow
+from is2grid.output.zarr_store import GridStore
+from tests.servers import Behaviour, serve_scripted
+
+RES = 25000
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory):
+    """Eight granules on eight days, two of them reaching past midnight into the next day's bin."""
+    root = tmp_path_factory.mktemp("flight")
+    return [
+        tutorial.write_granule(
+            root,
+            n_segments=3000,
+            rgt=500 + d,
+            start=f"2019-09-{10 + d:02d}T{'23:30' if d in (2, 5) else '06:00'}:00",
+            seed=d,
+        )
+        for d in range(8)
+    ]
+
+
+@pytest.fixture(scope="module")
+def served(days):
+    """The granules behind a loopback HTTP/1.1 Range server adding 20 ms to every request."""
+    plan = Behaviour(latency=0.02)
+    server, url = serve_scripted(days[0].parent, plan)
+    yield plan, [f"{url}/{p.name}" for p in days]
+    server.shutdown()
+
+
+@pytest.fixture
+def flight_log(caplog):
+    caplog.set_level(logging.INFO, logger="is2grid.in_flight")
+    return caplog
+
+
+def _fetched_ahead(caplog) -> int:
+    line = next(r.getMessage() for r in caplog.records if r.name == "is2grid.in_flight")
+    return int(line.split("at most ")[1].split()[0])
+
+
+# ---------------------------------------------------------------- in_order and the byte budget
+def test_in_order_hands_results_on_in_order_while_the_next_run_ahead():
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def first(i):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02 * random.random())
+        with lock:
+            running[0] -= 1
+        return i * 10
+
+    got = list(in_flight.in_order(first, lambda i, v, e: (v, e), range(20), granules=4))
+    assert [item for item, _ in got] == list(range(20))
+    assert [v for _, (v, _) in got] == [i * 10 for i in range(20)]
+    assert 1 < most[0] <= 4
+
+
+def test_an_error_in_the_first_stage_is_handed_on_in_its_turn():
+    def first(i):
+        if i == 2:
+            raise ValueError("bad granule 2")
+        return i
+
+    got = list(in_flight.in_order(first, lambda i, v, e: repr(e) if e else v, range(5), granules=3))
+    assert [r for _, r in got] == [0, 1, "ValueError('bad granule 2')", 3, 4]
+
+
+def test_a_consumer_that_stops_early_leaves_no_thread_and_closes_what_was_opened():
+    closed: list[int] = []
+    budget = in_flight.ByteBudget(10)
+
+    def first(i):
+        in_flight.hold(6)  # two never fit together: the later ones wait for a turn that never comes
+        return i
+
+    results = in_flight.in_order(first, lambda i, v, e: v, range(10), granules=4, budget=budget, discard=closed.append)
+    assert next(results) == (0, 0)
+    results.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("is2grid-granule")]
+    assert closed and set(closed) <= set(range(1, 10)) and budget.in_use == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 100), min_size=1, max_size=12),
+    limit=st.integers(1, 150),
+    granules=st.integers(1, 5),
+)
+def test_the_budget_is_never_exceeded_but_by_a_granule_alone_and_the_run_never_stalls(sizes, limit, granules):
+    budget = in_flight.ByteBudget(limit)
+    seen: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def first(i):
+        if in_flight.hold(sizes[i]):
+            with lock:
+                seen.append((budget.in_use, len(budget._held)))
+        return sizes[i]
+
+    got = [v for _, v in in_flight.in_order(first, lambda i, v, e: v, range(len(sizes)), granules, budget)]
+    assert got == sizes
+    assert budget.in_use == 0
+    assert all(in_use <= limit or holders == 1 for in_use, holders in seen)
+
+
+# ---------------------------------------------------------------- grid_granules with granules in flight
+def test_remote_granules_in_flight_grid_bit_for_bit_as_one_after_another(days, served, flight_log):
+    plan, urls = served
+    local = workflow.grid_granules(days, res=RES, progress=False)
+    one_by_one = workflow.grid_granules(urls, res=RES, progress=False, in_flight=1)
+    flight_log.clear()
+    plan.max_in_flight = 0
+    ahead = workflow.grid_granules(urls, res=RES, progress=False)  # the default: 8 remote granules in flight
+    assert _fetched_ahead(flight_log) > 1
+    assert plan.max_in_flight > 15, "several granules' requests were out at once"
+    xr.testing.assert_identical(ahead, one_by_one)
+    xr.testing.assert_identical(ahead, local)
+
+
+def test_the_order_of_the_granules_given_does_not_change_the_counts(days, served):
+    _, urls = served
+    shuffled = list(urls)
+    random.Random(1).shuffle(shuffled)
+    a = workflow.grid_granules(urls, res=RES, progress=False, in_flight=3)
+    b = workflow.grid_granules(shuffled, res=RES, progress=False, in_flight=5)
+    np.testing.assert_array_equal(a.n_segments.values, b.n_segments.values)
+    for name in ("mean_fb", "std_fb", "mean_seg_length"):  # float sums in another order: round-off only
+        np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-12, atol=1e-12)
+    assert a.attrs["granule_list_sha256"] == b.attrs["granule_list_sha256"]
+
+
+def test_a_small_byte_budget_bounds_the_granules_fetched_ahead(days, served, flight_log):
+    _, urls = served
+    with xr.open_dataset(days[0], engine="atl10", variables=["beam_fb_height", "height_segment_length_seg"]) as ds:
+        held = sum(v.nbytes for v in ds.variables.values())
+    expected = workflow.grid_granules(urls, res=RES, progress=False, in_flight=1)
+    flight_log.clear()
+    two = workflow.grid_granules(urls, res=RES, progress=False, in_flight=8, in_flight_bytes=int(2.5 * held))
+    assert 1 <= _fetched_ahead(flight_log) <= 2
+    xr.testing.assert_identical(two, expected)
+    flight_log.clear()
+    alone = workflow.grid_granules(urls, res=RES, progress=False, in_flight=8, in_flight_bytes=1)
+    assert _fetched_ahead(flight_log) == 1, "a granule larger than the budget goes alone, and the run goes on"
+    xr.testing.assert_identical(alone, expected)
+
+
+def test_bad_granules_in_flight_are_skipped_or_raised_as_one_after_another(days, served, tmp_path):
+    _, urls = served
+    broken = days[0].parent / "ATL10-02_20190920060000_05990402_006_01.h5"  # served beside the others
+    broken.write_bytes(days[4].read_bytes()[:5000])
+    try:
+        with_bad = [*urls[:4], urls[0].rsplit("/", 1)[0] + "/" + broken.name, *urls[4:]]
+        with pytest.warns(is2grid.Is2gridWarning, match="1 of 9 granules skipped"):
+            ahead = workflow.grid_granules(with_bad, res=RES, progress=False, errors="skip", in_flight=4)
+        with pytest.warns(is2grid.Is2gridWarning, match="1 of 9 granules skipped"):
+            one = workflow.grid_granules(with_bad, res=RES, progress=False, errors="skip", in_flight=1)
+        xr.testing.assert_identical(ahead, one)
+        assert broken.name in ahead.attrs["granules_skipped"]
+        with pytest.raises(is2grid.GranuleError, match=broken.name):
+            workflow.grid_granules(with_bad, res=RES, progress=False, in_flight=4)
+        assert not [t for t in threading.enumerate() if t.name.startswith("is2grid-granule")]
+    finally:
+        broken.unlink()
+
+
+def test_wrong_in_flight_options_are_named(days):
+    with pytest.raises(is2grid.GridError, match="in_flight=0"):
+        workflow.grid_granules(days, res=RES, progress=False, in_flight=0)
+    with pytest.raises(is2grid.GridError, match="in_flight_bytes=-1"):
+        workflow.grid_granules(days, res=RES, progress=False, in_flight_bytes=-1)
+
+
+def test_local_files_stay_one_after_another_unless_asked(days, flight_log):
+    workflow.grid_granules(days, res=RES, progress=False)
+    assert not [r for r in flight_log.records if r.name == "is2grid.in_flight"]
+    ahead = workflow.grid_granules(days, res=RES, progress=False, in_flight=3)
+    assert _fetched_ahead(flight_log) >= 1
+    xr.testing.assert_identical(ahead, workflow.grid_granules(days, res=RES, progress=False))
+
+
+def test_the_stores_frontier_holds_with_granules_in_flight(days, served, tmp_path, monkeypatch):
+    """Each bin is written once no granule still to come can reach it, and the store is the sequential one."""
+    _, urls = served
+    written_when: list[int] = []
+    original = GridStore.add
+
+    def add(self, granule, sums):
+        written_when.append(self.written)
+        return original(self, granule, sums)
+
+    monkeypatch.setattr(GridStore, "add", add)
+    ahead = workflow.grid_granules(urls, res=RES, progress=False, store=tmp_path / "a.zarr", in_flight=4)
+    assert written_when == [0, 1, 2, 3, 4, 5, 6, 7]  # as test_scale's sequential run: the 23:30 ones wait
+    one = workflow.grid_granules(urls, res=RES, progress=False, store=tmp_path / "b.zarr", in_flight=1)
+    for name in ahead.variables:
+        np.testing.assert_array_equal(ahead[name].values, one[name].values, err_msg=name)
+    assert ahead.attrs["granule_list_sha256"] == one.attrs["granule_list_sha256"]
+
+
+def test_a_cluster_keeps_granules_in_flight_in_each_task(days, served, tmp_path):
+    import distributed
+
+    _, urls = served
+    expected = workflow.grid_granules(days, res=RES, progress=False)
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as lc,
+        distributed.Client(lc) as client,
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # distributed's note on large graphs
+            result = workflow.grid_granules(urls, res=RES, progress=False, client=client, in_flight=4)
+            stored = workflow.grid_granules(
+                urls, res=RES, progress=False, client=client, in_flight=4, store=tmp_path / "c.zarr"
+            )
+    np.testing.assert_array_equal(result.n_segments.values, expected.n_segments.values)
+    for name in ("mean_fb", "std_fb"):
+        np.testing.assert_allclose(result[name].values, expected[name].values, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(
+        stored.n_segments.values, expected.n_segments.reindex_like(stored.n_segments, fill_value=0).values
+    )
+
+
+def test_batches_on_a_cluster_keep_their_granules_in_flight():
+    flight = workflow._Flight(granules=8, nbytes=1)
+
+    class Client:
+        def __init__(self, threads):
+            self.threads = threads
+
+        def nthreads(self):
+            return {f"w{i}": 1 for i in range(self.threads)}
+
+    assert flight.batch(16, Client(2)) == 8  # an even share: each worker keeps 8 in flight
+    assert flight.batch(1000, Client(20)) == 16  # at most twice the granules in flight per task
+    assert flight.batch(3, Client(20)) == 1
+    assert workflow._Flight(granules=1, nbytes=1).batch(16, Client(2)) == 3  # local: a few per task to balance
