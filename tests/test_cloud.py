@@ -22,6 +22,8 @@ import pytest
 import xarray as xr
 
 import is2grid
+from is2grid.io.options import FetchOptions
+from is2grid.io.policy import RetryPolicy
 from is2grid.workflow import grid_granules
 
 from .servers import Behaviour, self_signed_cert, serve_scripted, start_moto
@@ -662,12 +664,12 @@ def test_grid_granules_from_s3_into_a_store_skipping_a_missing_object(moto_with_
 
 @pytest.mark.parametrize("presigned", [False, True], ids=["obstore", "pre-signed (requests)"])
 def test_a_trickling_server_fails_within_the_stated_bound_on_every_path(scripted, presigned):
-    """Each attempt is cut at `timeout` however the bytes come: the whole read ends within (retries+1) x timeout."""
+    """Each attempt is cut at `timeout` however the bytes come: the read ends within the policy's stated worst case."""
     _plan, url = scripted(trickle=0.2)
     if presigned:
         url += f"?X-Amz-Signature={SECRET}"
     options = {"timeout": 1.5, "retries": 1, "backoff": 0.05}
-    bound = (options["retries"] + 1) * options["timeout"] + options["backoff"] * 2 + 3.0  # + connect and start-up
+    bound = RetryPolicy.of(FetchOptions.parse(options)[0]).worst_case + 3.0  # + connect and start-up
     start = time.perf_counter()
     with pytest.raises(is2grid.RemoteReadError, match="timed out"):
         xr.open_dataset(url, engine="atl10", storage_options=options)
@@ -732,3 +734,68 @@ def test_obstore_errors_are_classified_by_their_type(name, expected):
 
     found = translate(getattr(exceptions, name)("a message with no status code in it"), "granule.h5")
     assert type(found) is expected and "granule.h5" in str(found)
+
+
+# --- one retry policy for every layer ------------------------------------------------------------------
+
+
+def test_one_retry_policy_configures_obstore_urllib3_and_the_own_loop():
+    policy = RetryPolicy.of(FetchOptions.parse({"retries": 3, "backoff": 0.5, "timeout": 20})[0])
+    assert [policy.wait(i) for i in range(5)] == [0.5, 1.0, 2.0, 4.0, 5.0]  # doubling, at most 5 s
+    assert policy.budget == 4 * 20 + 0.5 + 1 + 2
+    assert policy.worst_case == 2 * policy.budget + 20
+    store = policy.obstore()
+    assert store["max_retries"] == 3 and store["retry_timeout"].total_seconds() == policy.budget
+    assert store["backoff"]["init_backoff"].total_seconds() == 0.5
+    retry = policy.urllib3()
+    assert retry.total == retry.status == 3 and retry.backoff_factor == 0.5 and 503 in retry.status_forcelist
+    assert not retry.raise_on_status  # the last answer is seen, and named
+    # the defaults, as docs/usage.md states them
+    assert (RetryPolicy.of(FetchOptions()).budget, RetryPolicy.of(FetchOptions()).worst_case) == (301.5, 663.0)
+
+
+def test_the_own_loop_retries_only_what_the_clients_cannot_see_and_stops_at_the_budget():
+    from is2grid.io.policy import Transient
+
+    policy = RetryPolicy(retries=3, backoff=0.01, timeout=1.0)
+    calls = []
+
+    def flaky(starts, stops):
+        calls.append(list(starts))
+        if len(calls) <= 2:
+            raise Transient("body cut short")
+        return [b - a for a, b in zip(starts, stops, strict=True)]
+
+    assert policy.retrying(flaky, [0, 10, 20, 30], [5, 15, 25, 35]) == [5, 5, 5, 5]
+    assert calls[0] == [0, 10, 20, 30] and calls[1] == [0, 10]  # a failed batch is retried as halves
+
+    def final(starts, stops):
+        calls.append(starts)
+        raise is2grid.RemoteReadError("HTTP 503 after obstore's retries")
+
+    calls.clear()
+    with pytest.raises(is2grid.RemoteReadError, match="503"):
+        policy.retrying(final, [0], [1])
+    assert len(calls) == 1, "what obstore or urllib3 retried already is not retried again"
+    # tries that take long (each retried by obstore for up to a budget of its own): the budget ends them
+    slow = RetryPolicy(retries=50, backoff=0.01, timeout=0.05, max_backoff=0.01)  # budget: 2.55 + 0.5 s
+
+    def cut_after_a_while(starts, stops):
+        calls.append(starts)
+        time.sleep(0.3)
+        raise Transient("cut short")
+
+    calls.clear()
+    start = time.perf_counter()
+    with pytest.raises(is2grid.RemoteReadError, match="cut short"):
+        slow.retrying(cut_after_a_while, [0], [1])
+    assert time.perf_counter() - start <= slow.budget + 0.3 + 0.5 and len(calls) < 51
+
+
+def test_the_requests_path_retries_503s_through_urllib3(scripted, local):
+    plan, url = scripted(fail_every=3)
+    ds = xr.open_dataset(
+        f"{url}?X-Amz-Signature={SECRET}", engine="atl10", storage_options={"retries": 10, "backoff": 0.01}
+    ).load()
+    xr.testing.assert_identical(ds, local)
+    assert plan.requests >= len(plan.ranges) * 1.3  # every third answer was a 503, and was asked again

@@ -261,3 +261,16 @@ def test_batches_on_a_cluster_keep_their_granules_in_flight():
     assert flight.batch(1000, Client(20)) == 16  # at most twice the granules in flight per task
     assert flight.batch(3, Client(20)) == 1
     assert workflow._Flight(granules=1, nbytes=1).batch(16, Client(2)) == 3  # local: a few per task to balance
+
+
+def test_the_command_line_grids_urls_with_granules_in_flight(days, served, tmp_path, flight_log):
+    from is2grid import cli
+
+    _, urls = served
+    out = tmp_path / "flight.nc"
+    assert cli.main(["grid", *urls, "--res", str(RES), "--out", str(out), "--in-flight", "3"]) == 0
+    assert _fetched_ahead(flight_log) > 1
+    expected = workflow.grid_granules(days, res=RES, progress=False)
+    with xr.open_dataset(out) as written:
+        np.testing.assert_array_equal(written.n_segments.values, expected.n_segments.values)
+        np.testing.assert_allclose(written.mean_fb.values, expected.mean_fb.values, rtol=1e-6)

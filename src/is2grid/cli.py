@@ -110,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         default="raise",
         help="skip: leave out granules that cannot be read, and list them (default: stop at the first)",
     )
+    grid.add_argument(
+        "--in-flight",
+        type=int,
+        default=None,
+        metavar="N",
+        help="granules opened and fetched ahead while one is gridded (default: 8 for URLs, 1 for local files)",
+    )
     grid.add_argument("--hemisphere", choices=("north", "south"), default=None, help="default: from the granules")
     grid.add_argument("--freq", default="1D", help="pandas alias, or 'none' for one grid")
     grid.add_argument(
@@ -382,6 +389,7 @@ def _grid(args) -> int:
             store=args.out if to_store else None,
             overwrite=args.overwrite,
             thickness=thickness,
+            in_flight=args.in_flight,
         )
     except Stopped:
         if to_store:

@@ -20,7 +20,7 @@ import xarray as xr
 from is2grid import memory, products
 from is2grid.backend.entrypoints import entrypoint
 from is2grid.backend.store import WARN_TRANSITION
-from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2gridWarning, RemoteReadError
+from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2gridWarning
 from is2grid.grid import gridding, grids, reduction
 from is2grid.grid.reduction import CellSums
 from is2grid.grid.request import GridRequest
@@ -116,23 +116,14 @@ def _granule_outcome(
 def _settled(path, compute: Callable[[], CellSums], args) -> CellSums | Skipped:
     """``compute()``, or what ``errors`` says to do when it fails.
 
-    A network failure gets one more try first (the fetch layer has already retried each request).
-    Refused credentials always raise: they would fail every granule alike.
+    Each read has been retried already, as :class:`is2grid.io.policy.RetryPolicy` says, so a granule
+    is not read again. Refused credentials always raise: they would fail every granule alike.
     """
-    request, beams, credentials, storage_options, errors, thickness = args
+    errors = args[4]
     try:
         return compute()
     except AuthenticationError:
         raise
-    except RemoteReadError:
-        if errors == "raise":
-            raise
-        try:
-            return _granule_sums(path, request, beams, credentials, storage_options, thickness)
-        except AuthenticationError:
-            raise
-        except GranuleError as err:
-            return Skipped(_name_of(path), f"{type(err).__name__}: {err}")
     except GranuleError as err:
         if errors == "raise":
             raise
@@ -263,8 +254,9 @@ def grid_granules(
     errors : {"raise", "skip"}
         ``"raise"`` (default): the first granule that cannot be read stops the run, with an error naming
         it. ``"skip"``: a granule that cannot be read (missing, damaged, not ATL10, or still failing
-        after one more try over the network) is left out; the result's ``granules_skipped`` attribute and
-        a warning list each with its reason. Refused credentials always raise.
+        after the retries of its reads, see :class:`is2grid.io.policy.RetryPolicy`) is left out; the
+        result's ``granules_skipped`` attribute and a warning list each with its reason. Refused
+        credentials always raise.
     store : str or os.PathLike, optional
         Write to this Zarr v3 store instead of memory (see :class:`is2grid.output.zarr_store.GridStore`):
         granules are taken in order of start time and each time bin is written as soon as no granule

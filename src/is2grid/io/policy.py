@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 from is2grid.errors import (
@@ -36,13 +39,147 @@ def ca_bundle(options: FetchOptions) -> str | None:
     return options.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
 
 
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """The one retry policy of every remote read, made from the fetch options.
+
+    Each layer retries what it sees and the others cannot, from these same numbers:
+
+    - obstore (``s3://``, ``https://``): 5xx, 429 and throttling, connection errors and timeouts,
+      through :meth:`obstore` (its ``retry_config``), stopping retries :attr:`budget` seconds after
+      a request's first try;
+    - urllib3 on the ``requests`` path (pre-signed URLs, forked children): the same failures, through
+      :meth:`urllib3` (a ``urllib3.util.Retry``), the whole request bounded by the same budget;
+    - is2grid's own loop (:meth:`retrying`), only for what neither sees, because it is wrong after the
+      headers came: a body cut short or reset, a range other than asked. It starts no try after the
+      budget, counted from the read's first try.
+
+    Parameters
+    ----------
+    retries : int
+        Tries after the first.
+    backoff : float
+        Seconds before the first retry, doubling after each, at most ``max_backoff``.
+    timeout : float
+        Seconds one request may take, connect to last byte.
+    connect_timeout : float
+        Seconds to connect.
+    max_backoff : float
+        Longest wait between tries.
+
+    Examples
+    --------
+    >>> policy = RetryPolicy.of(FetchOptions())
+    >>> policy.budget, policy.worst_case
+    (301.5, 663.0)
+    """
+
+    retries: int = 4
+    backoff: float = 0.1
+    timeout: float = 60.0
+    connect_timeout: float = 10.0
+    max_backoff: float = 5.0
+
+    @classmethod
+    def of(cls, options: FetchOptions) -> RetryPolicy:
+        return cls(int(options.retries), float(options.backoff), float(options.timeout), float(options.connect_timeout))
+
+    def wait(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (0 for the first)."""
+        return min(self.backoff * 2**attempt, self.max_backoff)
+
+    @property
+    def budget(self) -> float:
+        """Seconds every try of one request and the waits between take at most: no retry starts after."""
+        return (self.retries + 1) * self.timeout + sum(self.wait(i) for i in range(self.retries))
+
+    @property
+    def worst_case(self) -> float:
+        """Seconds one read (a batch of ranges) takes at most before it fails.
+
+        The own loop starts its last try before :attr:`budget`; that try's request may itself be
+        retried by obstore or urllib3 for another budget, and its last attempt take ``timeout``.
+        """
+        return 2 * self.budget + self.timeout
+
+    def obstore(self) -> dict[str, Any]:
+        """The ``retry_config`` of obstore's stores."""
+        return {
+            "max_retries": self.retries,
+            "backoff": {
+                "init_backoff": dt.timedelta(seconds=self.backoff),
+                "max_backoff": dt.timedelta(seconds=self.max_backoff),
+                "base": 2,
+            },
+            "retry_timeout": dt.timedelta(seconds=self.budget),
+        }
+
+    def urllib3(self) -> Any:
+        """The ``urllib3.util.Retry`` of the ``requests`` path."""
+        from urllib3.util import Retry
+
+        return Retry(
+            total=self.retries,
+            connect=self.retries,
+            read=self.retries,
+            status=self.retries,
+            other=0,
+            backoff_factor=self.backoff,
+            backoff_max=self.max_backoff,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=frozenset({"GET", "HEAD"}),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+
+    def retrying(self, fetch: Callable[[list[int], list[int]], list], starts: list[int], stops: list[int]) -> list:
+        """``fetch(starts, stops)``, retried on :class:`Transient` failures (what obstore and urllib3 do not see).
+
+        A failed batch is retried as two halves, so one bad request does not use up the others' tries.
+        """
+        deadline = time.monotonic() + self.budget
+
+        def attempt(a: list[int], b: list[int], number: int) -> list:
+            try:
+                return fetch(a, b)
+            except Transient as err:
+                if number >= self.retries or time.monotonic() + self.wait(number) > deadline:
+                    raise RemoteReadError(str(err)) from None
+                time.sleep(self.wait(number))
+                if len(a) == 1:
+                    return attempt(a, b, number + 1)
+                mid = len(a) // 2
+                return attempt(a[:mid], b[:mid], number + 1) + attempt(a[mid:], b[mid:], number + 1)
+
+        return attempt(list(starts), list(stops), 0)
+
+    async def retrying_async(self, fetch: Callable[[list[int], list[int]], Any], starts: list[int], stops: list[int]):
+        """:meth:`retrying` for asyncio: the halves of a failed batch are retried at once."""
+        import asyncio
+
+        deadline = time.monotonic() + self.budget
+
+        async def attempt(a: list[int], b: list[int], number: int) -> list:
+            try:
+                return await fetch(a, b)
+            except Transient as err:
+                if number >= self.retries or time.monotonic() + self.wait(number) > deadline:
+                    raise RemoteReadError(str(err)) from None
+                await asyncio.sleep(self.wait(number))
+                if len(a) == 1:
+                    return await attempt(a, b, number + 1)
+                mid = len(a) // 2
+                halves = await asyncio.gather(
+                    attempt(a[:mid], b[:mid], number + 1), attempt(a[mid:], b[mid:], number + 1)
+                )
+                return halves[0] + halves[1]
+
+        return await attempt(list(starts), list(stops), 0)
+
+
 def retry_config(options: FetchOptions) -> dict[str, Any]:
-    """The obstore retry settings from the fetch options (retries, backoff, overall timeout)."""
-    return {
-        "max_retries": int(options.retries),
-        "backoff": {"init_backoff": dt.timedelta(seconds=options.backoff), "max_backoff": dt.timedelta(seconds=5)},
-        "retry_timeout": dt.timedelta(seconds=options.timeout * (options.retries + 1)),
-    }
+    """The ``retry_config`` of obstore's stores from the fetch options (:meth:`RetryPolicy.obstore`)."""
+    return RetryPolicy.of(options).obstore()
 
 
 class QueryRedactor(logging.Filter):
@@ -81,7 +218,7 @@ class RangeIgnored(Exception):
 
 
 class Transient(RemoteReadError):
-    """A failure worth another try: a reset or cut-short body, a wrong range, a timeout."""
+    """A failure worth another try that obstore and urllib3 do not retry: a body cut short or reset, a wrong range."""
 
 
 class translated:
@@ -102,8 +239,9 @@ class translated:
 def translate(err: BaseException, name: str) -> BaseException:
     """An obstore or OS error as the is2grid error that names the granule and the fix.
 
-    obstore's typed exceptions decide first (not found, unauthenticated, permission denied); the rest of
-    its failures are one generic class, told apart by the status and error kind in their text.
+    obstore's typed exceptions decide first (not found, unauthenticated, permission denied). The rest
+    of its failures (HTTP statuses, timeouts, cut bodies, TLS) share one generic class in obstore 0.12,
+    so the text is read as a documented fallback: the HTTP status, S3's ``<Code>``, the error kind.
     """
     from obstore import exceptions as store
 
@@ -156,7 +294,8 @@ def translate(err: BaseException, name: str) -> BaseException:
         detail = f"asked for bytes {unexpected[1]}..{unexpected[2]}, the server sent {unexpected[3]}..{unexpected[4]}"
     elif "IncompleteBody" in text or (http_kind and http_kind[1] in ("Interrupted", "Body")):
         detail = "the body was cut short"
-    transient = timed_out or unexpected or "reset" in detail.lower() or detail == "the body was cut short"
+    # obstore retried timeouts, 5xx and connection errors itself; what it cannot see is retried once more here
+    transient = not timed_out and (unexpected or "reset" in detail.lower() or detail == "the body was cut short")
     return (Transient if transient else RemoteReadError)(
         f"{name}: request {reason} ({detail}) after the configured retries. Check the network, or raise "
         "storage_options={'timeout': seconds, 'retries': n}."

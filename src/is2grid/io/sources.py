@@ -1,9 +1,10 @@
 """Fetching byte ranges of a granule: local files, ``s3://``, ``https://`` and Python file objects.
 
 Everything remote goes through obstore (Rust): ranges closer than ``coalesce`` bytes are merged,
-and all the requests of a read run at once, each with an overall timeout and bounded retries with
-backoff on 5xx, throttling, resets and timeouts. Every answer is checked for length before anyone decodes it,
-and failures become :mod:`is2grid.errors` exceptions that name the granule without its secrets.
+and all the requests of a read run at once, each with an overall timeout, retried as one
+:class:`is2grid.io.policy.RetryPolicy` says (5xx, throttling, resets, timeouts, cut-short bodies).
+Every answer is checked for length before anyone decodes it, and failures become
+:mod:`is2grid.errors` exceptions that name the granule without its secrets.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import re
 import stat
 import threading
-import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -34,11 +34,11 @@ from is2grid.io.credentials import Credentials, redact_url
 from is2grid.io.options import FetchOptions
 from is2grid.io.policy import (
     RangeIgnored,
+    RetryPolicy,
     Transient,
     ca_bundle,
     client_options,
     hide_query_strings_in,
-    retry_config,
     status_error,
     translated,
 )
@@ -128,7 +128,7 @@ class ObjectStoreSource(ByteSource):
             return [head]
 
         try:
-            _split_retrying(fetch, [0], [n], self.options)
+            RetryPolicy.of(self.options).retrying(fetch, [0], [n])
         except RangeIgnored:
             self._read_whole()
 
@@ -149,8 +149,10 @@ class ObjectStoreSource(ByteSource):
                 )
             return self._checked(parts, a, b)
 
+        policy = RetryPolicy.of(self.options)
+
         def batch(indices: list[int]) -> list[memoryview]:
-            return _split_retrying(fetch, [starts[i] for i in indices], [stops[i] for i in indices], self.options)
+            return policy.retrying(fetch, [starts[i] for i in indices], [stops[i] for i in indices])
 
         groups = _batches(starts, stops, self.options.coalesce)
         try:
@@ -172,28 +174,19 @@ class ObjectStoreSource(ByteSource):
         if not starts or self._whole is not None or all(b <= len(self._head) for b in stops):
             return self.read(starts, stops)
 
-        async def fetch(a: Sequence[int], b: Sequence[int], attempt: int) -> list[memoryview]:
-            try:
-                with translated(self.name):
-                    parts = await obstore.get_ranges_async(
-                        self.store, self.path, starts=list(a), ends=list(b), coalesce=self.options.coalesce
-                    )
-                return self._checked(parts, a, b)
-            except Transient as err:
-                if attempt >= self.options.retries:
-                    raise RemoteReadError(str(err)) from None
-                await asyncio.sleep(self.options.backoff * 2**attempt)
-                if len(a) == 1:
-                    return await fetch(a, b, attempt + 1)
-                mid = len(a) // 2
-                halves = await asyncio.gather(
-                    fetch(a[:mid], b[:mid], attempt + 1), fetch(a[mid:], b[mid:], attempt + 1)
+        async def fetch(a: list[int], b: list[int]) -> list[memoryview]:
+            with translated(self.name):
+                parts = await obstore.get_ranges_async(
+                    self.store, self.path, starts=list(a), ends=list(b), coalesce=self.options.coalesce
                 )
-                return halves[0] + halves[1]
+            return self._checked(parts, a, b)
 
+        policy = RetryPolicy.of(self.options)
         groups = _batches(starts, stops, self.options.coalesce)
         try:
-            parts = await asyncio.gather(*(fetch([starts[i] for i in g], [stops[i] for i in g], 0) for g in groups))
+            parts = await asyncio.gather(
+                *(policy.retrying_async(fetch, [starts[i] for i in g], [stops[i] for i in g]) for g in groups)
+            )
             return _in_order(groups, parts)
         except RangeIgnored:
             await asyncio.to_thread(self._read_whole)
@@ -256,27 +249,6 @@ def _in_order(groups: list[list[int]], parts: list[list[memoryview]]) -> list[me
         for i, blob in zip(group, blobs, strict=True):
             out[i] = blob
     return out
-
-
-def _split_retrying(fetch, starts: list[int], stops: list[int], options: FetchOptions, attempt: int = 0) -> list:
-    """``fetch(starts, stops)``, retried with backoff on transient failures.
-
-    Transient: cut-short, reset or wrong-range bodies and timeouts, what obstore does not retry
-    itself. A failed batch is retried as two halves, so one bad request does not use up the
-    others' retries.
-    """
-    try:
-        return fetch(starts, stops)
-    except Transient as err:
-        if attempt >= options.retries:
-            raise RemoteReadError(str(err)) from None
-        time.sleep(options.backoff * 2**attempt)
-        if len(starts) == 1:
-            return _split_retrying(fetch, starts, stops, options, attempt + 1)
-        mid = len(starts) // 2
-        return _split_retrying(fetch, starts[:mid], stops[:mid], options, attempt + 1) + _split_retrying(
-            fetch, starts[mid:], stops[mid:], options, attempt + 1
-        )
 
 
 def _refuse_web_page(head: Any, name: str) -> None:
@@ -554,7 +526,7 @@ def _s3(location: str, options: FetchOptions, credentials: Credentials | None) -
         bucket,
         config=config,  # type: ignore[arg-type]
         client_options=client_options(options, allow_http=bool(endpoint and endpoint.startswith("http://"))),  # type: ignore[arg-type]
-        retry_config=retry_config(options),  # type: ignore[arg-type]
+        retry_config=RetryPolicy.of(options).obstore(),  # type: ignore[arg-type]
         credential_provider=_checked_provider(provider, name) if provider else None,
     )
     return ObjectStoreSource(store, key, name, options)
@@ -600,7 +572,7 @@ def _http(url: str, options: FetchOptions, credentials: Credentials | None) -> B
         return RequestsSource(f"{base}/{parts.path.lstrip('/')}{suffix}", name, options, {} if query else headers)
     if headers:
         client["default_headers"] = headers
-    store = HTTPStore.from_url(base, client_options=client, retry_config=retry_config(options))  # type: ignore[arg-type]
+    store = HTTPStore.from_url(base, client_options=client, retry_config=RetryPolicy.of(options).obstore())  # type: ignore[arg-type]
     return ObjectStoreSource(store, path, name, options)
 
 
@@ -630,7 +602,7 @@ class RequestsSource(ByteSource):
 
     def _session(self):
         if not hasattr(self._local, "session"):
-            self._local.session = _deadline_session()
+            self._local.session = _deadline_session(RetryPolicy.of(self.options))
         return self._local.session
 
     def size(self) -> int:
@@ -647,12 +619,13 @@ class RequestsSource(ByteSource):
             return list(pool.map(self._get, starts, stops))
 
     def _get(self, start: int, stop: int) -> memoryview:
-        return _split_retrying(lambda a, b: [self._get_once(a[0], b[0])], [start], [stop], self.options)[0]
+        return RetryPolicy.of(self.options).retrying(lambda a, b: [self._get_once(a[0], b[0])], [start], [stop])[0]
 
     def _get_once(self, start: int, stop: int) -> memoryview:
         import requests
 
-        timeout = self.options.timeout
+        policy = RetryPolicy.of(self.options)
+        timeout = policy.budget  # the GET with urllib3's retries of it; each try's socket reads time out sooner
         with _Deadline(timeout) as deadline:
             try:
                 reply = self._session().get(
@@ -663,9 +636,10 @@ class RequestsSource(ByteSource):
                     verify=self._verify,
                 )
                 with reply:
-                    if reply.status_code in (429, 500, 502, 503, 504):
-                        raise Transient(
-                            f"{self.name}: request failed (HTTP {reply.status_code}) after the configured retries."
+                    if reply.status_code in (429, 500, 502, 503, 504):  # still, after urllib3's retries
+                        raise RemoteReadError(
+                            f"{self.name}: request failed (HTTP {reply.status_code}) after the configured retries. "
+                            "Retry later, or raise storage_options={'retries': n}."
                         )
                     if reply.status_code == 200 and "html" in reply.headers.get("Content-Type", "").lower():
                         _refuse_web_page(reply.raw.read(512) or b"<html", self.name)
@@ -690,12 +664,16 @@ class RequestsSource(ByteSource):
                 ) from None
             except (requests.RequestException, OSError) as err:
                 if deadline.expired:
-                    raise Transient(f"{self.name}: request timed out (slower than {timeout} s).") from None
+                    raise RemoteReadError(
+                        f"{self.name}: request timed out (slower than {timeout:g} s with its retries). Check the "
+                        "network, or raise storage_options={'timeout': seconds, 'retries': n}."
+                    ) from None
+                # a reset or cut-short body (urllib3 retried failures before the headers came)
                 raise Transient(
                     f"{self.name}: request failed ({type(err).__name__}) after the configured retries."
                 ) from None
         if deadline.expired:
-            raise Transient(f"{self.name}: request timed out (slower than {timeout} s).")
+            raise RemoteReadError(f"{self.name}: request timed out (slower than {timeout:g} s with its retries).")
         expected = min(stop, self._size or stop) - start
         if len(body) != expected:
             raise Transient(f"{self.name}: asked for {expected} bytes from {start} and got {len(body)}.")
@@ -737,8 +715,8 @@ class _Deadline:
                 sock.shutdown(socket.SHUT_RDWR)
 
 
-def _deadline_session():
-    """A requests Session whose connections report themselves to the :class:`_Deadline` of their request."""
+def _deadline_session(policy: RetryPolicy):
+    """A requests Session that retries as ``policy`` says, whose connections report to their :class:`_Deadline`."""
     import requests
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -753,7 +731,7 @@ def _deadline_session():
         return type(f"Deadline{pool_class.__name__}", (pool_class,), {"ConnectionCls": Connection})
 
     session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter()
+    adapter = requests.adapters.HTTPAdapter(max_retries=policy.urllib3())
     adapter.poolmanager.pool_classes_by_scheme = {
         "http": reporting(HTTPConnectionPool),
         "https": reporting(HTTPSConnectionPool),
