@@ -112,8 +112,10 @@ def test_a_consumer_that_stops_early_leaves_no_thread_and_closes_what_was_opened
     sizes=st.lists(st.integers(0, 100), min_size=1, max_size=12),
     limit=st.integers(1, 150),
     granules=st.integers(1, 5),
+    workers=st.integers(1, 3),
 )
-def test_the_budget_is_never_exceeded_but_by_a_granule_alone_and_the_run_never_stalls(sizes, limit, granules):
+def test_the_budget_is_never_exceeded_but_by_a_granule_alone_and_the_run_never_stalls(sizes, limit, granules, workers):
+    """Also with several second stages at once: a full budget frees as each is gridded (this once hung)."""
     budget = in_flight.ByteBudget(limit)
     seen: list[tuple[int, int]] = []
     lock = threading.Lock()
@@ -124,7 +126,9 @@ def test_the_budget_is_never_exceeded_but_by_a_granule_alone_and_the_run_never_s
                 seen.append((budget.in_use, len(budget._held)))
         return sizes[i]
 
-    got = [v for _, v in in_flight.in_order(first, lambda i, v, e: v, range(len(sizes)), granules, budget)]
+    got = [
+        v for _, v in in_flight.in_order(first, lambda i, v, e: v, range(len(sizes)), granules, budget, workers=workers)
+    ]
     assert got == sizes
     assert budget.in_use == 0
     assert all(in_use <= limit or holders == 1 for in_use, holders in seen)

@@ -1,11 +1,12 @@
-"""Granules in flight: the next granules are opened and fetched while the current one is gridded.
+"""Granules in flight: the next granules are opened and fetched while the current ones are gridded.
 
 A remote granule costs a chain of round trips (superblock, groups, object headers, chunk indexes,
 chunks) during which one process has nothing to compute. :func:`in_order` runs the first stage of
 up to ``granules`` items at once on threads (open a granule, fetch its compressed chunks) and the
-second stage (decode, grid) of each, in the order given, in the calling thread, as one after another
-would. What is merged, and in what order, does not change: results are identical bit for bit, and
-memory holds what the sequential run holds plus the compressed bytes of the granules in flight.
+second stage (decode, grid) of ``workers`` of them at once, handing the results on in the order
+given. What is merged, and in what order, does not change: results are identical bit for bit, and
+memory holds what the sequential run holds, plus the compressed bytes of the granules fetched ahead
+and the arrays of the second stages running beside the first.
 
 Those bytes are bounded, not only the count: before fetching its chunks a granule asks the run's
 :class:`ByteBudget` (through :func:`hold`) for their size at most (its decoded arrays' bytes), in the
@@ -164,6 +165,7 @@ def in_order(
     granules: int,
     budget: ByteBudget | None = None,
     discard: Callable[[S], object] | None = None,
+    workers: int = 1,
 ) -> Iterator[tuple[T, R]]:
     """``(item, then(item, first(item), None))`` in the order of ``items``; ``first`` of the next ones runs ahead.
 
@@ -183,6 +185,9 @@ def in_order(
         Shared by the items' first stages (default: :func:`default_bytes`).
     discard : callable, optional
         Called with the first stage's result of an item never handed on (to close it).
+    workers : int
+        Second stages run at once, on threads of their own (1: one after another); their results
+        are still handed on in order.
 
     Notes
     -----
@@ -219,6 +224,12 @@ def in_order(
         finally:
             budget.pass_turn(order)  # if it held nothing
 
+    def finish(order: int, item: T, ahead: _Ahead[S]) -> R:
+        try:
+            return then(item, ahead.value, ahead.error)
+        finally:  # its bytes are free once it is gridded: the next granule may fetch while this waits its turn
+            budget.release(order)
+
     def submit(pool: ThreadPoolExecutor) -> bool:
         item = next(source, _END)
         if item is _END:
@@ -229,24 +240,34 @@ def in_order(
         return True
 
     pool = ThreadPoolExecutor(max_workers=granules, thread_name_prefix="is2grid-granule")
+    second = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="is2grid-second")
+    started: deque[tuple[int, T, Future[R], _Ahead[S]]] = deque()
     try:
         while len(pending) < granules and submit(pool):
             pass
-        while pending:
-            order, item, future = pending[0]
-            ahead = future.result()
+        while pending or started:
+            while pending and len(started) < max(1, workers):  # the next second stages, in order
+                order, item, future = pending.popleft()
+                ahead = future.result()
+                started.append((order, item, second.submit(finish, order, item, ahead), ahead))
+                submit(pool)
+            order, item, done, _ = started.popleft()
             try:
-                result = then(item, ahead.value, ahead.error)
+                result = done.result()
             finally:
-                pending.popleft()
                 budget.release(order)
-            submit(pool)
             yield item, result
     finally:
+        for _, _, done, ahead in started:
+            if done.cancel() and discard is not None and ahead.value is not None:
+                discard(ahead.value)
+        second.shutdown(wait=True)
         for _, _, future in pending:
             future.cancel()
         budget.close()
         pool.shutdown(wait=True)
+        for order, _, _, _ in started:
+            budget.release(order)
         for order, _, future in pending:
             budget.release(order)
             left = None if future.cancelled() else future.result()

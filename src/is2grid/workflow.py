@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from is2grid import memory, products
+from is2grid import _threads, memory, products
 from is2grid.backend.entrypoints import entrypoint
 from is2grid.backend.store import WARN_TRANSITION
 from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2gridWarning
@@ -484,7 +484,9 @@ def _here(urls, args, flight: _Flight):
         return _settled(url, compute, args)
 
     budget = ByteBudget(flight.nbytes)
-    yield from in_order(first, then, urls, flight.granules, budget, discard=lambda ds: ds.close())
+    # two granules decoded and gridded at once (one in a Dask worker): their sequential parts overlap
+    second = min(2, _threads.count())
+    yield from in_order(first, then, urls, flight.granules, budget, discard=lambda ds: ds.close(), workers=second)
 
 
 def _batch_merged(urls, args, flight: _Flight) -> _Merged:
