@@ -278,3 +278,23 @@ def test_the_command_line_grids_urls_with_granules_in_flight(days, served, tmp_p
     with xr.open_dataset(out) as written:
         np.testing.assert_array_equal(written.n_segments.values, expected.n_segments.values)
         np.testing.assert_allclose(written.mean_fb.values, expected.mean_fb.values, rtol=1e-6)
+
+
+def test_nested_metadata_calls_from_many_granules_at_once_never_wait_for_ever():
+    """Granules opening at once fill the shared metadata pool with calls that wait on nested calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from is2grid.io.reader import concurrently
+
+    def leaf():
+        time.sleep(0.001)
+        return 1
+
+    def level():
+        return sum(concurrently(*[leaf] * 4))
+
+    def granule(_):
+        return sum(concurrently(*[level] * 6))
+
+    with ThreadPoolExecutor(40) as pool:  # 40 x 6 outer calls: more than the pool's 32 threads
+        assert list(pool.map(granule, range(40), timeout=60)) == [24] * 40
