@@ -105,21 +105,12 @@ class Skipped:
     reason: str
 
 
-def _granule_outcome(
-    path, request, beams, credentials, storage_options, errors: str, thickness=None
-) -> CellSums | Skipped:
-    """The granule's sums, or under ``errors="skip"`` a :class:`Skipped` record if it cannot be read."""
-    return _settled(path, lambda: _granule_sums(path, request, beams, credentials, storage_options, thickness),
-                    (request, beams, credentials, storage_options, errors, thickness))  # fmt: skip
-
-
-def _settled(path, compute: Callable[[], CellSums], args) -> CellSums | Skipped:
+def _settled(path, compute: Callable[[], CellSums], errors: str) -> CellSums | Skipped:
     """``compute()``, or what ``errors`` says to do when it fails.
 
     Each read has been retried already, as :class:`is2grid.io.policy.RetryPolicy` says, so a granule
     is not read again. Refused credentials always raise: they would fail every granule alike.
     """
-    errors = args[4]
     try:
         return compute()
     except AuthenticationError:
@@ -469,7 +460,7 @@ class _Flight:
 
 def _here(urls, args, flight: _Flight):
     """(url, its sums or Skipped record) in the order given, ``flight.granules`` opened and fetched ahead."""
-    request, beams, credentials, storage_options, _, thickness = args
+    request, beams, credentials, storage_options, errors, thickness = args
 
     def first(url) -> xr.Dataset:
         return _opened(url, request, beams, credentials, storage_options, thickness)
@@ -481,7 +472,7 @@ def _here(urls, args, flight: _Flight):
             assert ds is not None
             return _sums_of(ds, request, thickness)
 
-        return _settled(url, compute, args)
+        return _settled(url, compute, errors)
 
     budget = ByteBudget(flight.nbytes)
     # two granules decoded and gridded at once (one in a Dask worker): their sequential parts overlap

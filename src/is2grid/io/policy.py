@@ -177,11 +177,6 @@ class RetryPolicy:
         return await attempt(list(starts), list(stops), 0)
 
 
-def retry_config(options: FetchOptions) -> dict[str, Any]:
-    """The ``retry_config`` of obstore's stores from the fetch options (:meth:`RetryPolicy.obstore`)."""
-    return RetryPolicy.of(options).obstore()
-
-
 class QueryRedactor(logging.Filter):
     """urllib3 logs each request line at DEBUG, pre-signed query string included: cut it out."""
 
