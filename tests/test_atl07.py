@@ -15,6 +15,7 @@ import xarray as xr
 import is2grid
 from is2grid import tutorial, workflow
 from is2grid.products import ATL07, ATL10, icesat2
+from is2grid.viz import explore
 
 from .conftest import DATA, REAL_VALID
 from .helpers import assert_matches_reference
@@ -233,10 +234,11 @@ def test_no_warnings_on_real_atl07_default_open():
 def test_explorer_and_series_on_real_atl07():
     ds = xr.open_dataset(REAL_ATL07[1], engine="atl07")
     segments = ds.is2grid.explore()
-    assert segments.kind == "holoviews" and segments.details["segments"] == int(ds.height_segment_height.count())
+    assert segments.is2grid["segments"] == int(ds.height_segment_height.count())
     grid = ds.is2grid.to_ease2(res=6250)
     view = grid.is2grid.explore()
-    assert "mean_height" in view.title and "sea ice surface height above the mean sea surface" in view.html()
+    assert view.kdims[1].default == "mean_height"
+    assert "sea ice surface height above the mean sea surface" in explore.html(view)
     series = grid.is2grid.timeseries((-60, 65, -45, 72))
     assert int(series.n_segments.sum()) == int(grid.n_segments.sum())
     assert series.mean_height.attrs["units"] == "m"

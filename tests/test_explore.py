@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 import is2grid
 from is2grid import cli, tutorial, workflow
 from is2grid.grid import reduction, regions, timeseries
-from is2grid.grid.grids import ease2_grid, nsidc_polar_stereo_grid, to_xy
-from is2grid.viz import explore
+from is2grid.grid.grids import ease2_grid, to_xy
+from is2grid.viz import cells, explore
 
 
 @pytest.fixture(scope="module")
@@ -124,39 +124,105 @@ def test_sel_lonlat_scalar_and_outside(daily, segments):
         daily.is2grid.sel_lonlat([0.0], [60.0])
 
 
-GRIDS = [ease2_grid("south", 25000), ease2_grid("north", 25000), nsidc_polar_stereo_grid("north"),
-         nsidc_polar_stereo_grid("south")]  # fmt: skip
+def frame_of(view, t: int, statistic: str):
+    """The cells a view draws for bin ``t`` (a pandas DataFrame), at the current zoom."""
+    key = (view.is2grid["starts"][t], statistic)
+    return view[key].Rectangles.I.dframe()
 
 
-@pytest.mark.parametrize("grid", GRIDS, ids=lambda g: g.name)
-def test_projection_parameters_describe_each_grid(grid):
-    params = explore.projection_parameters(grid.cf_grid_mapping())
-    assert params["kind"] == ("laea" if "EASE" in grid.name else "stere")
-    assert params["south"] == (grid.hemisphere == "south")
+def test_grid_explorer_is_a_holoviews_object_to_overlay_and_lay_out(daily):
+    import holoviews as hv
+
+    view = daily.is2grid.explore()
+    assert isinstance(view, hv.DynamicMap) and [d.name for d in view.kdims] == ["time", "statistic"]
+    assert view.kdims[1].default == "mean_fb" and view.kdims[1].values == list(reduction.STATISTICS)
+    assert isinstance(view + view, hv.Layout)
+    overlaid = view * hv.Points([(0.0, 0.0)])
+    assert isinstance(hv.render(overlaid, backend="bokeh").renderers, list)
+    assert "length-weighted mean sea ice freeboard" in explore.html(view)
 
 
-def test_grid_explorer_frames_fit_the_page_and_combine_exactly(daily):
-    view = daily.is2grid.explore(max_bytes=2e5)
-    assert view.details["factor"] > 1 and view.details["frames"] == daily.sizes["time"]
-    combined = explore._coarsened(daily.isel(time=3), view.details["factor"], list(reduction.STATISTICS))
-    assert int(combined["n_segments"].sum()) == int(daily.n_segments.isel(time=3).sum()), "no segment lost"
-    page = view.html()
-    assert "cdn.bokeh.org" not in page.split("<body")[0] and "static/extensions" not in page
-    assert "length-weighted mean sea ice freeboard (m)" in page
+def test_cells_drawn_are_the_grid_cells_with_their_centres_from_proj(daily):
+    """At the page's resolution (1 here) each rectangle is one grid cell: its statistics, count, lat/lon."""
+    view = daily.is2grid.explore()
+    assert view.is2grid["page_factor"] == 1
+    t = 3
+    frame = frame_of(view, t, "mean_fb")
+    one = daily.isel(time=t)
+    assert len(frame) == int(np.isfinite(one.mean_fb.values).sum())
+    x, y = (frame.x0 + frame.x1) / 2, (frame.y0 + frame.y1) / 2
+    cells = one.sel(x=xr.DataArray(x.values, dims="c"), y=xr.DataArray(y.values, dims="c"))
+    np.testing.assert_allclose(frame.mean_fb, cells.mean_fb.values, rtol=1e-6)
+    np.testing.assert_array_equal(frame.n_segments, cells.n_segments.values)
+    centres = daily.is2grid.latlon().sel(x=xr.DataArray(x.values, dims="c"), y=xr.DataArray(y.values, dims="c"))
+    np.testing.assert_allclose(frame.latitude, centres.lat.values, atol=2e-5)
+    dlon = (frame.longitude - centres.lon.values + 180) % 360 - 180
+    assert np.abs(dlon).max() < 2e-5
+    counts = frame_of(view, t, "n_segments")
+    assert int(counts.n_segments.sum()) == int(one.n_segments.sum()), "every occupied cell is drawn"
+
+
+def test_a_page_too_large_combines_cells_exactly_and_says_so(daily, tmp_path):
+    view = daily.is2grid.explore(max_bytes=1e5)
+    k = view.is2grid["page_factor"]
+    assert k > 1 and view.is2grid["page_cell_bytes"] <= 1e5
+    frame = frame_of(view, 3, "n_segments")
+    assert int(frame.n_segments.sum()) == int(daily.n_segments.isel(time=3).sum()), "no segment lost"
+    assert np.allclose(frame.x1 - frame.x0, 25000 * k)
+    title = view[(view.is2grid["starts"][3], "mean_fb")].Rectangles.I.opts.get().kwargs["title"]
+    assert f"at {25 * k:g} km, cells combined {k} x {k}" in title
+    page = explore.save(view, tmp_path / "small.html")
+    text = open(page, encoding="utf-8").read()
+    assert "cdn.bokeh.org" not in text and "cdn.holoviz.org" not in text and "static/extensions" not in text
+
+
+def test_zooming_in_refines_to_the_grid_and_zooming_out_combines(daily):
+    """Cells are combined only when more than the map's pixels are in view (and no more than on the page)."""
+    view = daily.is2grid.explore(max_bytes=1e5, width=100)
+    k = view.is2grid["page_factor"]
+    ranges = view.is2grid["zoom"]
+    frame = frame_of(view, 3, "n_segments")
+    x, y = float(frame.x0.iloc[0]), float(frame.y0.iloc[0])
+    ranges.event(x_range=(x - 200_000, x + 200_000), y_range=(y - 200_000, y + 200_000))
+    zoomed = frame_of(view, 3, "n_segments")
+    assert np.allclose(zoomed.x1 - zoomed.x0, 25000), "zoomed in: the cells as gridded"
+    inside = (
+        (zoomed.x1 >= x - 200_000)
+        & (zoomed.x0 <= x + 200_000)
+        & (zoomed.y1 >= y - 200_000)
+        & (zoomed.y0 <= y + 200_000)
+    )
+    assert inside.all() and len(zoomed) > 0
+    ranges.event(x_range=(-9e6, 9e6), y_range=(-9e6, 9e6))
+    assert np.allclose(frame_of(view, 3, "n_segments").pipe(lambda f: f.x1 - f.x0), 25000 * k)
+
+
+def test_explore_dispatches_on_what_it_is_given(daily, segments):
+    import holoviews as hv
+
+    assert isinstance(daily.is2grid.explore(), hv.DynamicMap)
+    seg = segments.is2grid.explore()
+    assert isinstance(seg, hv.DynamicMap) and seg.is2grid["segments"] == int(segments.beam_fb_height.count())
+    beams = segments.is2grid.explore(color="beam")
+    assert beams.is2grid["beams"] == sorted(set(segments.beam.values.astype(str)))
+    assert isinstance(daily.is2grid.timeseries("ross").is2grid.explore(), hv.Overlay)
+    assert "<iframe srcdoc=" in explore.embedded(daily.is2grid.explore()).data
+    with pytest.raises(is2grid.GridError, match="color="):
+        segments.is2grid.explore(color="height")
     with pytest.raises(is2grid.GridError, match="choose one of"):
         daily.is2grid.explore("freeboard")
     with pytest.raises(is2grid.GridError, match="empty"):
         daily.isel(time=slice(0, 0)).is2grid.explore()
 
 
-def test_explore_dispatches_on_what_it_is_given(daily, segments):
-    assert daily.is2grid.explore().kind == "bokeh"
-    assert segments.is2grid.explore().kind == "holoviews"
-    assert segments.is2grid.explore(color="beam").details["segments"] == int(segments.beam_fb_height.count())
-    assert daily.is2grid.timeseries("ross").is2grid.explore().kind == "holoviews"
-    assert "<iframe srcdoc=" in daily.is2grid.explore()._repr_html_()
-    with pytest.raises(is2grid.GridError, match="color="):
-        segments.is2grid.explore(color="height")
+def test_segments_hover_names_the_segment_under_the_pointer(segments):
+    import holoviews as hv
+
+    view = segments.is2grid.explore()
+    tooltips = hv.render(view, backend="bokeh").select_one({"type": __import__("bokeh").models.HoverTool}).tooltips
+    text = " ".join(str(getattr(m, "children", "")) for m in tooltips.references())
+    for name in ("latitude", "longitude", "beam_fb_height", "beam", "time"):
+        assert name in text, text
 
 
 def test_cli_timeseries_and_explore_save(month, tmp_path, capsys):
@@ -187,18 +253,41 @@ def test_cli_timeseries_and_explore_save(month, tmp_path, capsys):
     assert "Named regions" in capsys.readouterr().err
 
 
-def test_combined_cells_use_the_sums_they_have():
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), k=st.integers(1, 4))
+def test_combined_cells_equal_a_brute_force_combination(data, k):
     """k x k cells combine from their sums; a cell without statistics (min_segments) adds to the count only."""
-    nan = np.nan
+    ny, nx = data.draw(st.integers(1, 7)), data.draw(st.integers(1, 7))
+    counts = np.array(data.draw(st.lists(st.integers(0, 9), min_size=ny * nx, max_size=ny * nx))).reshape(ny, nx)
+    lengths = np.array(data.draw(st.lists(st.floats(5, 50), min_size=ny * nx, max_size=ny * nx))).reshape(ny, nx)
+    fbs = np.array(data.draw(st.lists(st.floats(-0.5, 2), min_size=ny * nx, max_size=ny * nx))).reshape(ny, nx)
+    stds = np.array(data.draw(st.lists(st.floats(0, 0.5), min_size=ny * nx, max_size=ny * nx))).reshape(ny, nx)
+    known = (counts > 0) & np.array(data.draw(st.lists(st.booleans(), min_size=ny * nx, max_size=ny * nx))).reshape(
+        ny, nx
+    )
+    stds = np.where(counts == 1, 0.0, stds)  # one segment has no spread
+    nan = np.where(known, 1.0, np.nan)
     frame = xr.Dataset(
         {
-            "n_segments": (("y", "x"), np.array([[5, 1], [4, 0]])),
-            "mean_seg_length": (("y", "x"), np.array([[10.0, nan], [20.0, nan]])),
-            "mean_fb": (("y", "x"), np.array([[0.2, nan], [0.5, nan]])),
-            "std_fb": (("y", "x"), np.array([[0.0, nan], [0.0, nan]])),
+            name: (("y", "x"), v)
+            for name, v in zip(reduction.STATISTICS, (counts, lengths * nan, fbs * nan, stds * nan), strict=True)
         }
     )
-    combined = explore._coarsened(frame, 2, list(reduction.STATISTICS))
-    assert int(combined["n_segments"][0, 0]) == 10
-    np.testing.assert_allclose(combined["mean_seg_length"][0, 0], (5 * 10 + 4 * 20) / 9, rtol=1e-6)
-    np.testing.assert_allclose(combined["mean_fb"][0, 0], (50 * 0.2 + 80 * 0.5) / 130, rtol=1e-6)
+    combined = cells.occupied(frame, list(reduction.STATISTICS)).coarsened(k)
+    got = combined.statistics()
+    for i, (r, c) in enumerate(zip(combined.row, combined.col, strict=True)):
+        block = (slice(r * k, r * k + k), slice(c * k, c * k + k))
+        n, m = counts[block], known[block]
+        assert got["count"][i] == n.sum()
+        if not m.any():
+            assert np.isnan(got["mean"][i])
+            continue
+        ww = n[m] * lengths[block][m]
+        mean = (ww * fbs[block][m]).sum() / ww.sum()
+        var = (ww * (stds[block][m] ** 2 + fbs[block][m] ** 2)).sum() / ww.sum() - mean**2
+        np.testing.assert_allclose(got["mean"][i], mean, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(got["mean_length"][i], ww.sum() / n[m].sum(), rtol=1e-9)
+        np.testing.assert_allclose(got["std"][i], np.sqrt(max(var, 0.0)), rtol=1e-6, atol=1e-6)
+    assert int(combined.count.sum()) == int(counts.sum()) and len(combined) == len(
+        {(r // k, c // k) for r, c in zip(*np.nonzero(counts > 0), strict=True)}
+    )

@@ -14,6 +14,7 @@ from is2grid import workflow
 from is2grid.grid import timeseries
 from is2grid.grid.request import GridRequest
 from is2grid.products import ATL07, ATL10
+from is2grid.viz import explore
 from is2grid.viz.explore import grid_explorer
 
 from .helpers import assert_matches_reference
@@ -127,8 +128,8 @@ def test_collapse_time_keeps_the_variables_names(opened):
 def test_explorer_shows_the_gridded_variable(opened):
     gridded = opened.is2grid.to_ease2(res=25000, variable="beam_fb_unc")
     view = gridded.is2grid.explore()
-    assert "mean_fb_unc" in view.title
-    html = view.html()
+    assert view.kdims[1].default == "mean_fb_unc"
+    html = explore.html(view)
     assert "length-weighted mean sea ice freeboard uncertainty" in html
     with pytest.raises(is2grid.GridError, match="choose one of n_segments, mean_seg_length, mean_fb_unc"):
         grid_explorer(gridded, "mean_fb")

@@ -118,8 +118,10 @@ class Is2gridAccessor:
         return self.segments_timeseries(region, freq=freq, res=res, **options)
 
     def explore(self, var: str | None = None, **options: Any):
-        """An interactive map (or chart) in the browser: see :mod:`is2grid.viz.explore`.
+        """An interactive map (or chart), a HoloViews object: see :mod:`is2grid.viz.explore`.
 
+        Display it in a notebook, overlay (``*``) or lay it out (``+``), serve it
+        (:func:`~is2grid.viz.explore.serve`) or save it as one offline page (:func:`~is2grid.viz.explore.save`).
         A gridded Dataset gets :func:`~is2grid.viz.explore.grid_explorer` (time slider, statistic selector),
         segments get :func:`~is2grid.viz.explore.segments_explorer` (rasterized; ``color="beam"`` too), a
         region time series gets :func:`~is2grid.viz.explore.timeseries_plot`; which one the Dataset is, its

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     explore.add_argument("--color", choices=("freeboard", "beam"), default="freeboard", help="segments: colour by")
     explore.add_argument("--save", type=Path, default=None, help="write a self-contained HTML page instead of serving")
     explore.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-    explore.add_argument("--max-mb", type=float, default=48, help="MB of map frames a page may carry (default 48)")
+    explore.add_argument("--max-mb", type=float, default=25, help="MB of map cells a saved page may carry (default 25)")
 
     series = sub.add_parser(
         "timeseries",
@@ -456,19 +456,18 @@ def _open_inputs(inputs: list[str]):
 def _explore(args) -> int:
     import threading
 
+    from is2grid.viz import explore
+
     ds, gridded = _open_inputs(args.inputs)
     if gridded:
-        from is2grid.viz.explore import grid_explorer
-
-        view = grid_explorer(ds, args.var, max_bytes=args.max_mb * 1e6)
+        view = explore.grid_explorer(ds, args.var, max_bytes=args.max_mb * 1e6)
     else:
-        from is2grid.viz.explore import segments_explorer
-
-        view = segments_explorer(ds, args.color)
+        view = explore.segments_explorer(ds, args.color)
+    title = f"is2grid: {Path(args.inputs[0]).name}"
     if args.save:
-        print(f"HTML:   {Path(view.save(args.save)).resolve()}")
+        print(f"HTML:   {Path(explore.save(view, args.save, title)).resolve()}")
         return 0
-    served = view.serve(args.port)
+    served = explore.serve(view, args.port, title=title)
     print(f"is2grid explore: serving {served.url} (Ctrl-C stops)", flush=True)
     try:
         threading.Event().wait()
@@ -502,9 +501,10 @@ def _timeseries(args) -> int:
         timeseries_figure(series, path=args.png)
         print(f"PNG:    {args.png.resolve()}")
     if args.html:
-        from is2grid.viz.explore import timeseries_plot
+        from is2grid.viz import explore
 
-        print(f"HTML:   {Path(timeseries_plot(series).save(args.html)).resolve()}")
+        page = explore.save(explore.timeseries_plot(series), args.html, f"is2grid: {area.title}")
+        print(f"HTML:   {Path(page).resolve()}")
     return 0
 
 
