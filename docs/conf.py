@@ -57,6 +57,7 @@ html_theme_options = {
     "show_toc_level": 2,
 }
 html_static_path = ["_static"]
+html_css_files = ["is2grid.css"]
 
 
 def _copy_notebooks(app) -> None:

@@ -40,6 +40,12 @@ def _mkdir(path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sample_month(tmp_path_factory) -> list[Path]:
+    """A synthetic month of 30 Antarctic granules, one a day (shared: written once per test run)."""
+    return tutorial.sample_month(tmp_path_factory.mktemp("sample-month"), n_segments=1500)
+
+
+@pytest.fixture(scope="session")
 def south(synthetic) -> Path:
     return synthetic["south-backward"]
 

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 import is2grid
-from is2grid import tutorial, workflow
+from is2grid import workflow
 from is2grid.viz import explore
 from tests.browser import Page, chromium, colourful
 
@@ -25,8 +25,8 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def month(tmp_path_factory):
-    return tutorial.sample_month(tmp_path_factory.mktemp("sample"), n_segments=1500)
+def month(sample_month):
+    return sample_month
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import is2grid
-from is2grid import cli, tutorial, workflow
+from is2grid import cli, workflow
 from is2grid.grid import reduction, regions, timeseries
 from is2grid.grid.grids import ease2_grid, to_xy
 from is2grid.viz import cells, explore
 
 
 @pytest.fixture(scope="module")
-def month(tmp_path_factory):
-    return tutorial.sample_month(tmp_path_factory.mktemp("sample"), n_segments=1500)
+def month(sample_month):
+    return sample_month
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 import xarray as xr
 
 import is2grid
-from is2grid import tutorial, workflow
+from is2grid import workflow
 from is2grid.viz import geo
 
 hv = pytest.importorskip("holoviews")
@@ -57,9 +57,9 @@ def offline(monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory):
+def outputs(tmp_path_factory, sample_month):
     folder = tmp_path_factory.mktemp("hvplot")
-    month = tutorial.sample_month(folder / "sample", n_segments=600)
+    month = sample_month
     grid = workflow.grid_granules(month[:4], res=25000, progress=False)
     workflow.write_netcdf(grid, folder / "grid.nc")
     workflow.grid_granules(month[:4], res=25000, progress=False, store=folder / "grid.zarr")
