@@ -181,7 +181,6 @@ def grid_explorer(
 
     def draw(time, statistic: str, x_range=None, y_range=None):
         t = starts.index(time)
-        time = labels[t]
         if x_range is None or y_range is None:
             cells = frames[t].coarsened(page_factor)
         else:
@@ -191,7 +190,7 @@ def grid_explorer(
             rows = geometry.index_range(y_range[0], y_range[1], "y", factor)
             cols = geometry.index_range(x_range[0], x_range[1], "x", factor)
             cells = frames[t].coarsened(factor).within(rows, cols)
-        drawn.update(factor=cells.factor, cells=len(cells), time=time, statistic=statistic)
+        drawn.update(factor=cells.factor, cells=len(cells), time=labels[t], statistic=statistic)
         values = cells.statistics()
         shown = values[by_role[statistic]]
         keep = np.isfinite(shown) & (values["count"] > 0)
@@ -211,7 +210,8 @@ def grid_explorer(
         return hv.Rectangles(data, kdims=["x0", "y0", "x1", "y1"], vdims=vdims).opts(
             color=statistic, cmap=cmap, clim=limits[statistic], colorbar=True, line_alpha=0,
             clabel=f"{names[statistic]} ({units[statistic]})", tools=["hover"], hover_tooltips=tooltips,
-            title=f"{grid_name} at {shown_res:g} km{combined}: {time}",
+            # the bin is named by the slider: a saved page does not carry a title per frame
+            title=f"{grid_name} at {shown_res:g} km{combined}",
         )  # fmt: skip
 
     time_dim = hv.Dimension("time", label="time bin", values=starts, default=starts[0],
