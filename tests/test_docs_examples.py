@@ -21,7 +21,7 @@ import is2grid
 from is2grid import tutorial, workflow
 
 ROOT = Path(__file__).parents[1]
-FILES = ["README.md", "docs/index.md", "docs/usage.md", "docs/thickness.md"]
+FILES = ["README.md", "docs/index.md", "docs/usage.md", "docs/hvplot.md", "docs/thickness.md"]
 NOT_RUN = "# not run in the tests:"
 ATL07 = ROOT / "tests/data/atl07/processed_ATL07-01_20190226002919_09100201_003_02.h5"
 

@@ -21,6 +21,7 @@ is downloaded.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -70,13 +71,11 @@ class _GridFrames:
 
     def rectangles(self, cells: Cells, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The cells' corners (float32, exact for EASE-Grid 2.0 edges) and centres' lat/lon, with ``columns``."""
-        from pyproj import Transformer
-
         k = cells.factor
         xa = self.x0 + cells.col * (k * self.dx)
         ya = self.y0 + cells.row * (k * self.dy)
         xb, yb = xa + k * self.dx, ya + k * self.dy
-        lon, lat = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True).transform((xa + xb) / 2, (ya + yb) / 2)
+        lon, lat = _to_lonlat(self.crs).transform((xa + xb) / 2, (ya + yb) / 2)
         corners = {"x0": np.minimum(xa, xb), "y0": np.minimum(ya, yb), "x1": np.maximum(xa, xb),
                    "y1": np.maximum(ya, yb)}  # fmt: skip
         out = {name: v.astype(np.float32) for name, v in corners.items()}
@@ -231,6 +230,14 @@ def grid_explorer(
         "drawn": drawn,
     }
     return view
+
+
+@functools.lru_cache(maxsize=8)
+def _to_lonlat(crs):
+    """A pyproj transformer from the grid to longitude/latitude (made once per CRS: each takes ~20 ms)."""
+    from pyproj import Transformer
+
+    return Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
 
 
 def _data_extent(geometry: _GridFrames) -> tuple[float, float, float, float]:
