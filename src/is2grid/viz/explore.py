@@ -219,6 +219,12 @@ def grid_explorer(
     zoom = hv.streams.RangeXY()
     cells_map = hv.DynamicMap(draw, kdims=[time_dim, stat_dim], streams=[zoom])
     view = _on_map(cells_map, dict(gridded["crs"].attrs), extent, width)
+
+    def static():
+        # a saved page: every occupied cell of every bin, with no range stream (a static render would hand the
+        # stream the first frame's ranges, and cells outside them would be left out)
+        return _on_map(hv.DynamicMap(draw, kdims=[time_dim, stat_dim]), dict(gridded["crs"].attrs), extent, width)
+
     view.is2grid = {
         "page_factor": page_factor,
         "resolution_m": res,
@@ -228,6 +234,7 @@ def grid_explorer(
         "starts": starts,
         "zoom": zoom,
         "drawn": drawn,
+        "static": static,
     }
     return view
 
@@ -260,7 +267,10 @@ def _on_map(layer, crs_attrs: dict[str, Any], extent, width: int):
     lines = _outline_lines(crs_attrs, extent)
 
     def path(part):
-        return [np.column_stack([a, b]) for a, b in zip(lines[part]["xs"], lines[part]["ys"], strict=True)]
+        # one array, lines broken by NaN rows: HoloViews ranges and updates one path per frame, not hundreds
+        pairs = zip(lines[part]["xs"], lines[part]["ys"], strict=True)
+        pieces = [np.column_stack([[*a, np.nan], [*b, np.nan]]) for a, b in pairs]
+        return [np.concatenate(pieces)] if pieces else []
 
     graticule = hv.Path(path("graticule"), group="Graticule").opts(color="#9aa5b1", line_width=0.6,
                                                                   line_dash="dotted")  # fmt: skip
@@ -295,8 +305,13 @@ def save(view, path: str | os.PathLike, title: str = "is2grid") -> str:
     partial = target.with_name(f".{target.stem}.partial-{os.getpid()}.html")
     from panel.io.resources import set_resource_mode
 
+    static = getattr(view, "is2grid", {}).get("static")
+    if static is not None:
+        view = static()
     with pn.config.set(inline=True), set_resource_mode("inline"):
-        _pane(view).save(partial, embed=True, resources=INLINE, title=title, progress=False, max_states=5000)
+        # every value of every widget (Panel embeds 3 per widget unless told otherwise)
+        _pane(view).save(partial, embed=True, resources=INLINE, title=title, progress=False, max_states=100_000,
+                         max_opts=100_000)  # fmt: skip
     page = _offline(partial.read_text(encoding="utf-8"))
     partial.write_text(page, encoding="utf-8")
     os.replace(partial, target)
@@ -391,6 +406,16 @@ def _offline(page: str) -> str:
         page,
     )
     page = re.sub(r'<link rel="(?:icon|apple-touch-icon)"[^>]*>', "", page)
+    # HoloViews holds a plot's rendering while it updates it; recorded in the embedded states, a "hold" can end
+    # up applied after its release, and the map then keeps the previous bin on screen: the saved states go
+    # without them (each state replaces the data whole)
+    hold = (
+        r'\{\\"kind\\":\\"ModelChanged\\",\\"model\\":\{\\"id\\":\\"[^\\]+\\"\},'
+        r'\\"attr\\":\\"hold_render\\",\\"new\\":(?:true|false)\}'
+    )
+    page = re.sub(hold + ",", "", page)
+    page = re.sub("," + hold, "", page)
+    page = re.sub(hold, "", page)
     # Panel's extension scripts are server-relative URLs; a saved view uses none of Panel's extensions
     return re.sub(r'<script[^>]*src="static/extensions/[^"]*"[^>]*>\s*</script>', "", page)
 
