@@ -39,6 +39,21 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def no_network(monkeypatch):
+    """No connection leaves the machine: sockets reach loopback only, as on a cluster node offline."""
+    import socket
+
+    connect = socket.socket.connect
+
+    def local_only(self, address):
+        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1"):
+            raise OSError(f"network blocked in this test: {address}")
+        return connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", local_only)
+
+
 @pytest.fixture(scope="session")
 def sample_month(tmp_path_factory) -> list[Path]:
     """A synthetic month of 30 Antarctic granules, one a day (shared: written once per test run)."""

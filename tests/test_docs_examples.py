@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -59,20 +58,8 @@ def inputs(tmp_path_factory, sample_month):
     }
 
 
-@pytest.fixture
-def offline(monkeypatch):
-    connect = socket.socket.connect
-
-    def local_only(self, address):
-        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1"):
-            raise OSError(f"network blocked in this test: {address}")
-        return connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", local_only)
-
-
 @pytest.mark.parametrize("name", FILES)
-def test_every_example_runs(name, inputs, offline, monkeypatch, tmp_path):
+def test_every_example_runs(name, inputs, no_network, monkeypatch, tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")

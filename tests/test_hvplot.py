@@ -5,7 +5,6 @@ The calls are the ones a Pangeo user types; nothing here passes a CRS or a proje
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import textwrap
@@ -36,18 +35,10 @@ socket.socket.connect = _local_only
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
+def offline(no_network, monkeypatch, tmp_path):
     """No connection leaves the machine, and cartopy's own download folder starts empty."""
     import cartopy
 
-    connect = socket.socket.connect
-
-    def local_only(self, address):
-        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1"):
-            raise OSError(f"network blocked in this test: {address}")
-        return connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", local_only)
     monkeypatch.setitem(cartopy.config, "data_dir", str(tmp_path / "cartopy-data"))
     with warnings.catch_warnings():
         from cartopy.io import DownloadWarning
