@@ -197,6 +197,24 @@ def test_zooming_in_refines_to_the_grid_and_zooming_out_combines(daily):
     assert np.allclose(frame_of(view, 3, "n_segments").pipe(lambda f: f.x1 - f.x0), 25000 * k)
 
 
+def test_the_map_draws_on_a_canvas_and_reports_settled_ranges_without_a_debounce(daily, segments):
+    import holoviews as hv
+    from holoviews.plotting.bokeh.callbacks import RangeXYCallback
+
+    for view, backend in ((daily.is2grid.explore(), "canvas"), (segments.is2grid.explore(), "webgl")):
+        figure = hv.render(view, backend="bokeh")
+        assert (figure.output_backend, figure.lod_timeout, figure.lod_interval) == (backend, 100, 100)
+    assert hv.render(daily.is2grid.explore(output_backend="webgl"), backend="bokeh").output_backend == "webgl"
+    with pytest.raises(is2grid.GridError, match="output_backend='svg'"):
+        daily.is2grid.explore(output_backend="svg")
+    # the explorer's range stream is answered at once; other plots' RangeXY streams keep HoloViews' debounce
+    stream = daily.is2grid.explore().is2grid["zoom"]
+    callback = hv.streams.Stream._callbacks["bokeh"][type(stream)]
+    assert isinstance(stream, hv.streams.RangeXY) and callback.debounce is None
+    others = hv.streams.Stream._callbacks["bokeh"][hv.streams.RangeXY]  # HoloViews' own, or GeoViews' once imported
+    assert issubclass(others, RangeXYCallback) and others.debounce == 100 and RangeXYCallback.debounce == 100
+
+
 def test_explore_dispatches_on_what_it_is_given(daily, segments):
     import holoviews as hv
 
@@ -223,6 +241,39 @@ def test_segments_hover_names_the_segment_under_the_pointer(segments):
     text = " ".join(str(getattr(m, "children", "")) for m in tooltips.references())
     for name in ("latitude", "longitude", "beam_fb_height", "beam", "time"):
         assert name in text, text
+
+
+def test_a_save_after_a_live_session_logs_no_thread_error(daily, tmp_path):
+    """Bokeh's curdoc() is process-wide and keeps a session's document when a server callback raised
+    (as when a tab closes mid-update): a later save must not be taken for a foreign thread's session update."""
+    import logging
+    import weakref
+    from types import SimpleNamespace
+
+    import panel as pn
+    from bokeh.document import Document
+    from bokeh.io import doc as bokeh_doc
+
+    # what a Bokeh server session's document carries
+    request = SimpleNamespace(arguments={}, cookies={}, headers={})
+    context = SimpleNamespace(session=object(), server_context=None, id="left-over", request=request)
+    left_over = Document()
+    left_over._session_context = lambda: context
+    bokeh_doc._PATCHED_CURDOCS.append(weakref.ref(left_over))
+    pn.state._loaded[left_over] = True
+    logged: list[str] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = lambda record: logged.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("panel").addHandler(handler)  # Panel's loggers do not propagate to the root
+    try:
+        assert pn.state.curdoc is left_over and pn.state.loaded
+        explore.save(daily.is2grid.explore(), tmp_path / "page.html")
+    finally:
+        logging.getLogger("panel").removeHandler(handler)
+        bokeh_doc._PATCHED_CURDOCS.pop()
+        pn.state._loaded.pop(left_over, None)
+    assert not [m for m in logged if "unlocked" in m], logged[:1]
+    assert (tmp_path / "page.html").stat().st_size > 100_000
 
 
 def test_cli_timeseries_and_explore_save(month, tmp_path, capsys):

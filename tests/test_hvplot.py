@@ -152,3 +152,23 @@ def test_plain_xarray_and_hvplot_imported_first_in_a_fresh_process(outputs, tmp_
     start, end = (float(v) for v in done.stdout.split()[-2:])
     assert -9e6 < start < end < 9e6
     assert "Downloading" not in done.stderr
+
+
+@pytest.mark.parametrize("source", ["memory", "netcdf", "zarr"])
+def test_titles_name_the_time_bin_not_the_grid_mapping(outputs, source):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = opened(outputs, source)
+    one = grid.mean_fb.isel(time=0)
+    day = str(one.time.values)[:10]
+    assert "crs" in one.coords and one.rio.crs is not None  # still a coordinate: rioxarray and hvplot read it
+    assert one.plot().axes.get_title() == f"time = {day}"
+    plt.close("all")
+    assert hv.render(one.hvplot.image(x="x", y="y")).title.text == f"time = {day}"
+    # any other scalar coordinate is titled as before
+    assert one.assign_coords(beam="gt1r")._title_for_slice() == f"time = {day}, beam = gt1r"
+    plain = one.assign_coords(crs=xr.DataArray(0))
+    assert plain._title_for_slice() == f"crs = 0, time = {day}"

@@ -31,8 +31,10 @@ from is2grid.errors import (
 from is2grid.grid.grids import Grid, ease2_grid, nsidc_polar_stereo_grid
 from is2grid.io.credentials import Credentials
 from is2grid.viz import geo as _geo
+from is2grid.viz import titles as _titles
 
 _geo.register()  # hvplot/GeoViews/cartopy draw is2grid's grids offline, once imported (see is2grid.viz.geo)
+_titles.register()  # plot titles without "crs = 0" (see is2grid.viz.titles)
 
 #: the modules users reach as ``is2grid.<name>`` (imported when first used), by where they live
 MODULES = {

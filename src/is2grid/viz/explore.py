@@ -53,6 +53,8 @@ __all__ = [
 #: bytes a saved page spends on one cell of one frame: four float32 corners, the value, n_segments, lat and lon,
 #: base64-encoded (4/3); checked against written pages in the tests
 PAGE_BYTES_PER_CELL = 8 * 4 * 4 / 3
+#: after a zoom or pan, how long Bokeh waits before telling the server the new ranges (Bokeh's default: 500 ms)
+SETTLE_MS = 100
 
 
 # -- gridded results ----------------------------------------------------------------------------------------
@@ -97,6 +99,7 @@ def grid_explorer(
     width: int = 720,
     max_bytes: float = 25e6,
     cmap: str = "viridis",
+    output_backend: str = "canvas",
 ):
     """A map of a gridded result: time slider, statistic selector, colour bar, hover; refined on zoom.
 
@@ -115,6 +118,10 @@ def grid_explorer(
         cells are combined k x k (exactly, from their sums) and the title says so.
     cmap : str
         A colour map name.
+    output_backend : {"canvas", "webgl"}
+        How the browser draws the map. A 2D canvas draws a few thousand cells in about 10 ms on any
+        machine; WebGL is faster with a GPU and many cells in view, but takes 100-300 ms a frame without
+        one (a browser in a VM or on a remote desktop).
 
     Returns
     -------
@@ -216,14 +223,16 @@ def grid_explorer(
     time_dim = hv.Dimension("time", label="time bin", values=starts, default=starts[0],
                             value_format=lambda start: labels[starts.index(start)])  # fmt: skip
     stat_dim = hv.Dimension("statistic", values=stats, default=var)
-    zoom = hv.streams.RangeXY()
+    zoom = _view_range()
     cells_map = hv.DynamicMap(draw, kdims=[time_dim, stat_dim], streams=[zoom])
-    view = _on_map(cells_map, dict(gridded["crs"].attrs), extent, width)
+    view = _on_map(cells_map, dict(gridded["crs"].attrs), extent, width, output_backend)
 
     def static():
         # a saved page: every occupied cell of every bin, with no range stream (a static render would hand the
         # stream the first frame's ranges, and cells outside them would be left out)
-        return _on_map(hv.DynamicMap(draw, kdims=[time_dim, stat_dim]), dict(gridded["crs"].attrs), extent, width)
+        return _on_map(
+            hv.DynamicMap(draw, kdims=[time_dim, stat_dim]), dict(gridded["crs"].attrs), extent, width, output_backend
+        )
 
     view.is2grid = {
         "page_factor": page_factor,
@@ -237,6 +246,40 @@ def grid_explorer(
         "static": static,
     }
     return view
+
+
+@functools.cache
+def _view_range_class():
+    """A RangeXY stream answered as soon as Bokeh reports the settled ranges.
+
+    HoloViews waits for 100 ms of quiet before it answers a RangeXY stream; the map's figure already
+    reports ranges only once a zoom or pan has settled for ``SETTLE_MS``, so the server's wait would
+    only add to the time until the refined cells are drawn. Registered with HoloViews under its own
+    class: other plots keep their streams as they are.
+    """
+    import holoviews as hv
+    from holoviews.plotting.bokeh.callbacks import RangeXYCallback
+
+    class ViewRange(hv.streams.RangeXY):
+        """The x and y ranges of the map, once a zoom or pan has settled."""
+
+    class ViewRangeCallback(RangeXYCallback):
+        debounce = None
+
+    hv.streams.Stream._callbacks["bokeh"][ViewRange] = ViewRangeCallback
+    return ViewRange
+
+
+def _view_range():
+    return _view_range_class()()
+
+
+def _settled(plot, element, output_backend: str = "canvas") -> None:
+    """Bokeh hook: the figure reports its ranges ``SETTLE_MS`` after a zoom or pan, drawn on ``output_backend``."""
+    figure = plot.state
+    figure.output_backend = output_backend
+    figure.lod_interval = SETTLE_MS
+    figure.lod_timeout = SETTLE_MS
 
 
 @functools.lru_cache(maxsize=8)
@@ -258,11 +301,13 @@ def _data_extent(geometry: _GridFrames) -> tuple[float, float, float, float]:
     return x0 - pad, x1 + pad, y0 - pad, y1 + pad
 
 
-def _on_map(layer, crs_attrs: dict[str, Any], extent, width: int):
+def _on_map(layer, crs_attrs: dict[str, Any], extent, width: int, output_backend: str = "canvas"):
     """``layer`` under the graticule and coastlines, framed on ``extent``, axes in km."""
     import holoviews as hv
     from bokeh.models import CustomJSTickFormatter
 
+    if output_backend not in ("canvas", "webgl"):
+        raise GridError(f"output_backend={output_backend!r}: choose 'canvas' (the default) or 'webgl'.")
     _bokeh_backend()
     lines = _outline_lines(crs_attrs, extent)
 
@@ -284,6 +329,7 @@ def _on_map(layer, crs_attrs: dict[str, Any], extent, width: int):
             width=width + 180, height=int(width * (y1 - y0) / (x1 - x0)) + 70, data_aspect=1, xlim=(x0, x1),
             ylim=(y0, y1), xlabel="x (km)", ylabel="y (km)",
             xformatter=kilometres, yformatter=kilometres, bgcolor="#f4f6f8", active_tools=["wheel_zoom"],
+            hooks=[functools.partial(_settled, output_backend=output_backend)],
         )
     )  # fmt: skip
 
@@ -308,7 +354,13 @@ def save(view, path: str | os.PathLike, title: str = "is2grid") -> str:
     static = getattr(view, "is2grid", {}).get("static")
     if static is not None:
         view = static()
-    with pn.config.set(inline=True), set_resource_mode("inline"):
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    # a page of its own document: Bokeh's curdoc() is process-wide, and a live server's session document left
+    # on it (Bokeh does not take it off when a callback raises, e.g. as a browser tab closes) would make Panel
+    # treat this save as a session update from a foreign thread
+    with pn.config.set(inline=True), set_resource_mode("inline"), set_curdoc(Document()):
         # every value of every widget (Panel embeds 3 per widget unless told otherwise)
         _pane(view).save(partial, embed=True, resources=INLINE, title=title, progress=False, max_states=100_000,
                          max_opts=100_000)  # fmt: skip
@@ -495,7 +547,9 @@ def _bokeh_backend() -> None:
     hv.Store.set_current_backend("bokeh")
 
 
-def segments_explorer(ds: xr.Dataset, color: str = "freeboard", *, res: float = 6250, width: int = 720):
+def segments_explorer(
+    ds: xr.Dataset, color: str = "freeboard", *, res: float = 6250, width: int = 720, output_backend: str = "webgl"
+):
     """Millions of segments rasterized with datashader, re-aggregated on zoom in a live server.
 
     Parameters
@@ -509,6 +563,10 @@ def segments_explorer(ds: xr.Dataset, color: str = "freeboard", *, res: float = 
         The EASE-Grid 2.0 whose projection is used (only its CRS matters).
     width : int
         Map width in pixels.
+    output_backend : {"webgl", "canvas"}
+        How the browser draws the map's outlines (the rasterized image is drawn the same either way).
+        HoloViews' default, WebGL, is kept here: with a 2D canvas the first map of 3.5 million segments
+        took 1.6-27 s in the benchmark's browser (no GPU), against 2.5-3.0 s with WebGL.
 
     Returns
     -------
@@ -563,7 +621,7 @@ def segments_explorer(ds: xr.Dataset, color: str = "freeboard", *, res: float = 
         shaded = datashade(points, aggregator=dsh.count_cat("beam"), color_key=key)
     pad = 0.05 * max(bounds[1] - bounds[0], bounds[3] - bounds[2])
     extent = (bounds[0] - pad, bounds[1] + pad, bounds[2] - pad, bounds[3] + pad)
-    view = _on_map(shaded, grid.cf_grid_mapping(), extent, width).opts(
+    view = _on_map(shaded, grid.cf_grid_mapping(), extent, width, output_backend).opts(
         title=f"{int(keep.sum()):,} {product.name} segments by {color}, EASE-Grid 2.0 {grid.hemisphere} projection"
     )
     view.is2grid = {"segments": int(keep.sum()), "beams": sorted(set(beams.tolist()))}
