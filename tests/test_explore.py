@@ -215,6 +215,28 @@ def test_the_map_draws_on_a_canvas_and_reports_settled_ranges_without_a_debounce
     assert issubclass(others, RangeXYCallback) and others.debounce == 100 and RangeXYCallback.debounce == 100
 
 
+def test_one_track_is_framed_not_drawn_thousands_of_pixels_tall(month):
+    import holoviews as hv
+
+    one = is2grid.open_granules(month[:1])  # a strip about 8,000 km long and a few hundred km wide
+    for view in (one.is2grid.explore(), one.is2grid.to_ease2(res=25000).is2grid.explore()):
+        figure = hv.render(view, backend="bokeh")
+        x, y = figure.x_range, figure.y_range
+        aspect = (y.end - y.start) / (x.end - x.start)
+        assert explore.FRAME_ASPECT[0] - 1e-9 <= aspect <= explore.FRAME_ASPECT[1] + 1e-9, aspect
+        assert figure.height <= 720 * explore.FRAME_ASPECT[1] + 70
+
+
+@given(st.floats(1e3, 1e7), st.floats(1e3, 1e7), st.floats(-5e6, 5e6), st.floats(-5e6, 5e6))
+@settings(max_examples=200, deadline=None)
+def test_framing_keeps_the_extent_and_bounds_the_aspect(width, height, x0, y0):
+    extent = (x0, x0 + width, y0, y0 + height)
+    fx0, fx1, fy0, fy1 = explore._framed(extent)
+    assert fx0 <= x0 + 1e-6 and fx1 >= x0 + width - 1e-6 and fy0 <= y0 + 1e-6 and fy1 >= y0 + height - 1e-6
+    low, high = explore.FRAME_ASPECT
+    assert low * (1 - 1e-9) <= (fy1 - fy0) / (fx1 - fx0) <= high * (1 + 1e-9)
+
+
 def test_explore_dispatches_on_what_it_is_given(daily, segments):
     import holoviews as hv
 

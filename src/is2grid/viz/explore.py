@@ -301,6 +301,31 @@ def _data_extent(geometry: _GridFrames) -> tuple[float, float, float, float]:
     return x0 - pad, x1 + pad, y0 - pad, y1 + pad
 
 
+#: the map frame's height over its width stays within these: one track's extent is a strip
+FRAME_ASPECT = (0.6, 1.25)
+
+
+def _framed(extent: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """``extent`` widened about its centre so that its height over width is within :data:`FRAME_ASPECT`.
+
+    The map keeps a data aspect of 1, so one granule's track (a strip 8,000 km long and a few hundred wide)
+    would otherwise make a figure thousands of pixels tall, and every re-aggregation an image as large.
+
+    >>> _framed((0.0, 100.0, 0.0, 1000.0))
+    (-350.0, 450.0, 0.0, 1000.0)
+    """
+    x0, x1, y0, y1 = extent
+    low, high = FRAME_ASPECT
+    width, height = x1 - x0, y1 - y0
+    if height > high * width:
+        half, middle = height / high / 2, (x0 + x1) / 2
+        return middle - half, middle + half, y0, y1
+    if height < low * width:
+        half, middle = low * width / 2, (y0 + y1) / 2
+        return x0, x1, middle - half, middle + half
+    return extent
+
+
 def _on_map(layer, crs_attrs: dict[str, Any], extent, width: int, output_backend: str = "canvas"):
     """``layer`` under the graticule and coastlines, framed on ``extent``, axes in km."""
     import holoviews as hv
@@ -309,6 +334,7 @@ def _on_map(layer, crs_attrs: dict[str, Any], extent, width: int, output_backend
     if output_backend not in ("canvas", "webgl"):
         raise GridError(f"output_backend={output_backend!r}: choose 'canvas' (the default) or 'webgl'.")
     _bokeh_backend()
+    extent = _framed(extent)
     lines = _outline_lines(crs_attrs, extent)
 
     def path(part):
@@ -564,9 +590,8 @@ def segments_explorer(
     width : int
         Map width in pixels.
     output_backend : {"webgl", "canvas"}
-        How the browser draws the map's outlines (the rasterized image is drawn the same either way).
-        HoloViews' default, WebGL, is kept here: with a 2D canvas the first map of 3.5 million segments
-        took 1.6-27 s in the benchmark's browser (no GPU), against 2.5-3.0 s with WebGL.
+        How the browser draws the map's outlines (the rasterized image is drawn the same either way);
+        HoloViews' default, WebGL, is kept.
 
     Returns
     -------
