@@ -223,16 +223,16 @@ def grid_explorer(
     time_dim = hv.Dimension("time", label="time bin", values=starts, default=starts[0],
                             value_format=lambda start: labels[starts.index(start)])  # fmt: skip
     stat_dim = hv.Dimension("statistic", values=stats, default=var)
-    zoom = _view_range()
-    cells_map = hv.DynamicMap(draw, kdims=[time_dim, stat_dim], streams=[zoom])
-    view = _on_map(cells_map, dict(gridded["crs"].attrs), extent, width, output_backend)
+    zoom = _view_range_class()()
 
-    def static():
-        # a saved page: every occupied cell of every bin, with no range stream (a static render would hand the
-        # stream the first frame's ranges, and cells outside them would be left out)
-        return _on_map(
-            hv.DynamicMap(draw, kdims=[time_dim, stat_dim]), dict(gridded["crs"].attrs), extent, width, output_backend
-        )
+    def on_map(streams: list):
+        cells_map = hv.DynamicMap(draw, kdims=[time_dim, stat_dim], streams=streams)
+        return _on_map(cells_map, dict(gridded["crs"].attrs), extent, width, output_backend)
+
+    view = on_map([zoom])
+    # a saved page: every occupied cell of every bin, with no range stream (a static render would hand the
+    # stream the first frame's ranges, and cells outside them would be left out)
+    static = functools.partial(on_map, [])
 
     view.is2grid = {
         "page_factor": page_factor,
@@ -268,10 +268,6 @@ def _view_range_class():
 
     hv.streams.Stream._callbacks["bokeh"][ViewRange] = ViewRangeCallback
     return ViewRange
-
-
-def _view_range():
-    return _view_range_class()()
 
 
 def _settled(plot, element, output_backend: str = "canvas") -> None:
@@ -370,19 +366,17 @@ def save(view, path: str | os.PathLike, title: str = "is2grid") -> str:
     temporary name, then renamed.
     """
     import panel as pn
+    from bokeh.document import Document
     from bokeh.resources import INLINE
+    from panel.io.resources import set_resource_mode
+    from panel.io.state import set_curdoc
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.stem}.partial-{os.getpid()}.html")
-    from panel.io.resources import set_resource_mode
-
     static = getattr(view, "is2grid", {}).get("static")
     if static is not None:
         view = static()
-    from bokeh.document import Document
-    from panel.io.state import set_curdoc
-
     # a page of its own document: Bokeh's curdoc() is process-wide, and a live server's session document left
     # on it (Bokeh does not take it off when a callback raises, e.g. as a browser tab closes) would make Panel
     # treat this save as a session update from a foreign thread
