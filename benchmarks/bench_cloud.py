@@ -214,12 +214,20 @@ def remote(path: Path, repeats: int) -> str:
             for n in GRIDDING_PATHS
             for i in range(f[f"{b}/freeboard_segment/{n}"].id.get_num_chunks())
         )
-    stats: dict[str, list[tuple[int, int, int]]] = {"engine": [], "h5py": []}
+    stats: dict[str, list[tuple[int, int, int]]] = {"engine": [], "h5py": [], "sidecar": []}
+    from bench_flight import with_sidecars
+
+    beside = with_sidecars([path]) / path.name
 
     def engine():
         with served(path) as (plan, url):
             xr.open_dataset(url, engine="atl10", variables=GRIDDING).load()
         stats["engine"].append((plan.requests, plan.bytes_sent, plan.max_in_flight))
+
+    def sidecar():
+        with served(beside) as (plan, url):
+            xr.open_dataset(url, engine="atl10", variables=GRIDDING).load()
+        stats["sidecar"].append((plan.requests, plan.bytes_sent, plan.max_in_flight))
 
     def h5py_fsspec():
         with served(path) as (plan, url), fsspec.open(url, "rb") as fo, h5py.File(fo) as f:
@@ -228,10 +236,15 @@ def remote(path: Path, repeats: int) -> str:
                     f[f"{b}/freeboard_segment/{n}"][:]
         stats["h5py"].append((plan.requests, plan.bytes_sent, plan.max_in_flight))
 
-    times = timed({"engine": engine, "h5py": h5py_fsspec}, repeats)
+    times = timed({"engine": engine, "sidecar": sidecar, "h5py": h5py_fsspec}, repeats)
     base = median(times["h5py"])
     rows = []
-    for name, label in (("engine", "engine (obstore, coalesced, read-ahead)"), ("h5py", "h5py + fsspec HTTP file")):
+    sidecar_mb = (beside.parent / (path.name + ".dmrpp")).stat().st_size / 1e6
+    for name, label in (
+        ("engine", "engine (obstore, coalesced, read-ahead)"),
+        ("sidecar", f"engine, with the granule's DMR++ sidecar ({sidecar_mb:.1f} MB)"),
+        ("h5py", "h5py + fsspec HTTP file"),
+    ):
         requests, sent, flight = stats[name][-1]
         rows.append(
             [

@@ -101,7 +101,14 @@ def _run(spec: str) -> None:
     logging.getLogger("is2grid.in_flight").addHandler(Keep())
     logging.getLogger("is2grid.in_flight").setLevel(logging.INFO)
     start = time.perf_counter()
-    workflow.grid_granules(args["paths"], res=RES, freq="1D", progress=False, in_flight=args["in_flight"])
+    workflow.grid_granules(
+        args["paths"],
+        res=RES,
+        freq="1D",
+        progress=False,
+        in_flight=args["in_flight"],
+        in_flight_bytes=args.get("in_flight_bytes"),
+    )
     seconds = time.perf_counter() - start
     hwm = next(
         int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines() if "VmHWM" in line
@@ -109,9 +116,9 @@ def _run(spec: str) -> None:
     print(json.dumps({"seconds": seconds, "hwm": hwm, "log": records}))
 
 
-def _measure(paths: list[str], in_flight: int | None, warm: str) -> dict:
+def _measure(paths: list[str], in_flight: int | None, warm: str, in_flight_bytes: int | None = None) -> dict:
     """One run in a fresh interpreter, after gridding the local granule ``warm`` there (not timed)."""
-    spec = json.dumps({"paths": paths, "in_flight": in_flight, "warm": [warm]})
+    spec = json.dumps({"paths": paths, "in_flight": in_flight, "warm": [warm], "in_flight_bytes": in_flight_bytes})
     out = subprocess.run(
         [sys.executable, "-W", "ignore", SCRIPT, "--run", spec],
         capture_output=True,
@@ -131,23 +138,47 @@ def _flight_of(log: list[str]) -> tuple[str, str]:
     return "1", "-"
 
 
-def one_process(n: int, latencies: list[float], repeats: int) -> str:
-    paths = [str(p) for p in month(n)]
+def with_sidecars(paths: list[Path]) -> Path:
+    """A folder of links to ``paths`` with a DMR++ sidecar beside each, written from h5py's view of the file."""
+    sys.path.insert(0, str(Path(__file__).parent.parent))
+    from tests.dmrpp_writer import write_sidecar
+
+    folder = paths[0].parent.parent / f"{paths[0].parent.name}-dmrpp"
+    folder.mkdir(exist_ok=True)
+    for path in paths:
+        link = folder / path.name
+        if not link.exists():
+            link.symlink_to(path.resolve())
+        if not (folder / (path.name + ".dmrpp")).exists():
+            write_sidecar(link)
+    return folder
+
+
+def one_process(
+    n: int, latencies: list[float], repeats: int, one_at_a_time: bool = False, budgets: tuple[int, ...] = ()
+) -> str:
+    granules = month(n)
+    paths = [str(p) for p in granules]
     warm = str(month(17)[-1])  # a granule of the same size that is not among them
-    folder = Path(paths[0]).parent
-    servers = {latency: Server(folder, latency) for latency in latencies}
+    folders = {"": Path(paths[0]).parent, ", DMR++ sidecars": with_sidecars(granules)}
+    servers = {(latency, kind): Server(folder, latency) for latency in latencies for kind, folder in folders.items()}
     try:
-        configs: dict[str, tuple[list[str], int | None, Server | None]] = {"local": (paths, None, None)}
-        for latency, server in servers.items():
+        configs: dict[str, tuple[list[str], int | None, Server | None, int | None]] = {
+            "local": (paths, None, None, None)
+        }
+        for (latency, kind), server in servers.items():
             urls = [f"{server.url}/{Path(p).name}" for p in paths]
-            configs[f"{latency * 1000:.0f} ms, one at a time"] = (urls, 1, server)
-            configs[f"{latency * 1000:.0f} ms, in flight"] = (urls, None, server)
+            if one_at_a_time and not kind:
+                configs[f"{latency * 1000:.0f} ms, one at a time"] = (urls, 1, server, None)
+            configs[f"{latency * 1000:.0f} ms, in flight{kind}"] = (urls, None, server, None)
+            for mib in budgets if kind else ():
+                configs[f"{latency * 1000:.0f} ms, in flight{kind}, {mib} MiB"] = (urls, None, server, mib * 2**20)
         runs: dict[str, list[dict]] = {k: [] for k in configs}
         for _ in range(repeats):  # interleaved
-            for key, (targets, flight, server) in configs.items():
+            for key, (targets, flight, server, nbytes) in configs.items():
                 if server is not None:
                     server.ask("reset")
-                result = _measure(targets, flight, warm)
+                result = _measure(targets, flight, warm, nbytes)
                 if server is not None:
                     result["server"] = server.stats()
                 runs[key].append(result)
@@ -197,12 +228,16 @@ def cluster(n: int, repeats: int, latency: float) -> str:
 
     paths = month(n)
     server = Server(paths[0].parent, latency)
+    with_dmrpp = Server(with_sidecars(paths), latency)
     urls = [f"{server.url}/{p.name}" for p in paths]
+    sidecar_urls = [f"{with_dmrpp.url}/{p.name}" for p in paths]
     options = {"threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}
     keys = (
         "plain-one", "plain-two", "cluster-store", "cluster-memory", "plain-one-memory", "one-remote", "cluster-remote",
+        "one-dmrpp", "cluster-dmrpp",
     )  # fmt: skip
     runs: dict[str, list[float]] = {k: [] for k in keys}
+    warm = str(month(17)[-1])
     try:
         with distributed.LocalCluster(n_workers=2, **options) as lc, distributed.Client(lc) as client:
             _one_run(paths[:2], client)  # the workers import is2grid once, as a long run would
@@ -212,14 +247,18 @@ def cluster(n: int, repeats: int, latency: float) -> str:
                 runs["cluster-store"].append(_one_run(paths, client))
                 runs["plain-one-memory"].append(_plain_processes([paths], "memory"))
                 runs["cluster-memory"].append(_one_run(paths, client, to_store=False))
-                runs["one-remote"].append(_measure([str(u) for u in urls], None, str(month(17)[-1]))["seconds"])
+                runs["one-remote"].append(_measure([str(u) for u in urls], None, warm)["seconds"])
                 runs["cluster-remote"].append(_one_run(urls, client, to_store=False))
+                runs["one-dmrpp"].append(_measure([str(u) for u in sidecar_urls], None, warm)["seconds"])
+                runs["cluster-dmrpp"].append(_one_run(sidecar_urls, client, to_store=False))
     finally:
         server.close()
+        with_dmrpp.close()
     m = {k: median(v) for k, v in runs.items()}
     plain = m["plain-one"] / m["plain-two"]
     store = m["plain-one"] / m["cluster-store"]
     memory = m["plain-one-memory"] / m["cluster-memory"]
+    ms = f"{latency * 1000:.0f} ms"
     rows = [
         [label, f"{m[key]:.2f} s", f"{min(runs[key]):.2f}-{max(runs[key]):.2f}"]
         for key, label in (
@@ -228,16 +267,19 @@ def cluster(n: int, repeats: int, latency: float) -> str:
             ("cluster-store", "**LocalCluster 2 workers, to a store**"),
             ("plain-one-memory", "one process, in memory"),
             ("cluster-memory", "**LocalCluster 2 workers, in memory**"),
-            ("one-remote", f"one process, over the {latency * 1000:.0f} ms server, in memory"),
-            ("cluster-remote", f"**LocalCluster 2 workers, over the {latency * 1000:.0f} ms server, in memory**"),
+            ("one-remote", f"one process, over the {ms} server, in memory"),
+            ("cluster-remote", f"**LocalCluster 2 workers, over the {ms} server, in memory**"),
+            ("one-dmrpp", f"one process, over the {ms} server with DMR++ sidecars, in memory"),
+            ("cluster-dmrpp", f"**LocalCluster 2 workers, over the {ms} server with DMR++ sidecars, in memory**"),
         )
     ]
     return (
         table(rows, ["run", f"median of {repeats}", "range"])
         + f"\n\nTwo plain processes get **{plain:.2f}x** over one. The cluster gets **{store:.2f}x** to a store "
         f"(**{(store - 1) / (plain - 1):.0%}** of the plain processes' speed-up) and **{memory:.2f}x** in memory "
-        f"(**{(memory - 1) / (plain - 1):.0%}**). Over the {latency * 1000:.0f} ms server the cluster takes "
-        f"**{m['cluster-remote'] / m['one-remote']:.2f}x** the time of one process.\n"
+        f"(**{(memory - 1) / (plain - 1):.0%}**). Over the {ms} server the cluster takes "
+        f"**{m['cluster-remote'] / m['one-remote']:.2f}x** the time of one process, and "
+        f"**{m['cluster-dmrpp'] / m['one-dmrpp']:.2f}x** with sidecars.\n"
     )
 
 
@@ -247,12 +289,17 @@ def main() -> str:
     parser.add_argument("--latency", type=float, nargs="+", default=[0.05, 0.2])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-cluster", action="store_true")
+    parser.add_argument("--only-cluster", action="store_true")
+    parser.add_argument("--one-at-a-time", action="store_true", help="also time in_flight=1 (what came before)")
+    parser.add_argument("--budgets", type=int, nargs="*", default=[], help="also in_flight_bytes of these MiB")
     args = parser.parse_args()
     month(max(args.granules))
-    parts = [
-        f"Machine: {machine()}\n\n### A. One process, in memory, daily {RES / 1000:g} km, full-size granules\n",
-        *(one_process(n, args.latency, args.repeats) for n in args.granules),
-    ]
+    parts = [f"Machine: {machine()}"]
+    if not args.only_cluster:
+        parts.append(f"### A. One process, in memory, daily {RES / 1000:g} km, full-size granules\n")
+        parts += [
+            one_process(n, args.latency, args.repeats, args.one_at_a_time, tuple(args.budgets)) for n in args.granules
+        ]
     if not args.skip_cluster:
         n = max(args.granules)
         parts.append(f"### B. LocalCluster of 2 one-thread workers, {n} granules, daily {RES / 1000:g} km\n")

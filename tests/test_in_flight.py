@@ -148,6 +148,37 @@ def test_remote_granules_in_flight_grid_bit_for_bit_as_one_after_another(days, s
     xr.testing.assert_identical(ahead, local)
 
 
+def test_granules_in_flight_have_their_chunks_fetched_before_they_are_gridded(days, served, monkeypatch):
+    """The first stage fetches every chunk gridding needs: gridding a granule in flight waits for no request.
+
+    (A Dataset's per-trajectory ``row_size`` once was its smallest variable: reading it to trigger the
+    read-ahead fetched nothing, and every granule's chunks were fetched while it was gridded.)
+    """
+    from is2grid.io import sources
+
+    _, urls = served
+    state = threading.local()
+    while_gridding: list[int] = []
+    read, sums = sources.ObjectStoreSource.read, workflow._sums_of
+
+    def counting_read(self, starts, stops):
+        if getattr(state, "gridding", False):
+            while_gridding.append(len(starts))
+        return read(self, starts, stops)
+
+    def gridding(*args, **kwargs):
+        state.gridding = True
+        try:
+            return sums(*args, **kwargs)
+        finally:
+            state.gridding = False
+
+    monkeypatch.setattr(sources.ObjectStoreSource, "read", counting_read)
+    monkeypatch.setattr(workflow, "_sums_of", gridding)
+    workflow.grid_granules(urls, res=RES, progress=False, in_flight=4)
+    assert while_gridding == []
+
+
 def test_the_order_of_the_granules_given_does_not_change_the_counts(days, served):
     _, urls = served
     shuffled = list(urls)

@@ -131,3 +131,18 @@ def test_s3_missing_key(s3_bucket):
         xr.open_dataset(
             "s3://nsidc-test/nope/ATL10-02_20190915101500_12340401_006_01.h5", engine="atl10", credentials=credentials
         )
+
+
+def test_granules_from_one_server_share_one_client(http_server, local):
+    """Each store is an HTTP client with its own connections: granules from the same server reuse one."""
+    from is2grid.io import sources
+
+    url, name = http_server
+    sources._STORES.clear()
+    for _ in range(3):
+        ds = xr.open_dataset(f"{url}/{name}", engine="atl10")
+        xr.testing.assert_identical(ds.load(), local)
+    assert [key[:2] for key in sources._STORES] == [("http", url)]
+    other = xr.open_dataset(f"{url}/{name}", engine="atl10", storage_options={"timeout": 30})
+    xr.testing.assert_identical(other.load(), local)
+    assert len(sources._STORES) == 2, "other options, another client"

@@ -67,9 +67,11 @@ def _opened(path, request: GridRequest, beams, credentials, storage_options, thi
     finally:
         WARN_TRANSITION.reset(quiet)
     try:
-        if hold(sum(v.nbytes for v in ds.variables.values())) and ds.data_vars:
-            # reading the smallest variable whole fetches every variable's chunks (read-ahead), kept compressed
-            smallest = min(ds.data_vars, key=lambda n: ds[n].nbytes)
+        per_segment = [n for n in ds.data_vars if "segment" in ds[n].dims]
+        if hold(sum(v.nbytes for v in ds.variables.values())) and per_segment:
+            # reading the smallest per-segment variable whole fetches the chunks of every other one (read-ahead),
+            # kept compressed (row_size, per trajectory, is computed: reading it would fetch nothing)
+            smallest = min(per_segment, key=lambda n: ds[n].nbytes)
             ds[smallest].values  # noqa: B018
     except BaseException:
         ds.close()

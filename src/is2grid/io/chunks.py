@@ -34,7 +34,8 @@ Ranges = list[tuple[int, int]]
 class Layout:
     """What reading one dataset needs to know: shape, stored dtype, layout, address, chunks, filters.
 
-    Made by :func:`is2grid.io.h5coro_adapter.layout_of` from the dataset's object header.
+    Made by :func:`is2grid.io.h5coro_adapter.layout_of` from the dataset's object header, or by
+    :class:`is2grid.io.dmrpp.Sidecar` from a DMR++ sidecar.
     """
 
     path: str
@@ -45,6 +46,8 @@ class Layout:
     size: int
     chunk_shape: tuple[int, ...]
     filters: frozenset[int]
+    #: a compact dataset's bytes when they come from elsewhere than the file (a DMR++ sidecar)
+    inline: bytes | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @functools.cached_property
     def n_elements(self) -> int:
@@ -102,7 +105,7 @@ def index_steps(
             else:
                 entries[path].extend(children)
         level = following
-    return {path: _checked_index(by_path[path], found, file_size, name) for path, found in entries.items()}
+    return {path: checked_index(by_path[path], found, file_size, name) for path, found in entries.items()}
 
 
 def _node_bytes(offset_size: int, key_size: int, n: int) -> int:
@@ -146,7 +149,8 @@ def _parse_node(blob: bytes, offset_size: int, key_size: int, layout: Layout, na
     return node_level, children
 
 
-def _checked_index(layout: Layout, found: list, file_size: int, name: str) -> ChunkIndex:
+def checked_index(layout: Layout, found: list, file_size: int, name: str) -> ChunkIndex:
+    """The chunks ``found`` ((start, offset, size) each) as a ChunkIndex, once they are checked to tile the dataset."""
     ndim = len(layout.shape)
     starts = np.array([c[0] for c in found], dtype=np.int64).reshape(-1, ndim)
     offsets = np.array([c[1] for c in found], dtype=np.int64)

@@ -314,6 +314,10 @@ class H5Header:
             )
         return layout_of(path, meta, self.offset_size)
 
+    def chunk_index(self, path: str) -> None:
+        """None: the chunk index is read from the file's B-tree (see :func:`is2grid.io.chunks.index_steps`)."""
+        return None
+
     def members(self, path: str) -> set[str]:
         """The names of a group's members (datasets and groups)."""
         # h5coro matches members by string prefix ("lidar" would list "lidarDocument"'s "Document"):

@@ -20,7 +20,10 @@ class FetchOptions:
     requests (default: remote only); ``allow_hosts``: more hosts that may receive the token;
     ``access``: for earthaccess granules, "direct" (s3://), "external" (https://) or "auto";
     ``ca_bundle``: a PEM file of extra trusted certificates (default: ``REQUESTS_CA_BUNDLE`` or
-    ``SSL_CERT_FILE`` when set).
+    ``SSL_CERT_FILE`` when set); ``dmrpp``: read the granule's structure from its DMR++ sidecar
+    (``<granule>.dmrpp`` beside it, as NASA's Earthdata Cloud keeps them): None (default) looks for one
+    beside remote granules and reads the HDF5 header where there is none, True requires it (local files
+    too), False never looks.
     """
 
     timeout: float = 60.0
@@ -34,6 +37,7 @@ class FetchOptions:
     allow_hosts: tuple[str, ...] = ()
     access: str = "auto"
     ca_bundle: str | None = None
+    dmrpp: bool | None = None
 
     @classmethod
     def parse(cls, options: Mapping[str, Any] | None) -> tuple[FetchOptions, Any]:
@@ -64,6 +68,11 @@ class FetchOptions:
                 raise ValueError(
                     f"storage_options[{name!r}]={getattr(made, name)!r}: give a positive number of seconds."
                 )
+        if made.dmrpp not in (None, True, False):
+            raise ValueError(
+                f"storage_options['dmrpp']={made.dmrpp!r}: give None (use a sidecar beside remote granules when there "
+                "is one), True (require it) or False (never look)."
+            )
         if int(made.retries) != made.retries or made.retries < 0:
             raise ValueError(f"storage_options['retries']={made.retries!r}: give a whole number >= 0.")
         return made, credentials

@@ -12,8 +12,10 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
+import logging
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,12 +26,14 @@ import numpy as np
 from xarray.backends.file_manager import CachingFileManager
 from xarray.backends.locks import SerializableLock
 
-from is2grid.errors import CorruptGranuleError, GranuleError
-from is2grid.io import checksum, chunks, decode
+from is2grid.errors import CorruptGranuleError, GranuleError, Is2gridWarning
+from is2grid.io import checksum, chunks, decode, dmrpp
 from is2grid.io.credentials import Credentials, redact_url
 from is2grid.io.h5coro_adapter import H5Header
 from is2grid.io.options import FetchOptions
-from is2grid.io.sources import ByteSource, FileObjectSource, LocalFileSource, describe, open_source
+from is2grid.io.sources import ByteSource, FileObjectSource, LocalFileSource, checked, describe, make_source
+
+_LOG = logging.getLogger(__name__)
 
 #: Compressed chunks fetched ahead for the other variables of a Dataset, at most this many bytes.
 READ_AHEAD_BYTES = 256 * 1024 * 1024
@@ -47,25 +51,69 @@ class GranuleHandle:
 
     def __init__(self, target: Any, options: FetchOptions, credentials: Credentials | None):
         self.pid = os.getpid()
-        self.source = open_source(target, options, credentials)
-        self.name = self.source.name
-        self.remote = not isinstance(self.source, LocalFileSource | FileObjectSource)
+        source = make_source(target, options, credentials)
+        self.name = source.name
+        self.remote = not isinstance(source, LocalFileSource | FileObjectSource)
         self.read_ahead = self.remote if options.read_ahead is None else bool(options.read_ahead)
-
-        self.h5 = H5Header(self.name, self.source)
-        self._check_superblock()
+        look = self.remote if options.dmrpp is None else options.dmrpp
+        self.source = source
         self.layouts: dict[str, chunks.Layout] = {}
         self.indexes: dict[str, chunks.ChunkIndex] = {}
+        try:
+            if look:  # the sidecar's GET goes out beside the GET of the granule's first bytes
+                sidecar, _ = concurrently(
+                    functools.partial(_sidecar_bytes, source), functools.partial(checked, source), parallel=self.remote
+                )
+            else:
+                sidecar = (None, None)
+                checked(source)
+            head = self._check_superblock()
+            self.h5: H5Header | dmrpp.SidecarHeader = self._header(sidecar, head, options) if look else self._hdf5()
+        except BaseException:
+            source.close()  # a local file's descriptor is open once its first bytes are read
+            raise
         self.ahead: OrderedDict[tuple[str, int], memoryview] = OrderedDict()
         self.ahead_bytes = 0
         self.read_once: set[tuple[str, int]] = set()  # chunks read before: not fetched ahead again
         self.lock = threading.Lock()
 
-    def _check_superblock(self) -> None:
-        """A version 2 or 3 superblock ends in a checksum of the 12 + 4 offsets bytes before it."""
+    def _hdf5(self) -> H5Header:
+        return H5Header(self.name, self.source)
+
+    def _header(
+        self, found: tuple[bytes | None, str | None], head: bytes, options: FetchOptions
+    ) -> H5Header | dmrpp.SidecarHeader:
+        """The sidecar's header where there is a usable one; the HDF5 file's own otherwise (or an error if required)."""
+        data, problem = found
+        where = f"{self.name}{dmrpp.SUFFIX}"
+        if data is not None:
+            try:
+                sidecar = dmrpp.Sidecar(data, _file_name(self.name), self.source.size())
+                return dmrpp.SidecarHeader(sidecar, head, self._hdf5)
+            except dmrpp.SidecarError as err:
+                problem = f"cannot be used: {err}"
+                if not options.dmrpp:
+                    warnings.warn(
+                        f"{where}: the granule's DMR++ sidecar {problem}. The granule's own HDF5 header is read "
+                        "instead (slower over a network); storage_options={'dmrpp': False} stops looking for one.",
+                        Is2gridWarning,
+                        stacklevel=2,
+                    )
+        if options.dmrpp:
+            raise GranuleError(
+                f"{where}: the DMR++ sidecar that storage_options={{'dmrpp': True}} requires "
+                f"{problem or 'is not there'}. Pass storage_options={{'dmrpp': None}} to read the granule's own HDF5 "
+                "header where there is no usable sidecar."
+            )
+        if problem:
+            _LOG.debug("%s: no sidecar used (%s)", where, problem)
+        return self._hdf5()
+
+    def _check_superblock(self) -> bytes:
+        """The first bytes; a version 2 or 3 superblock ends in a checksum of the 12 + 4 offsets bytes before it."""
         head = bytes(self.source.read([0], [min(self.source.size(), 64)])[0])
         if len(head) < 12 or head[8] not in (2, 3):
-            return
+            return head
         covered = 12 + 4 * head[9]
         if len(head) < covered + 4 or not checksum.verify(
             head[:covered], int.from_bytes(head[covered : covered + 4], "little")
@@ -74,6 +122,16 @@ class GranuleHandle:
                 f"{self.name}: the HDF5 superblock fails its checksum (libhdf5: incorrect metadata checksum): the "
                 "file is damaged. Download the granule again."
             )
+        return head
+
+    def index_of(self, layout: chunks.Layout) -> chunks.ChunkIndex | None:
+        """The chunk index of a chunked dataset when it is known (read before, or given by a sidecar)."""
+        found = self.indexes.get(layout.path)
+        if found is None:
+            found = self.h5.chunk_index(layout.path)
+            if found is not None:
+                self.indexes[layout.path] = found
+        return found
 
     def close(self) -> None:
         self.h5.clear()
@@ -232,6 +290,13 @@ class GranuleReader:
         handle = self.handle()
         try:
             yield handle
+        except CorruptGranuleError as err:
+            if not isinstance(handle.h5, dmrpp.SidecarHeader):
+                raise
+            raise CorruptGranuleError(
+                f"{err} The chunks were located with the granule's DMR++ sidecar ({handle.h5.name}); if the granule "
+                "was changed after its sidecar was made, read it without: storage_options={'dmrpp': False}."
+            ) from None
         except GranuleError:
             raise
         except Exception as err:
@@ -310,7 +375,8 @@ class GranuleReader:
                     "Download the granule again."
                 )
             layout = handle.layouts.setdefault(path, found)
-            if index and layout.layout == chunks.CHUNKED and layout.n_elements and path not in handle.indexes:
+            chunked = layout.layout == chunks.CHUNKED and layout.n_elements
+            if index and chunked and handle.index_of(layout) is None:
                 steps = chunks.index_steps([layout], handle.h5.offset_size, handle.source.size(), self.name)
                 handle.indexes.update(_drive(steps, handle.source))
             if keep and path in keep and handle.read_ahead and path in handle.indexes and layout.shape[0]:
@@ -408,7 +474,7 @@ class GranuleReader:
         layouts = handle.layouts
         wanted = [layouts[p] for p in dict.fromkeys(r[0] for r in (*requests, *ahead))]
         unindexed = [
-            lay for lay in wanted if lay.layout == chunks.CHUNKED and lay.n_elements and lay.path not in handle.indexes
+            lay for lay in wanted if lay.layout == chunks.CHUNKED and lay.n_elements and handle.index_of(lay) is None
         ]
         if unindexed:
             walk = chunks.index_steps(unindexed, handle.h5.offset_size, handle.source.size(), self.name)
@@ -433,12 +499,16 @@ class GranuleReader:
                     "granule's other datasets led to expect. The file is damaged or not ATL10."
                 )
             outputs.append(out)
-            if hi <= lo:
+            if hi <= lo or not layout.n_elements:  # no rows, or rows of nothing (a (1, 0) dataset)
                 continue
             if layout.layout != chunks.CHUNKED:
                 tasks.append((len(outputs) - 1, layout, (lo,), lo, True))
-                ranges.append((layout.address + lo * layout.row_bytes, layout.address + hi * layout.row_bytes))
                 keys.append((path, -1))
+                if layout.inline is not None:  # a compact dataset's bytes, given by a sidecar
+                    held[len(tasks) - 1] = memoryview(layout.inline)[lo * layout.row_bytes : hi * layout.row_bytes]
+                    ranges.append((0, 0))
+                else:
+                    ranges.append((layout.address + lo * layout.row_bytes, layout.address + hi * layout.row_bytes))
                 continue
             index = handle.indexes[path]
             # a read of part of one chunk (xarray's look at the first and last time, a peek at a few rows)
@@ -572,3 +642,20 @@ def _global_heap_object(handle: GranuleHandle, heap: int, index: int, size: int,
             break
         at += 8 + length + object_size + (-object_size % 8)
     raise CorruptGranuleError(f"{handle.name}: global heap object {index} not found at byte {heap}.")
+
+
+def _sidecar_bytes(source: ByteSource) -> tuple[bytes | None, str | None]:
+    """The granule's DMR++ sidecar and, where there is none to read, why (never raises: the granule may still open)."""
+    try:
+        data = source.sibling(dmrpp.SUFFIX)
+    except Exception as err:
+        return None, f"could not be read ({type(err).__name__}: {err})"
+    return (data, None) if data is not None else (None, "is not there")
+
+
+def _file_name(name: str) -> str:
+    """The file name at the end of a path or URL (without its query)."""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(name).path if "://" in name else name
+    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
