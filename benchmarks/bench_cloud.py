@@ -348,12 +348,17 @@ def main() -> str:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--remote-repeats", type=int, default=3)
     parser.add_argument("--local-only", action="store_true", help="only table A")
+    parser.add_argument("--remote-only", action="store_true", help="only table B")
     parser.add_argument("--repacked", action="store_true", help="table A on h5repack'd copies (libhdf5's writer)")
     args = parser.parse_args()
     paths = granules(args.granules)
     if args.repacked:
         paths = repacked(paths)
     np.seterr(all="ignore")
+    if args.remote_only:
+        report = f"Machine: {machine()}\n\n{remote(paths[0], args.remote_repeats)}"
+        print(report)
+        return report
     if args.local_only:
         report = f"Machine: {machine()}\n\n{local(paths, args.repeats)}"
         print(report)

@@ -329,3 +329,24 @@ def test_nested_metadata_calls_from_many_granules_at_once_never_wait_for_ever():
 
     with ThreadPoolExecutor(40) as pool:  # 40 x 6 outer calls: more than the pool's 32 threads
         assert list(pool.map(granule, range(40), timeout=60)) == [24] * 40
+
+
+def test_granules_in_flight_through_sidecars_grid_bit_for_bit_as_local(days, tmp_path):
+    """With a DMR++ sidecar beside each remote granule, the month is the same as from local files."""
+    import shutil
+
+    from tests.dmrpp_writer import write_sidecar
+
+    folder = tmp_path / "with-sidecars"
+    folder.mkdir()
+    for path in days:
+        shutil.copy(path, folder / path.name)
+        write_sidecar(folder / path.name)
+    plan = Behaviour(latency=0.02)
+    server, url = serve_scripted(folder, plan)
+    try:
+        remote = workflow.grid_granules([f"{url}/{p.name}" for p in days], res=RES, progress=False)
+    finally:
+        server.shutdown()
+    xr.testing.assert_identical(remote, workflow.grid_granules(days, res=RES, progress=False))
+    assert plan.requests < 12 * len(days), f"{plan.requests} requests: the sidecars were not used"

@@ -275,10 +275,11 @@ def grid_granules(
         reads keep the cores busy already). On a cluster each task takes a batch of granules and keeps
         as many in flight.
     in_flight_bytes : int, optional
-        Bytes the granules being loaded and gridded may hold together, counted as 2.5 times their
-        decoded arrays (default: 256 MiB, two full-size granules, or 1/16 of the memory available if
-        less). Granules in flight open (their metadata's round trips) without counting; the earliest
-        goes first, and one larger than this goes alone. Memory then holds these bytes plus the result
+        Bytes the granules fetched ahead may hold until they are gridded, each counted at the size of
+        its decoded arrays (their compressed chunks take about half of that). Default: 256 MiB (six
+        full-size granules), or 1/16 of the memory available if less. Granules in flight open (their
+        metadata's round trips) without counting; the earliest goes first, and one larger than this
+        goes alone. Memory then holds these bytes plus the two granules being gridded and the result
         (``memory_budget``) or the open bins.
     **options
         The keyword arguments of :meth:`is2grid.grid.request.GridRequest.create`. The grid is EASE-Grid 2.0
