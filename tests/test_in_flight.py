@@ -350,3 +350,13 @@ def test_granules_in_flight_through_sidecars_grid_bit_for_bit_as_local(days, tmp
         server.shutdown()
     xr.testing.assert_identical(remote, workflow.grid_granules(days, res=RES, progress=False))
     assert plan.requests < 12 * len(days), f"{plan.requests} requests: the sidecars were not used"
+
+
+@given(n=st.integers(0, 200), size=st.integers(1, 40))
+def test_batches_are_consecutive_at_most_the_size_and_even(n, size):
+    """Batches keep the order, respect the size, and differ by one at most (so workers end together)."""
+    runs = in_flight.windowed(list(range(n)), size)
+    assert [x for run in runs for x in run] == list(range(n))
+    assert all(0 < len(run) <= size for run in runs)
+    assert len(runs) == -(-n // size)
+    assert not runs or max(map(len, runs)) - min(map(len, runs)) <= 1
