@@ -291,7 +291,7 @@ class GranuleReader:
         try:
             yield handle
         except CorruptGranuleError as err:
-            if not isinstance(handle.h5, dmrpp.SidecarHeader):
+            if not isinstance(handle.h5, dmrpp.SidecarHeader) or handle.h5.name in str(err):  # (nested: said once)
                 raise
             raise CorruptGranuleError(
                 f"{err} The chunks were located with the granule's DMR++ sidecar ({handle.h5.name}); if the granule "
