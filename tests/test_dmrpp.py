@@ -215,7 +215,7 @@ def test_http_sidecar_cut_short_is_not_used(served, synthetic):
     text = sidecar_text(folder / Path(url).name)
     (folder / (Path(url).name + ".dmrpp")).write_text(text[: len(text) // 2])
     local = xr.open_dataset(synthetic["south-backward"], engine="atl10").load()
-    with pytest.warns(is2grid.Is2gridWarning, match=r"cannot be used: it ends inside <"):
+    with pytest.warns(is2grid.Is2gridWarning, match=r"cannot be used: it does not end with </Dataset>"):
         ds, _ = _requests_for(url)
     xr.testing.assert_identical(ds, local)
 
@@ -325,3 +325,26 @@ def test_any_dataset_through_a_sidecar_reads_as_h5py(
     # compact data in a sidecar has no byte order (as in NASA's): multi-byte values come from the HDF5 header
     guessed = layout == "compact" and data.dtype.itemsize > 1 and data.size
     assert reader.handle().h5.asked_file == ({"grp/x"} if guessed else set())
+
+
+_WHOLE = (SIDECARS / "nc4_group_atomic.h5.dmrpp").read_bytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(cut=st.integers(0, len(_WHOLE.rstrip()) - 1))
+def test_a_sidecar_cut_anywhere_is_refused_never_half_read(cut):
+    with pytest.raises(dmrpp.SidecarError):
+        dmrpp.Sidecar(_WHOLE[:cut], "nc4_group_atomic.h5", 6244)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (b"<!DOCTYPE html><html><body>Earthdata Login</body></html>", r"not a DMR\+\+ document"),
+        (_WHOLE.replace(b"http://xml.opendap.org/ns/DAP/4.0#", b"urn:other"), "namespaces"),
+        (_WHOLE.replace(b"</Group>", b"</Float32>", 1), "do not nest"),
+    ],
+)
+def test_what_is_not_a_usable_sidecar_says_why(text, problem):
+    with pytest.raises(dmrpp.SidecarError, match=problem):
+        dmrpp.Sidecar(text, "nc4_group_atomic.h5", 6244)

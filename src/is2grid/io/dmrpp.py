@@ -128,6 +128,8 @@ class Sidecar:
         attrs = _attributes(root[1])
         if attrs.get("xmlns") != DAP4_NAMESPACE or attrs.get("xmlns:dmrpp") != DMRPP_NAMESPACE:
             raise SidecarError("not a DMR++ document (not the DAP4 and dmrpp namespaces, with the dmrpp: prefix)")
+        if re.search(rb"</Dataset>\s*$", self.data[-256:]) is None:
+            raise SidecarError("it does not end with </Dataset> (cut short?)")
         described = attrs.get("name", "")
         if described not in (granule, granule.removeprefix("processed_")):
             raise SidecarError(f"it describes {described!r}, not {granule!r}")
