@@ -105,21 +105,7 @@ def test_opendap_sidecar_groups(tmp_path):
 
 
 # ------------------------------------------------------------------ granules: identical through a sidecar
-@pytest.mark.parametrize("granule", [*REAL_GRANULES, *ATL07, "south-backward"], ids=lambda p: Path(str(p)).name)
-def test_granules_open_identically_through_their_sidecar(tmp_path, synthetic, granule):
-    source = synthetic[granule] if isinstance(granule, str) else granule
-    path = tmp_path / source.name
-    shutil.copy(source, path)
-    write_sidecar(path)
-    engine = "atl07" if "ATL07" in path.name else "atl10"
-    plain = xr.open_dataset(path, engine=engine, storage_options={"dmrpp": False}).load()
-    with dmrpp_spy() as asked:
-        through = xr.open_dataset(path, engine=engine, storage_options={"dmrpp": True}).load()
-    xr.testing.assert_identical(through, plain)
-    assert asked == [set()], "every dataset read came from the sidecar"
-
-
-class dmrpp_spy:
+class DmrppSpy:
     """Records, per SidecarHeader made, the datasets it sent to the HDF5 header."""
 
     def __enter__(self):
@@ -141,11 +127,25 @@ class dmrpp_spy:
         return [h.asked_file for h in self.made] == other
 
 
+@pytest.mark.parametrize("granule", [*REAL_GRANULES, *ATL07, "south-backward"], ids=lambda p: Path(str(p)).name)
+def test_granules_open_identically_through_their_sidecar(tmp_path, synthetic, granule):
+    source = synthetic[granule] if isinstance(granule, str) else granule
+    path = tmp_path / source.name
+    shutil.copy(source, path)
+    write_sidecar(path)
+    engine = "atl07" if "ATL07" in path.name else "atl10"
+    plain = xr.open_dataset(path, engine=engine, storage_options={"dmrpp": False}).load()
+    with DmrppSpy() as asked:
+        through = xr.open_dataset(path, engine=engine, storage_options={"dmrpp": True}).load()
+    xr.testing.assert_identical(through, plain)
+    assert asked == [set()], "every dataset read came from the sidecar"
+
+
 def test_local_files_do_not_look_for_a_sidecar_unless_asked(tmp_path, synthetic):
     path = tmp_path / synthetic["south-backward"].name
     shutil.copy(synthetic["south-backward"], path)
     write_sidecar(path)
-    with dmrpp_spy() as spy:
+    with DmrppSpy() as spy:
         xr.open_dataset(path, engine="atl10").load()
     assert spy.made == []
 
@@ -190,7 +190,7 @@ def test_http_sidecar_found_and_used(served, synthetic):
     local = xr.open_dataset(synthetic["south-backward"], engine="atl10").load()
     without, before = _requests_for(url)  # none there: one request for it, then the HDF5 walk
     write_sidecar(folder / Path(url).name)
-    with dmrpp_spy() as spy:
+    with DmrppSpy() as spy:
         through, after = _requests_for(url)
     xr.testing.assert_identical(without, local)
     xr.testing.assert_identical(through, local)
@@ -266,12 +266,12 @@ def test_s3_sidecar_found_and_used(synthetic):
         client.upload_file(str(granule), "sidecars", key)
         credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "endpoint_url": endpoint}
         local = xr.open_dataset(granule, engine="atl10").load()
-        with dmrpp_spy() as spy:  # no sidecar: the HDF5 header, silently
+        with DmrppSpy() as spy:  # no sidecar: the HDF5 header, silently
             ds = xr.open_dataset(f"s3://sidecars/{key}", engine="atl10", credentials=credentials).load()
         xr.testing.assert_identical(ds, local)
         assert spy.made == []
         client.put_object(Bucket="sidecars", Key=key + ".dmrpp", Body=sidecar_text(granule).encode())
-        with dmrpp_spy() as spy:
+        with DmrppSpy() as spy:
             ds = xr.open_dataset(f"s3://sidecars/{key}", engine="atl10", credentials=credentials).load()
         xr.testing.assert_identical(ds, local)
         assert spy == [set()]

@@ -23,6 +23,8 @@ import binascii
 import dataclasses
 import html
 import re
+import threading
+import warnings
 from typing import Any
 
 import numpy as np
@@ -343,8 +345,6 @@ class SidecarHeader:
     """
 
     def __init__(self, sidecar: Sidecar, head: bytes, fallback: Any):
-        import threading
-
         self.sidecar = sidecar
         self.name = f"{sidecar.granule}{SUFFIX}"
         self.offset_size, self.length_size = superblock_sizes(head)
@@ -364,8 +364,6 @@ class SidecarHeader:
         if found is UNSUPPORTED:
             problem = self.sidecar.problems.get(path.strip("/"))
             if problem is not None and path.strip("/") not in self.asked_file:
-                import warnings
-
                 warnings.warn(
                     f"{self.name}: its description of {path!r} cannot be used ({problem}); that dataset is read "
                     "from the granule's own HDF5 header instead. The sidecar may be damaged or out of date.",
