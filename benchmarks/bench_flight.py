@@ -116,7 +116,9 @@ def _run(spec: str) -> None:
     print(json.dumps({"seconds": seconds, "hwm": hwm, "log": records}))
 
 
-def _measure(paths: list[str], in_flight: int | None, warm: str, in_flight_bytes: int | None = None) -> dict:
+def _measure(
+    paths: list[str], in_flight: int | None, warm: str, in_flight_bytes: int | None = None, env: dict | None = None
+) -> dict:
     """One run in a fresh interpreter, after gridding the local granule ``warm`` there (not timed)."""
     spec = json.dumps({"paths": paths, "in_flight": in_flight, "warm": [warm], "in_flight_bytes": in_flight_bytes})
     out = subprocess.run(
@@ -124,7 +126,7 @@ def _measure(paths: list[str], in_flight: int | None, warm: str, in_flight_bytes
         capture_output=True,
         text=True,
         check=True,
-        env=CLEAN_ENVIRON,
+        env={**CLEAN_ENVIRON, **(env or {})},
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -155,7 +157,12 @@ def with_sidecars(paths: list[Path]) -> Path:
 
 
 def one_process(
-    n: int, latencies: list[float], repeats: int, one_at_a_time: bool = False, budgets: tuple[int, ...] = ()
+    n: int,
+    latencies: list[float],
+    repeats: int,
+    one_at_a_time: bool = False,
+    budgets: tuple[int, ...] = (),
+    arenas: int | None = None,
 ) -> str:
     granules = month(n)
     paths = [str(p) for p in granules]
@@ -166,6 +173,9 @@ def one_process(
         configs: dict[str, tuple[list[str], int | None, Server | None, int | None]] = {
             "local": (paths, None, None, None)
         }
+        arena = {"MALLOC_ARENA_MAX": str(arenas)} if arenas else {}
+        if arenas:
+            configs[f"local, MALLOC_ARENA_MAX={arenas}"] = (paths, None, None, None)
         for (latency, kind), server in servers.items():
             urls = [f"{server.url}/{Path(p).name}" for p in paths]
             if one_at_a_time and not kind:
@@ -173,12 +183,15 @@ def one_process(
             configs[f"{latency * 1000:.0f} ms, in flight{kind}"] = (urls, None, server, None)
             for mib in budgets if kind else ():
                 configs[f"{latency * 1000:.0f} ms, in flight{kind}, {mib} MiB"] = (urls, None, server, mib * 2**20)
+            if arenas and kind:
+                label = f"{latency * 1000:.0f} ms, in flight{kind}, MALLOC_ARENA_MAX={arenas}"
+                configs[label] = (urls, None, server, None)
         runs: dict[str, list[dict]] = {k: [] for k in configs}
         for _ in range(repeats):  # interleaved
             for key, (targets, flight, server, nbytes) in configs.items():
                 if server is not None:
                     server.ask("reset")
-                result = _measure(targets, flight, warm, nbytes)
+                result = _measure(targets, flight, warm, nbytes, arena if "MALLOC_ARENA_MAX" in key else None)
                 if server is not None:
                     result["server"] = server.stats()
                 runs[key].append(result)
@@ -292,13 +305,15 @@ def main() -> str:
     parser.add_argument("--only-cluster", action="store_true")
     parser.add_argument("--one-at-a-time", action="store_true", help="also time in_flight=1 (what came before)")
     parser.add_argument("--budgets", type=int, nargs="*", default=[], help="also in_flight_bytes of these MiB")
+    parser.add_argument("--arena-max", type=int, help="also local and sidecar runs with glibc's MALLOC_ARENA_MAX=N")
     args = parser.parse_args()
     month(max(args.granules))
     parts = [f"Machine: {machine()}"]
     if not args.only_cluster:
         parts.append(f"### A. One process, in memory, daily {RES / 1000:g} km, full-size granules\n")
         parts += [
-            one_process(n, args.latency, args.repeats, args.one_at_a_time, tuple(args.budgets)) for n in args.granules
+            one_process(n, args.latency, args.repeats, args.one_at_a_time, tuple(args.budgets), args.arena_max)
+            for n in args.granules
         ]
     if not args.skip_cluster:
         n = max(args.granules)

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import is2grid
-from is2grid import in_flight, tutorial, workflow
+from is2grid import _turns, in_flight, tutorial, workflow
 from is2grid.output.zarr_store import GridStore
 from tests.servers import Behaviour, serve_scripted
 
@@ -71,7 +71,8 @@ def test_in_order_hands_results_on_in_order_while_the_next_run_ahead():
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])
-        time.sleep(0.02 * random.random())
+        with _turns.waiting():  # as a read waits for the network (CPU work would go one granule at a time)
+            time.sleep(0.02 * random.random())
         with lock:
             running[0] -= 1
         return i * 10
@@ -97,8 +98,8 @@ def test_a_consumer_that_stops_early_leaves_no_thread_and_closes_what_was_opened
     budget = in_flight.ByteBudget(10)
 
     def first(i):
-        in_flight.hold(6)  # two never fit together: the later ones wait for a turn that never comes
-        return i
+        with in_flight.fetching(6):  # two never fit together: the later ones wait for a turn that never comes
+            return i
 
     results = in_flight.in_order(first, lambda i, v, e: v, range(10), granules=4, budget=budget, discard=closed.append)
     assert next(results) == (0, 0)
@@ -121,9 +122,10 @@ def test_the_budget_is_never_exceeded_but_by_a_granule_alone_and_the_run_never_s
     lock = threading.Lock()
 
     def first(i):
-        if in_flight.hold(sizes[i]):
-            with lock:
-                seen.append((budget.in_use, len(budget._held)))
+        with in_flight.fetching(sizes[i]) as ahead:
+            if ahead:
+                with lock:
+                    seen.append((budget.in_use, len(budget._held)))
         return sizes[i]
 
     got = [
@@ -132,6 +134,116 @@ def test_the_budget_is_never_exceeded_but_by_a_granule_alone_and_the_run_never_s
     assert got == sizes
     assert budget.in_use == 0
     assert all(in_use <= limit or holders == 1 for in_use, holders in seen)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    width=st.integers(1, 4),
+    plan=st.lists(st.tuples(st.floats(0, 0.004), st.booleans()), min_size=1, max_size=12),
+)
+def test_turns_start_in_order_and_never_more_than_their_width_at_once(width, plan):
+    """Orders that skip their turn (``done`` without ``wait``: a granule that failed) never hold the others back."""
+    turns = in_flight.Turns(width)
+    started: list[int] = []
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def go(order: int, pause: float, skip: bool) -> None:
+        time.sleep(random.random() * 0.003)
+        if not skip:
+            assert turns.wait(order)
+            with lock:
+                started.append(order)
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            time.sleep(pause)
+            with lock:
+                running[0] -= 1
+        turns.done(order)
+
+    threads = [threading.Thread(target=go, args=(i, *p)) for i, p in enumerate(plan)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert not any(t.is_alive() for t in threads)
+    assert started == [i for i, (_, skip) in enumerate(plan) if not skip]
+    assert most[0] <= width and turns.running == 0
+
+
+def test_the_cpu_goes_to_the_earliest_granule_waiting_for_it():
+    cpu = _turns.Priority()
+    assert cpu.acquire(-1)  # held while the others line up, latest first
+    ran: list[int] = []
+
+    def parse(order: int) -> None:
+        with _turns.turn(cpu, order):
+            ran.append(order)
+
+    threads = []
+    for order in (4, 3, 2, 1, 0):
+        threads.append(threading.Thread(target=parse, args=(order,)))
+        threads[-1].start()
+        while len(cpu._waiting) < len(threads):
+            time.sleep(0.001)
+    cpu.release()
+    for t in threads:
+        t.join(timeout=10)
+    assert ran == [0, 1, 2, 3, 4]
+    assert cpu.holder is None
+
+
+def test_a_granule_waiting_for_bytes_lets_the_next_one_parse():
+    """Granule 0 waits for the network until granule 1 has parsed: holding its turn meanwhile would hang."""
+    arrived = threading.Event()
+    parsed: list[int] = []
+
+    def first(i: int) -> int:
+        if i == 0:
+            with _turns.waiting():
+                assert arrived.wait(timeout=10), "granule 0 held the CPU while it waited for the network"
+        parsed.append(i)
+        if i == 1:
+            arrived.set()
+        return i
+
+    got = [v for _, v in in_flight.in_order(first, lambda i, v, e: v, range(3), granules=3)]
+    assert got == [0, 1, 2]
+    assert parsed.index(1) < parsed.index(0)
+
+
+def test_waiting_gives_the_turn_up_and_takes_it_back_nested_or_not():
+    cpu = _turns.Priority()
+    with _turns.turn(cpu, 7):
+        assert cpu.holder == 7
+        with _turns.waiting():
+            assert cpu.holder is None
+            with _turns.waiting():  # an inner wait (a read inside a fan-out) changes nothing
+                assert cpu.holder is None
+            assert cpu.acquire(3)  # another granule parses meanwhile
+            cpu.release()
+        assert cpu.holder == 7
+    assert cpu.holder is None
+    with _turns.waiting():  # outside a run in flight: nothing to give up
+        pass
+
+
+def test_a_closed_run_lets_every_waiting_thread_go():
+    cpu, turns = _turns.Priority(), in_flight.Turns(1)
+    assert cpu.acquire(0) and turns.wait(0)
+    answers: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(cpu.acquire(1))),
+        threading.Thread(target=lambda: answers.append(turns.wait(1))),
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    cpu.close()
+    turns.close()
+    for t in threads:
+        t.join(timeout=10)
+    assert answers == [False, False] or sorted(answers) == [False, False]
 
 
 # ---------------------------------------------------------------- grid_granules with granules in flight
@@ -177,6 +289,27 @@ def test_granules_in_flight_have_their_chunks_fetched_before_they_are_gridded(da
     monkeypatch.setattr(workflow, "_sums_of", gridding)
     workflow.grid_granules(urls, res=RES, progress=False, in_flight=4)
     assert while_gridding == []
+
+
+def test_granules_in_flight_fetch_a_few_at_once_earliest_first(days, served, monkeypatch):
+    """The first granule's bytes are not shared out among all granules in flight: a few fetch at once, in order."""
+    _, urls = served
+    fetching: list[int] = []
+    most = [0]
+    wait = in_flight.Turns.wait
+
+    def spying(self, order):
+        ok = wait(self, order)
+        fetching.append(order)
+        most[0] = max(most[0], self.running)
+        return ok
+
+    monkeypatch.setattr(in_flight.Turns, "wait", spying)
+    flown = workflow.grid_granules(urls, res=RES, progress=False, in_flight=8)
+    assert fetching == list(range(len(urls)))
+    assert 1 < most[0] <= in_flight.FETCHES_AT_ONCE < 8
+    one_by_one = workflow.grid_granules(urls, res=RES, progress=False, in_flight=1)
+    xr.testing.assert_identical(flown, one_by_one)
 
 
 def test_the_order_of_the_granules_given_does_not_change_the_counts(days, served):

@@ -26,7 +26,7 @@ LAYERS = {
     "top": {"base", "products", "io", "backend", "grid", "output", "viz", "thickness", "top"},
     "entry": {"base", "products", "io", "backend", "grid", "output", "viz", "thickness", "top", "entry"},
 }
-BASE = {"errors", "memory", "_threads", "_version", "_extras"}
+BASE = {"errors", "memory", "_threads", "_turns", "_version", "_extras"}
 ENTRY = {"cli", "__init__"}
 
 

@@ -9,24 +9,40 @@ memory holds what the sequential run holds, plus the compressed bytes of the gra
 and the arrays of the second stages running beside the first.
 
 Those bytes are bounded, not only the count: before fetching its chunks a granule asks the run's
-:class:`ByteBudget` (through :func:`hold`) for their size at most (its decoded arrays' bytes), in the
+:class:`ByteBudget` (through :func:`fetching`) for their size at most (its decoded arrays' bytes), in the
 order given, and the calling thread gives them back once it has gridded that granule. A granule
 larger than the whole budget waits until it is alone, then goes, so the run never stalls.
+
+The granules in flight share one process's CPU and one link, and the caller waits for the first of
+them: so the earliest go first. Their round trips overlap, but their CPU work (parsing, which takes the
+GIL) goes to the earliest granule that wants it (:mod:`is2grid._turns`), and at most
+:data:`FETCHES_AT_ONCE` fetch their chunks at once, started in order (:class:`Turns`), so the first
+granule's bytes are not shared out with the next ones'.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from is2grid import memory
+from is2grid import _turns, memory
 
-__all__ = ["ByteBudget", "default_bytes", "default_granules", "hold", "in_order", "windowed"]
+__all__ = [
+    "ByteBudget",
+    "Turns",
+    "default_bytes",
+    "default_granules",
+    "fetching",
+    "in_order",
+    "windowed",
+]
 
 log = logging.getLogger("is2grid.in_flight")
 
@@ -39,6 +55,10 @@ R = TypeVar("R")
 REMOTE_GRANULES = 8
 #: Most bytes of compressed chunks fetched ahead by default (and at most 1/16 of the memory available).
 MAX_BYTES = 256 * 1024**2
+#: Granules fetching their chunks at once in a run in flight: enough to cover a round trip of 200 ms
+#: at a full-size granule's gridding pace (measured in benchmarks/bench_flight.py), few enough that the
+#: first granule's bytes are not shared out among all the granules in flight.
+FETCHES_AT_ONCE = 3
 
 
 class ByteBudget:
@@ -119,23 +139,98 @@ class ByteBudget:
         self._cond.notify_all()
 
 
-#: (budget, position) of the granule the current thread opens for a run in flight; unset otherwise
-_TICKET: contextvars.ContextVar[tuple[ByteBudget, int] | None] = contextvars.ContextVar(
-    "is2grid_in_flight", default=None
-)
+class Turns:
+    """Turns started in order, ``width`` at most at once: ``order`` goes once every earlier one has started.
+
+    Granules fetching their chunks: up to :data:`FETCHES_AT_ONCE` at once, the earliest first. An order
+    that will not take its turn (it failed before, or has nothing to fetch) is :meth:`done` all the same,
+    so the next ones never wait for it.
+
+    Examples
+    --------
+    >>> turns = Turns(width=2)
+    >>> turns.wait(0), turns.wait(1)  # both may run: 2 at once
+    (True, True)
+    >>> turns.done(0); turns.done(1)
+    >>> turns.wait(2), turns.running
+    (True, 1)
+    """
+
+    def __init__(self, width: int = 1):
+        self.width = max(1, int(width))
+        self.running = 0
+        self._next = 0  # the first order not yet started (or passed)
+        self._started: set[int] = set()
+        self._finished: set[int] = set()
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def wait(self, order: int) -> bool:
+        """Wait until ``order`` may go (True); False at once once the run has stopped (:meth:`close`)."""
+        with self._cond:
+            if order in self._started:
+                return True
+            while order != self._next or self.running >= self.width:
+                if self._closed:
+                    return False
+                self._cond.wait()
+            self._started.add(order)
+            self.running += 1
+            self._advance()
+            return True
+
+    def done(self, order: int) -> None:
+        """``order`` has finished its turn, or will not take it."""
+        with self._cond:
+            if order in self._finished:
+                return
+            self._finished.add(order)
+            if order in self._started:
+                self.running -= 1
+            self._advance()
+
+    def close(self) -> None:
+        """The run has stopped: every order still waiting goes on at once."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _advance(self) -> None:
+        while self._next in self._started or self._next in self._finished:
+            self._next += 1
+        self._cond.notify_all()
 
 
-def hold(nbytes: int) -> bool:
-    """In the first stage of a run in flight: wait for room for ``nbytes``, then hold them (True).
+@dataclass(frozen=True)
+class _Ticket:
+    """What the first stage of one granule shares with the others of its run in flight."""
 
-    Outside a run in flight (one granule after another) nothing is held and nothing is fetched
-    ahead: returns False.
+    order: int
+    budget: ByteBudget
+    fetches: Turns
+
+
+#: the ticket of the granule the current thread opens for a run in flight; unset otherwise
+_TICKET: contextvars.ContextVar[_Ticket | None] = contextvars.ContextVar("is2grid_in_flight", default=None)
+
+
+@contextlib.contextmanager
+def fetching(nbytes: int) -> Iterator[bool]:
+    """In the first stage of a run in flight: wait for room for ``nbytes`` and a turn to fetch; True.
+
+    The bytes stay held until the granule has been gridded; the turn to fetch ends with the block. Outside a
+    run in flight (one granule after another) nothing is held and nothing is fetched ahead: yields False.
     """
     ticket = _TICKET.get()
     if ticket is None:
-        return False
-    budget, order = ticket
-    return budget.acquire(order, nbytes)
+        yield False
+        return
+    try:
+        with _turns.waiting():
+            ready = ticket.budget.acquire(ticket.order, nbytes) and ticket.fetches.wait(ticket.order)
+        yield ready
+    finally:
+        ticket.fetches.done(ticket.order)
 
 
 def default_granules(remote: bool) -> int:
@@ -172,8 +267,8 @@ def in_order(
     Parameters
     ----------
     first : callable
-        The first stage (open, fetch), run on threads for up to ``granules`` items at once; it may
-        :func:`hold` part of ``budget``.
+        The first stage (open, fetch), run on threads for up to ``granules`` items at once, the CPU
+        work of earlier items first; it may hold part of ``budget`` to fetch (:func:`fetching`).
     then : callable
         The second stage, run here in order with the item, the first stage's result, and the
         exception the first stage raised (or None). What it returns is handed on.
@@ -211,18 +306,21 @@ def in_order(
                 yield item, then(item, value, None)
         return
     budget = budget or ByteBudget(default_bytes())
+    cpu, fetches = _turns.Priority(), Turns(FETCHES_AT_ONCE)
     source = iter(items)
     pending: deque[tuple[int, T, Future[_Ahead[S]]]] = deque()
     positions = iter(range(1 << 62))
 
     def stage_one(order: int, item: T) -> _Ahead[S]:
-        _TICKET.set((budget, order))
+        _TICKET.set(_Ticket(order, budget, fetches))
         try:
-            return _Ahead(first(item), None)
+            with _turns.turn(cpu, order):  # its CPU work before that of later granules
+                return _Ahead(first(item), None)
         except Exception as err:
             return _Ahead(None, err)
-        finally:
-            budget.pass_turn(order)  # if it held nothing
+        finally:  # if it did not take its turns (it failed, or needed no fetch ahead)
+            budget.pass_turn(order)
+            fetches.done(order)
 
     def finish(order: int, item: T, ahead: _Ahead[S]) -> R:
         try:
@@ -265,6 +363,8 @@ def in_order(
         for _, _, future in pending:
             future.cancel()
         budget.close()
+        cpu.close()
+        fetches.close()
         pool.shutdown(wait=True)
         for order, _, _, _ in started:
             budget.release(order)

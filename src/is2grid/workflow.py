@@ -24,7 +24,7 @@ from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2grid
 from is2grid.grid import gridding, grids, reduction
 from is2grid.grid.reduction import CellSums
 from is2grid.grid.request import GridRequest
-from is2grid.in_flight import ByteBudget, default_bytes, default_granules, hold, in_order, windowed
+from is2grid.in_flight import ByteBudget, default_bytes, default_granules, fetching, in_order, windowed
 from is2grid.io.credentials import as_credentials
 from is2grid.io.inputs import is_granule_record, record_name
 from is2grid.memory import available_memory
@@ -68,11 +68,12 @@ def _opened(path, request: GridRequest, beams, credentials, storage_options, thi
         WARN_TRANSITION.reset(quiet)
     try:
         per_segment = [n for n in ds.data_vars if "segment" in ds[n].dims]
-        if hold(sum(v.nbytes for v in ds.variables.values())) and per_segment:
-            # reading the smallest per-segment variable whole fetches the chunks of every other one (read-ahead),
-            # kept compressed (row_size, per trajectory, is computed: reading it would fetch nothing)
-            smallest = min(per_segment, key=lambda n: ds[n].nbytes)
-            ds[smallest].values  # noqa: B018
+        with fetching(sum(v.nbytes for v in ds.variables.values())) as ahead:
+            if ahead and per_segment:
+                # reading the smallest per-segment variable whole fetches the chunks of every other one (read-ahead),
+                # kept compressed (row_size, per trajectory, is computed: reading it would fetch nothing)
+                smallest = min(per_segment, key=lambda n: ds[n].nbytes)
+                ds[smallest].values  # noqa: B018
     except BaseException:
         ds.close()
         raise
@@ -279,7 +280,9 @@ def grid_granules(
         its decoded arrays (their compressed chunks take about half of that). Default: 256 MiB (six
         full-size granules), or 1/16 of the memory available if less. Granules in flight open (their
         metadata's round trips) without counting; the earliest goes first, and one larger than this
-        goes alone. Memory then holds these bytes plus the two granules being gridded and the result
+        goes alone. The earliest also parses first, and three at most fetch their chunks at once
+        (:mod:`is2grid.in_flight`), so the first granule is gridded as soon as its own bytes are in.
+        Memory then holds these bytes plus the two granules being gridded and the result
         (``memory_budget``) or the open bins.
     **options
         The keyword arguments of :meth:`is2grid.grid.request.GridRequest.create`. The grid is EASE-Grid 2.0

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from is2grid import _turns
 from is2grid.errors import (
     AuthenticationError,
     GranuleError,
@@ -151,7 +152,8 @@ class RetryPolicy:
                 mid = len(a) // 2
                 return attempt(a[:mid], b[:mid], number + 1) + attempt(a[mid:], b[mid:], number + 1)
 
-        return attempt(list(starts), list(stops), 0)
+        with _turns.waiting():  # a granule waiting for bytes lets the others parse meanwhile
+            return attempt(list(starts), list(stops), 0)
 
     async def retrying_async(self, fetch: Callable[[list[int], list[int]], Any], starts: list[int], stops: list[int]):
         """:meth:`retrying` for asyncio: the halves of a failed batch are retried at once."""

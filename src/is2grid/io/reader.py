@@ -26,6 +26,7 @@ import numpy as np
 from xarray.backends.file_manager import CachingFileManager
 from xarray.backends.locks import SerializableLock
 
+from is2grid import _turns
 from is2grid.errors import CorruptGranuleError, GranuleError, Is2gridWarning
 from is2grid.io import checksum, chunks, decode, dmrpp
 from is2grid.io.credentials import Credentials, redact_url
@@ -191,7 +192,8 @@ def concurrently(*calls: Callable[[], Any], parallel: bool = True) -> list[Any]:
         futures = [_IO_POOL.submit(call) for call in calls]
     # a call no pool thread has taken yet runs here: with several granules opening at once the pool can
     # be full of calls waiting on their own nested calls, which would then wait for ever
-    return [call() if future.cancel() else future.result() for call, future in zip(calls, futures, strict=True)]
+    with _turns.waiting():
+        return [call() if future.cancel() else future.result() for call, future in zip(calls, futures, strict=True)]
 
 
 def _forget_pool_after_fork() -> None:

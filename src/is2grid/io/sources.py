@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from is2grid import _turns
 from is2grid.errors import (
     AuthenticationError,
     CorruptGranuleError,
@@ -165,7 +166,7 @@ class ObjectStoreSource(ByteSource):
                 return _in_order(groups, [batch(groups[0])])
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="is2grid-fetch") as pool:
+            with _turns.waiting(), ThreadPoolExecutor(len(groups), thread_name_prefix="is2grid-fetch") as pool:
                 return _in_order(groups, list(pool.map(batch, groups)))
         except RangeIgnored:
             self._read_whole()
@@ -216,7 +217,7 @@ class ObjectStoreSource(ByteSource):
 
         with self._lock:
             if self._whole is None:
-                with translated(self.name):
+                with translated(self.name), _turns.waiting():
                     whole = memoryview(obstore.get(self.store, self.path).bytes())
                 _refuse_web_page(whole, self.name)
                 warnings.warn(
@@ -398,7 +399,7 @@ class FileObjectSource(ByteSource):
 
     def read(self, starts: Sequence[int], stops: Sequence[int]) -> list[memoryview]:
         parts = []
-        with self._lock, translated(self.name):
+        with _turns.waiting(), self._lock, translated(self.name):  # an fsspec file may be remote
             for a, b in zip(starts, stops, strict=True):
                 self.fileobj.seek(a)
                 parts.append(self.fileobj.read(b - a))
@@ -718,7 +719,7 @@ class RequestsSource(ByteSource):
 
         if len(starts) <= 1:
             return [self._get(a, b) for a, b in zip(starts, stops, strict=True)]
-        with ThreadPoolExecutor(max_workers=min(10, len(starts))) as pool:
+        with _turns.waiting(), ThreadPoolExecutor(max_workers=min(10, len(starts))) as pool:
             return list(pool.map(self._get, starts, stops))
 
     def _get(self, start: int, stop: int) -> memoryview:
