@@ -1,8 +1,8 @@
 """The CPU, earliest granule first: granules opened at once parse in the order they will be gridded.
 
 Granules in flight are opened on threads of their own. Their round trips overlap, but parsing a header
-or a DMR++ sidecar takes the GIL, and eight threads sharing it round-robin finish together, each eight
-times later than alone, while the caller waits for the first. A :class:`Priority` gives the CPU work of
+or a DMR++ sidecar takes the GIL, and eight threads sharing it round-robin all finish together, the
+first as late as the last, while the caller waits for the first. A :class:`Priority` gives the CPU work of
 those threads to the earliest granule that wants it; a thread gives its turn up while it waits on the
 network (:func:`waiting`), so a granule that waits for bytes never holds the others back.
 """
