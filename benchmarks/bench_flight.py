@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_cloud import repacked
 from bench_scale import CLEAN_ENVIRON, _one_run, _plain_processes, month
 from common import machine, median, table
 
@@ -163,8 +164,9 @@ def one_process(
     one_at_a_time: bool = False,
     budgets: tuple[int, ...] = (),
     arenas: int | None = None,
+    repack: bool = False,
 ) -> str:
-    granules = month(n)
+    granules = repacked(month(n)) if repack else month(n)
     paths = [str(p) for p in granules]
     warm = str(month(17)[-1])  # a granule of the same size that is not among them
     folders = {"": Path(paths[0]).parent, ", DMR++ sidecars": with_sidecars(granules)}
@@ -306,13 +308,16 @@ def main() -> str:
     parser.add_argument("--one-at-a-time", action="store_true", help="also time in_flight=1 (what came before)")
     parser.add_argument("--budgets", type=int, nargs="*", default=[], help="also in_flight_bytes of these MiB")
     parser.add_argument("--arena-max", type=int, help="also local and sidecar runs with glibc's MALLOC_ARENA_MAX=N")
+    parser.add_argument("--repacked", action="store_true", help="table A on h5repack'd copies (libhdf5's writer)")
     args = parser.parse_args()
     month(max(args.granules))
     parts = [f"Machine: {machine()}"]
     if not args.only_cluster:
         parts.append(f"### A. One process, in memory, daily {RES / 1000:g} km, full-size granules\n")
         parts += [
-            one_process(n, args.latency, args.repeats, args.one_at_a_time, tuple(args.budgets), args.arena_max)
+            one_process(
+                n, args.latency, args.repeats, args.one_at_a_time, tuple(args.budgets), args.arena_max, args.repacked
+            )
             for n in args.granules
         ]
     if not args.skip_cluster:

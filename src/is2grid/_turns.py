@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import heapq
 import threading
 from collections.abc import Iterator
 
@@ -33,24 +32,23 @@ class Priority:
 
     def __init__(self) -> None:
         self.holder: int | None = None
-        self._waiting: list[int] = []
+        self._waiting: set[int] = set()  # a run's granules in flight: a handful
         self._closed = False
         self._cond = threading.Condition()
 
     def acquire(self, order: int) -> bool:
         """Wait until the lock is free and no lower order waits, then take it (True); False once closed."""
         with self._cond:
-            heapq.heappush(self._waiting, order)
+            self._waiting.add(order)
             try:
-                while not self._closed and (self.holder is not None or self._waiting[0] != order):
+                while not self._closed and (self.holder is not None or min(self._waiting) != order):
                     self._cond.wait()
                 if self._closed:
                     return False
                 self.holder = order
                 return True
             finally:
-                self._waiting.remove(order)
-                heapq.heapify(self._waiting)
+                self._waiting.discard(order)
 
     def release(self) -> None:
         with self._cond:
