@@ -46,6 +46,8 @@ def write_sidecar(path: Path, name: str | None = None) -> Path:
 
 def _group(group: h5py.Group, prefix: str, lines: list[str], depth: int) -> None:
     pad = "    " * depth
+    if prefix:  # a group's own attributes first, as get_dmrpp writes them (the beams' atlas_beam_type...)
+        _text_attributes(group, lines, pad)
     datasets = [(k, v) for k, v in group.items() if isinstance(v, h5py.Dataset)]
     for size in sorted({d.shape[0] for _, d in datasets if d.shape}):
         lines.append(f'{pad}<Dimension name="n{size}" size="{size}"/>')
@@ -71,12 +73,7 @@ def _dataset(key: str, dataset: h5py.Dataset, prefix: str, lines: list[str], dep
     lines.append(f'{pad}<{kind} name="{html.escape(key)}">')
     for axis, size in enumerate(dataset.shape):
         lines.append(f'{inner}<Dim name="{prefix}/n{size}"/>' if axis == 0 else f'{inner}<Dim size="{size}"/>')
-    for attr, value in dataset.attrs.items():
-        if isinstance(value, bytes | str | np.bytes_):
-            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-            lines.append(f'{inner}<Attribute name="{html.escape(attr)}" type="String">')
-            lines.append(f"{inner}    <Value>{html.escape(text)}</Value>")
-            lines.append(f"{inner}</Attribute>")
+    _text_attributes(dataset, lines, inner)
     order = "BE" if dtype.byteorder == ">" else "LE"
     if vlen is not None and dtype.kind == "O":
         lines.append(f"{inner}<dmrpp:vlsa/>")
@@ -85,6 +82,15 @@ def _dataset(key: str, dataset: h5py.Dataset, prefix: str, lines: list[str], dep
             lines.append(f'{inner}<dmrpp:FixedLengthStringArray string_length="{dtype.itemsize}" pad="null_pad"/>')
         _storage(dataset, order, lines, inner)
     lines.append(f"{pad}</{kind}>")
+
+
+def _text_attributes(node: h5py.Group | h5py.Dataset, lines: list[str], pad: str) -> None:
+    for attr, value in node.attrs.items():
+        if isinstance(value, bytes | str | np.bytes_):
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            lines.append(f'{pad}<Attribute name="{html.escape(attr)}" type="String">')
+            lines.append(f"{pad}    <Value>{html.escape(text)}</Value>")
+            lines.append(f"{pad}</Attribute>")
 
 
 def _storage(dataset: h5py.Dataset, order: str, lines: list[str], pad: str) -> None:

@@ -428,7 +428,10 @@ def test_batches_on_a_cluster_keep_their_granules_in_flight():
     assert flight.batch(16, Client(2)) == 8  # an even share: each worker keeps 8 in flight
     assert flight.batch(1000, Client(20)) == 16  # at most twice the granules in flight per task
     assert flight.batch(3, Client(20)) == 1
-    assert workflow._Flight(granules=1, nbytes=1).batch(16, Client(2)) == 3  # local: a few per task to balance
+    assert flight.batch(16, Client(2), merged=False) == 8  # to a store: the same, to keep them in flight
+    one = workflow._Flight(granules=1, nbytes=1)
+    assert one.batch(16, Client(2)) == 3  # local, in memory: a few per task, merged there, to balance
+    assert one.batch(16, Client(2), merged=False) == 1  # local, to a store: every granule's sums travel anyway
 
 
 def test_the_command_line_grids_urls_with_granules_in_flight(days, served, tmp_path, flight_log):
@@ -493,3 +496,149 @@ def test_batches_are_consecutive_at_most_the_size_and_even(n, size):
     assert all(0 < len(run) <= size for run in runs)
     assert len(runs) == -(-n // size)
     assert not runs or max(map(len, runs)) - min(map(len, runs)) <= 1
+
+
+# ---------------------------------------------------------------- the chunks with orbit_info
+def _with_scalars_last(source, target, leave_out=()):
+    """An h5py copy with orbit_info and ancillary_data copied last: far beyond the first bytes, as in NASA's files.
+
+    (NASA's ATL08 sidecar in tests/data/dmrpp puts sc_orient at byte 289,004; the NSIDC subsets in tests/data
+    at 545,122 and 907,633; is2grid's own writer within the first 64 KiB, which come with the first GET.)
+    """
+    import h5py
+
+    with h5py.File(source) as old, h5py.File(target, "w") as new:
+        for key, value in old.attrs.items():
+            new.attrs[key] = value
+        for name in sorted(old, key=lambda n: n in ("orbit_info", "ancillary_data")):
+            if name not in leave_out:
+                old.copy(old[name], new, name=name)
+    return target
+
+
+@pytest.fixture(scope="module")
+def far(days, tmp_path_factory):
+    """Three granules with their scalars far in the file and a sidecar each, behind a 20 ms server."""
+    from tests.dmrpp_writer import write_sidecar
+
+    folder = tmp_path_factory.mktemp("far")
+    paths = [_with_scalars_last(p, folder / p.name) for p in days[:3]]
+    for path in paths:
+        write_sidecar(path)
+    plan = Behaviour(latency=0.02)
+    server, url = serve_scripted(folder, plan)
+    yield paths, [f"{url}/{p.name}" for p in paths]
+    server.shutdown()
+
+
+def _network_reads(monkeypatch) -> dict[str, list[int]]:
+    """Per granule, the bytes of each read that went to the server (reads of the first bytes, already here, not)."""
+    from is2grid.io import sources
+
+    reads: dict[str, list[int]] = {}
+    read = sources.ObjectStoreSource.read
+
+    def spying(self, starts, stops):
+        if stops and not all(b <= len(self._head) for b in stops):
+            moved = sum(b - a for a, b in zip(starts, stops, strict=True))
+            reads.setdefault(self.name.rsplit("/", 1)[-1], []).append(moved)
+        return read(self, starts, stops)
+
+    monkeypatch.setattr(sources.ObjectStoreSource, "read", spying)
+    return reads
+
+
+def _grid_served_as_local(folder, paths, monkeypatch) -> dict[str, list[int]]:
+    """Grid ``paths`` in flight from ``folder`` behind a 20 ms server, check it equals local; the network reads."""
+    server, url = serve_scripted(folder, Behaviour(latency=0.02))
+    try:
+        reads = _network_reads(monkeypatch)
+        urls = [f"{url}/{p.name}" for p in paths]
+        flown = workflow.grid_granules(urls, res=RES, progress=False, in_flight=len(paths))
+    finally:
+        server.shutdown()
+    xr.testing.assert_identical(flown, workflow.grid_granules(paths, res=RES, progress=False))
+    return reads
+
+
+def test_the_far_copies_keep_their_scalars_beyond_the_first_bytes(far):
+    import h5py
+
+    paths, _ = far
+    with h5py.File(paths[0]) as f:
+        scalar = f["orbit_info/sc_orient"]
+        at = scalar.id.get_offset() if scalar.chunks is None else scalar.id.get_chunk_info(0).byte_offset
+        assert at > 64 * 1024
+
+
+def test_in_flight_a_sidecar_naming_the_strong_beams_fetches_their_chunks_with_orbit_info(far, monkeypatch):
+    """One round trip after the sidecar, not two: the beam groups' atlas_beam_type, checked by sc_orient."""
+    paths, urls = far
+    reads = _network_reads(monkeypatch)
+    flown = workflow.grid_granules(urls, res=RES, progress=False, in_flight=3)
+    xr.testing.assert_identical(flown, workflow.grid_granules(paths, res=RES, progress=False))
+    for path in paths:
+        [together] = reads[path.name]  # orbit_info's scalars and every chunk gridding needs, in one read
+        assert together > 50_000
+
+
+def test_a_subset_without_some_beams_still_fetches_its_chunks_with_orbit_info(days, tmp_path, monkeypatch):
+    """A beam subset (gt3l and gt3r left out): the guess is the strong beams it has, as sc_orient chooses."""
+    from tests.dmrpp_writer import write_sidecar
+
+    paths = [_with_scalars_last(p, tmp_path / p.name, leave_out=("gt3l", "gt3r")) for p in days[:2]]
+    for path in paths:
+        write_sidecar(path)
+    reads = _grid_served_as_local(tmp_path, paths, monkeypatch)
+    assert [len(reads[p.name]) for p in paths] == [1, 1]
+
+
+def test_beam_types_that_sc_orient_contradicts_cost_a_round_trip_never_a_value(far, tmp_path, monkeypatch):
+    """A sidecar whose beam attributes say the opposite of sc_orient: sc_orient decides, the guess is dropped."""
+    import shutil
+
+    paths, _ = far
+    folder = tmp_path / "swapped"
+    folder.mkdir()
+    for path in paths:
+        shutil.copy(path, folder / path.name)
+        text = path.with_name(path.name + ".dmrpp").read_text()
+        swapped = text.replace("<Value>strong</Value>", "<Value>STRONG</Value>").replace(
+            "<Value>weak</Value>", "<Value>strong</Value>"
+        )
+        (folder / (path.name + ".dmrpp")).write_text(swapped.replace("<Value>STRONG</Value>", "<Value>weak</Value>"))
+    reads = _grid_served_as_local(folder, paths, monkeypatch)
+    for path in paths:
+        assert len(reads[path.name]) == 2  # the weak beams' chunks with the scalars, then the strong ones'
+
+
+def test_opened_alone_a_granule_fetches_only_orbit_info_until_read(far, monkeypatch):
+    """Outside a run in flight nothing is fetched ahead on opening: a user may read one variable of one beam."""
+    paths, urls = far
+    reads = _network_reads(monkeypatch)
+    with xr.open_dataset(urls[0], engine="atl10") as ds:
+        assert sum(reads[paths[0].name]) < 4096
+        with xr.open_dataset(paths[0], engine="atl10") as local:
+            xr.testing.assert_identical(ds.load(), local.load())
+
+
+def test_guessed_beams_come_from_the_sidecar_or_need_no_guess(far):
+    from is2grid.backend.opening import open_granule
+
+    paths, urls = far
+    granule = open_granule(urls[0], None, None)
+    try:
+        assert granule.reader.described
+        strong = granule.guess_beams("strong")
+        assert strong == is2grid.products.icesat2.beams_for(granule.sc_orient, "strong")[0]
+        assert granule.guess_beams("weak") == is2grid.products.icesat2.beams_for(granule.sc_orient, "weak")[0]
+        assert granule.guess_beams(["gt2r", "gt1l"]) == ["gt2r", "gt1l"]
+        assert granule.guess_beams("all") == list(is2grid.products.icesat2.BEAMS)
+        assert granule.guess_beams(["gt9x"]) is None
+    finally:
+        granule.reader.close()
+    local = open_granule(paths[0], None, {"dmrpp": False})
+    try:
+        assert local.guess_beams("strong") is None  # the HDF5 header's attributes are not read for a guess
+    finally:
+        local.reader.close()

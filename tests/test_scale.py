@@ -15,7 +15,7 @@ import xarray as xr
 import zarr
 
 import is2grid
-from is2grid import _malloc, _threads, cli, tutorial, workflow
+from is2grid import _malloc, _threads, _workers, cli, tutorial, workflow
 from is2grid.grid.reduction import CellSums
 from is2grid.grid.request import GridRequest
 from is2grid.output.zarr_store import GRANULE_LOG, MANIFEST_GROUP, GridStore, read_manifest
@@ -452,14 +452,77 @@ def test_workers_that_join_later_are_set_up_too(days, in_memory):
     made = is2grid.Credentials(token="a-token-for-the-test")
     options = {"n_workers": 1, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
 
-    def state():
-        return made.key in credentials_module._PINNED, _malloc._done
+    profiling = not _workers.PROFILER_CAN_DEADLOCK  # stopped on Python 3.11 (it can hang a worker there)
+
+    def state(dask_worker):
+        return made.key in credentials_module._PINNED, _malloc._done, "profile" in dask_worker.periodic_callbacks
 
     with distributed.LocalCluster(**options) as cluster:
         with distributed.Client(cluster, set_as_default=False) as client:
             grid = workflow.grid_granules(days, res=25000, progress=False, client=client, credentials=made)
-            assert list(client.run(state).values()) == [(True, True)]
+            assert list(client.run(state).values()) == [(True, True, profiling)]
             cluster.scale(2)  # as an adaptive cluster or Coiled adds a worker after the run started
             client.wait_for_workers(2, timeout=60)
-            assert list(client.run(state).values()) == [(True, True), (True, True)]
+            assert list(client.run(state).values()) == [(True, True, profiling)] * 2
     xr.testing.assert_identical(grid, in_memory)
+
+
+def test_the_worker_profiler_that_can_hang_python_3_11_is_stopped_there_only():
+    """sys._current_frames() against threads starting and ending: python/cpython#106883 (see is2grid._workers)."""
+    import distributed
+
+    with (
+        distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        [worker] = cluster.workers.values()
+        assert "profile" in worker.periodic_callbacks  # Dask's default
+        client.register_plugin(_workers.WorkerSetup())
+        assert ("profile" in worker.periodic_callbacks) is (sys.version_info >= (3, 12))
+        assert not _workers.stop_profiler(worker) or sys.version_info >= (3, 12)
+
+
+def test_a_new_store_on_a_cluster_is_made_while_the_workers_grid(days, in_memory, tmp_path, monkeypatch):
+    """The client makes a new store after sending the tasks (the workers would wait for it); a resumed one before."""
+    import distributed
+
+    events: list[str] = []
+    submitted, made = workflow._submitted, GridStore.__init__
+
+    def submitting(urls, *args, **kwargs):
+        events.append(f"{len(urls)} sent")
+        return submitted(urls, *args, **kwargs)
+
+    def making(self, *args, **kwargs):
+        events.append("store")
+        made(self, *args, **kwargs)
+
+    monkeypatch.setattr(workflow, "_submitted", submitting)
+    monkeypatch.setattr(GridStore, "__init__", making)
+    path = tmp_path / "new.zarr"
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as lc,
+        distributed.Client(lc, set_as_default=False) as client,
+    ):
+        stored = workflow.grid_granules(days, res=25000, progress=False, client=client, store=path)
+        assert events == [f"{len(days)} sent", "store"]
+        events.clear()
+        workflow.grid_granules(days, res=25000, progress=False, client=client, store=path)
+        assert events == ["store", "0 sent"]  # resumed: the store says what is left (nothing)
+    assert_store_equals(stored, in_memory)
+
+
+def test_a_store_another_writer_made_meanwhile_is_resumed_never_counted_twice(days, in_memory, tmp_path, monkeypatch):
+    """The store looked new when the tasks were sent, but another writer made it before this one opened it."""
+    import distributed
+
+    path = tmp_path / "raced.zarr"
+    workflow.grid_granules(days[:3], res=25000, progress=False, store=path)  # the other writer, done first
+    monkeypatch.setattr(GridStore, "will_be_new", staticmethod(lambda path, overwrite=False: True))
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as lc,
+        distributed.Client(lc, set_as_default=False) as client,
+    ):
+        stored = workflow.grid_granules(days, res=25000, progress=False, client=client, store=path)
+    assert manifest(path)["segments"] == int(in_memory.n_segments.sum())
+    assert_store_equals(stored, in_memory)

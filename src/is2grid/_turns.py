@@ -1,20 +1,26 @@
-"""The CPU, earliest granule first: granules opened at once parse in the order they will be gridded.
+"""Turns of the granules in flight: the CPU to the earliest granule, and each granule's turn to fetch.
 
 Granules in flight are opened on threads of their own. Their round trips overlap, but parsing a header
 or a DMR++ sidecar takes the GIL, and eight threads sharing it round-robin all finish together, the
 first as late as the last, while the caller waits for the first. A :class:`Priority` gives the CPU work of
 those threads to the earliest granule that wants it; a thread gives its turn up while it waits on the
 network (:func:`waiting`), so a granule that waits for bytes never holds the others back.
+
+Before a granule's chunks are fetched ahead, :func:`fetching` waits for its share of the run's byte budget
+and its turn to fetch (:mod:`is2grid.in_flight` makes both). It lives here, below the backend, because the
+backend itself asks for it when it can fetch a granule's chunks in the same round trip as its orbit_info.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import threading
 from collections.abc import Iterator
+from typing import Any
 
-__all__ = ["Priority", "turn", "waiting"]
+__all__ = ["Priority", "Ticket", "fetching", "turn", "waiting"]
 
 
 class Priority:
@@ -95,3 +101,50 @@ def waiting() -> Iterator[None]:
         yield
     finally:
         cpu.acquire(order)
+
+
+@dataclasses.dataclass
+class Ticket:
+    """What the first stage of one granule shares with the others of its run in flight.
+
+    ``budget`` and ``fetches`` are the run's :class:`is2grid.in_flight.ByteBudget` and
+    :class:`is2grid.in_flight.Turns`; ``holding``: the granule has its bytes (it asks once).
+    """
+
+    order: int
+    budget: Any
+    fetches: Any
+    holding: bool = False
+
+
+#: the ticket of the granule the current thread opens for a run in flight; unset otherwise
+TICKET: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar("is2grid_in_flight", default=None)
+
+
+@contextlib.contextmanager
+def fetching(nbytes: int) -> Iterator[bool]:
+    """In the first stage of a run in flight: wait for room for ``nbytes`` and a turn to fetch; True.
+
+    The bytes stay held until the granule has been gridded; the turn to fetch ends with the block. A
+    granule asks for its bytes once: a later block of the same granule (what the first left to fetch)
+    goes at once. Outside a run in flight (one granule after another) nothing is held and nothing is
+    fetched ahead: yields False.
+
+    Examples
+    --------
+    >>> with fetching(100) as ahead:
+    ...     ahead
+    False
+    """
+    ticket = TICKET.get()
+    if ticket is None:
+        yield False
+        return
+    try:
+        with waiting():
+            if not ticket.holding:
+                ticket.holding = ticket.budget.acquire(ticket.order, nbytes)
+            ready = ticket.holding and ticket.fetches.wait(ticket.order)
+        yield ready
+    finally:
+        ticket.fetches.done(ticket.order)

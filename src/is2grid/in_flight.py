@@ -9,8 +9,8 @@ memory holds what the sequential run holds, plus the compressed bytes of the gra
 and the arrays of the second stages running beside the first.
 
 Those bytes are bounded, not only the count: before fetching its chunks a granule asks the run's
-:class:`ByteBudget` (through :func:`fetching`) for their size at most (its decoded arrays' bytes), in the
-order given, and the calling thread gives them back once it has gridded that granule. A granule
+:class:`ByteBudget` (through :func:`fetching`) for their size at most (its arrays' bytes as stored,
+uncompressed), in the order given, and the calling thread gives them back once it has gridded that granule. A granule
 larger than the whole budget waits until it is alone, then goes, so the run never stalls.
 
 The granules in flight share one process's CPU and one link, and the caller waits for the first of
@@ -22,17 +22,16 @@ granule's bytes are not shared out with the next ones'.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from is2grid import _turns, memory
+from is2grid._turns import fetching
 
 __all__ = [
     "ByteBudget",
@@ -201,38 +200,6 @@ class Turns:
         self._cond.notify_all()
 
 
-@dataclass(frozen=True)
-class _Ticket:
-    """What the first stage of one granule shares with the others of its run in flight."""
-
-    order: int
-    budget: ByteBudget
-    fetches: Turns
-
-
-#: the ticket of the granule the current thread opens for a run in flight; unset otherwise
-_TICKET: contextvars.ContextVar[_Ticket | None] = contextvars.ContextVar("is2grid_in_flight", default=None)
-
-
-@contextlib.contextmanager
-def fetching(nbytes: int) -> Iterator[bool]:
-    """In the first stage of a run in flight: wait for room for ``nbytes`` and a turn to fetch; True.
-
-    The bytes stay held until the granule has been gridded; the turn to fetch ends with the block. Outside a
-    run in flight (one granule after another) nothing is held and nothing is fetched ahead: yields False.
-    """
-    ticket = _TICKET.get()
-    if ticket is None:
-        yield False
-        return
-    try:
-        with _turns.waiting():
-            ready = ticket.budget.acquire(ticket.order, nbytes) and ticket.fetches.wait(ticket.order)
-        yield ready
-    finally:
-        ticket.fetches.done(ticket.order)
-
-
 def default_granules(remote: bool) -> int:
     """Granules in flight by default: :data:`REMOTE_GRANULES` over a network, one for local files.
 
@@ -312,7 +279,7 @@ def in_order(
     positions = iter(range(1 << 62))
 
     def stage_one(order: int, item: T) -> _Ahead[S]:
-        _TICKET.set(_Ticket(order, budget, fetches))
+        _turns.TICKET.set(_turns.Ticket(order, budget, fetches))
         try:
             with _turns.turn(cpu, order):  # its CPU work before that of later granules
                 return _Ahead(first(item), None)

@@ -68,7 +68,8 @@ def _opened(path, request: GridRequest, beams, credentials, storage_options, thi
         WARN_TRANSITION.reset(quiet)
     try:
         per_segment = [n for n in ds.data_vars if "segment" in ds[n].dims]
-        with fetching(sum(v.nbytes for v in ds.variables.values())) as ahead:
+        stored = sum(v.size * np.dtype(v.encoding.get("dtype", v.dtype)).itemsize for v in ds.variables.values())
+        with fetching(stored) as ahead:  # (the granule asked already if its open fetched with orbit_info)
             if ahead and per_segment:
                 # reading the smallest per-segment variable whole fetches the chunks of every other one (read-ahead),
                 # kept compressed (row_size, per trajectory, is computed: reading it would fetch nothing)
@@ -277,11 +278,13 @@ def grid_granules(
         as many in flight.
     in_flight_bytes : int, optional
         Bytes the granules fetched ahead may hold until they are gridded, each counted at the size of
-        its decoded arrays (their compressed chunks take about half of that). Default: 256 MiB (six
-        full-size granules), or 1/16 of the memory available if less. Granules in flight open (their
-        metadata's round trips) without counting; the earliest goes first, and one larger than this
-        goes alone. The earliest also parses first, and three at most fetch their chunks at once
-        (:mod:`is2grid.in_flight`), so the first granule is gridded as soon as its own bytes are in.
+        its arrays as stored, uncompressed (their compressed chunks take about three quarters of that).
+        Default: 256 MiB (about nine full-size granules), or 1/16 of the memory available if less.
+        Granules in flight open (their metadata's round trips) without counting; the earliest goes
+        first, and one larger than this goes alone. The earliest also parses first, and three at most
+        fetch their chunks at once (:mod:`is2grid.in_flight`), so the first granule is gridded as soon
+        as its own bytes are in. With a DMR++ sidecar naming the strong beams, a granule's chunks come
+        in the same requests as its ``orbit_info`` values (:class:`is2grid.backend.store.FetchWithOpen`).
         Memory then holds these bytes plus the two granules being gridded and the result
         (``memory_budget``) or the open bins.
     **options
@@ -354,7 +357,7 @@ def grid_granules(
     args = (request, beams, credentials, storage_options, errors, thickness)
     flight = _Flight.create(urls, in_flight, in_flight_bytes)
     if store is not None:
-        return _grid_into_store(urls, args, client, progress, GridStore(store, request, overwrite=overwrite), flight)
+        return _grid_into_store(urls, args, client, progress, store, overwrite, flight)
 
     bar = _progress(len(urls), progress)
     total, skipped = _reduce(urls, args, client, bar, flight)
@@ -451,16 +454,20 @@ class _Flight:
             int(nbytes) if nbytes is not None else default_bytes(),
         )
 
-    def batch(self, n: int, client: Any) -> int:
+    def batch(self, n: int, client: Any, merged: bool = True) -> int:
         """Granules per task on a cluster (a worker runs one task per thread).
 
         With granules in flight, a task takes enough to keep them in flight (up to twice as many), but
-        no more than an even share per worker thread; one at a time, a few per task, so that fewer sums travel
-        while every worker still gets several tasks to balance.
+        no more than an even share per worker thread. One at a time: where a task merges its granules'
+        sums (``merged``), a few per task, so that fewer sums travel while every worker still gets several
+        tasks to balance; where every granule's sums travel to the client anyway (a store), one per task,
+        which balances best and hands the client each granule as soon as it is done.
         """
         workers = max(1, sum(client.nthreads().values()))  # a thread runs one task at a time
         if self.granules > 1:
             return max(1, min(2 * self.granules, -(-n // workers)))
+        if not merged:
+            return 1
         return max(1, min(4, -(-n // (3 * workers))))
 
 
@@ -496,15 +503,38 @@ def _batch_outcomes(urls, args, flight: _Flight) -> list[tuple[str, CellSums | S
     return [(_name_of(url), outcome) for url, outcome in _here(urls, args, flight)]
 
 
-def _grid_into_store(urls, args, client, progress: bool, store: GridStore, flight: _Flight) -> xr.Dataset:
-    """Granules in order of start time; each time bin written once no granule still to come reaches it."""
+def _grid_into_store(urls, args, client, progress: bool, path, overwrite: bool, flight: _Flight) -> xr.Dataset:
+    """Granules in order of start time; each time bin written once no granule still to come reaches it.
+
+    On a cluster, a store that is to be made (nothing to resume) takes every granule: their tasks go to the
+    workers first, and the client makes the store while they grid (it would otherwise keep them waiting).
+    """
+    request = args[0]
+    early = None
+    if client is not None and GridStore.will_be_new(path, overwrite):
+        everyone = _in_time_order(list(dict.fromkeys(_name_of(u) for u in urls)), request.product)[0]
+        by_name = {_name_of(u): u for u in urls}
+        early = (everyone, _submitted([by_name[n] for n in everyone], args, client, flight))
     try:
-        return _fill_store(urls, args, client, progress, store, flight)
+        store = GridStore(path, request, overwrite=overwrite)
+    except BaseException:
+        if early is not None:
+            client.cancel(early[1])
+        raise
+    try:
+        return _fill_store(urls, args, client, progress, store, flight, early)
     finally:
         store.release()  # a run that stops with an error leaves the store to the next writer
 
 
-def _fill_store(urls, args, client, progress: bool, store: GridStore, flight: _Flight) -> xr.Dataset:
+def _in_time_order(names: list[str], product: Product) -> tuple[list[str], dict[str, Any]]:
+    """Names by the start time their names give; those that give none first (until they are in, no bin is final)."""
+    starts = {n: product.start_time_from_name(n) for n in names}
+    ordered = sorted(names, key=lambda n: (starts[n] is not None, starts[n] or np.datetime64(0, "s")))
+    return ordered, starts
+
+
+def _fill_store(urls, args, client, progress: bool, store: GridStore, flight: _Flight, early=None) -> xr.Dataset:
     names = {_name_of(u): u for u in urls}
     todo = [n for n in names if not store.is_complete(n)]
     copies = [f"{n} (in as {store.stored_as(n)})" for n in names if n not in todo and store.stored_as(n) != n]
@@ -519,14 +549,18 @@ def _fill_store(urls, args, client, progress: bool, store: GridStore, flight: _F
     if progress and len(todo) < len(names):
         print(f"{len(names) - len(todo)} of {len(names)} granules are in {store.path} already; gridding the other "
               f"{len(todo)}.", file=sys.stderr)  # fmt: skip
-    starts = {n: store.request.product.start_time_from_name(n) for n in todo}
-    # granules whose name gives no time go first: until they are done, no bin can be called final
-    todo.sort(key=lambda n: (starts[n] is not None, starts[n] or np.datetime64(0, "s")))
+    todo, starts = _in_time_order(todo, store.request.product)
+    futures = None
+    if early is not None:
+        submitted, futures = early
+        if submitted != todo:  # another writer made the store meanwhile: grid what it lacks
+            client.cancel(futures)
+            futures = None
     bar = _progress(len(todo), progress and bool(todo))
     skipped: list[Skipped] = []
     done: set[str] = set()
     frontier = 0
-    for name, outcome in _outcomes([names[n] for n in todo], args, client, flight):
+    for name, outcome in _outcomes([names[n] for n in todo], args, client, flight, futures):
         done.add(name)
         if isinstance(outcome, Skipped):
             skipped.append(outcome)
@@ -558,19 +592,31 @@ def _fill_store(urls, args, client, progress: bool, store: GridStore, flight: _F
     return _with_skipped(result, skipped, len(urls), len(included)) if skipped else result
 
 
-def _outcomes(urls, args, client, flight: _Flight):
-    """(granule name, its sums or Skipped record): in order here, by batch as they finish on a cluster."""
+def _submitted(urls, args, client, flight: _Flight) -> list[Any]:
+    """The tasks of ``urls`` on the workers of ``client``: futures of their (name, sums or Skipped record)."""
+    batches = windowed(urls, flight.batch(len(urls), client, merged=False))
+    return client.map(_batch_outcomes, batches, args=args, flight=flight, pure=False)
+
+
+def _outcomes(urls, args, client, flight: _Flight, futures=None):
+    """(granule name, its sums or Skipped record): in order here, by batch as they finish on a cluster.
+
+    ``futures``: the tasks of ``urls``, submitted already (:func:`_submitted`).
+    """
     if client is None:
         for url, outcome in _here(urls, args, flight):
             yield _name_of(url), outcome
         return
     from distributed import as_completed
 
-    batches = windowed(urls, flight.batch(len(urls), client))
-    futures = client.map(_batch_outcomes, batches, args=args, flight=flight, pure=False)
-    for future in as_completed(futures, loop=client.loop):  # client need not be the default
-        yield from future.result()
-        future.release()
+    if futures is None:
+        futures = _submitted(urls, args, client, flight)
+    try:
+        for future in as_completed(futures, loop=client.loop):  # client need not be the default
+            yield from future.result()
+            future.release()
+    finally:  # a run stopped early (an error, a kill) leaves no task behind
+        client.cancel([f for f in futures if not f.done()])
 
 
 def open_granules(

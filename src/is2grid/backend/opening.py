@@ -9,7 +9,7 @@ from typing import Any
 import xarray as xr
 from xarray.backends.store import StoreBackendEntrypoint
 
-from is2grid.backend.store import BeamGroupStore, Granule, SegmentStore
+from is2grid.backend.store import BeamGroupStore, FetchWithOpen, Granule, SegmentStore
 from is2grid.io.credentials import Credentials, as_credentials, split_url_secrets
 from is2grid.io.inputs import is_granule_record, pick_link
 from is2grid.io.options import FetchOptions
@@ -18,7 +18,11 @@ from is2grid.products import ATL10, Product, icesat2
 
 
 def open_granule(
-    target: Any, credentials: Any, storage_options: Mapping[str, Any] | None, product: Product = ATL10
+    target: Any,
+    credentials: Any,
+    storage_options: Mapping[str, Any] | None,
+    product: Product = ATL10,
+    ahead: FetchWithOpen | None = None,
 ) -> Granule:
     """Structure and orbit_info of a granule given as a path, URL, earthaccess granule or file object."""
     options, from_options = FetchOptions.parse(storage_options)
@@ -32,7 +36,7 @@ def open_granule(
         target, query, userinfo = split_url_secrets(url)
         if query or userinfo:
             made = (made or Credentials()).with_url_secrets(query, userinfo)
-    return Granule(target, made, options, product)
+    return Granule(target, made, options, product, ahead)
 
 
 def _decode(store, mask_and_scale: bool, decode_times: bool, drop_variables=None) -> xr.Dataset:
@@ -73,7 +77,8 @@ def open_segments(
             f"group={group!r}: the {engine} engine opens one beam with group=, one of {list(icesat2.BEAMS)}. "
             f"For the other groups of a beam use xr.open_datatree(path, engine={engine!r})."
         )
-    granule = open_granule(filename_or_obj, credentials, storage_options, product)
+    ahead = FetchWithOpen(beams, variables, drop_variables)
+    granule = open_granule(filename_or_obj, credentials, storage_options, product, ahead)
     try:
         store = SegmentStore(granule, beams, variables, drop_variables, mask_and_scale, decode_times)
         return _decode(store, mask_and_scale, decode_times)

@@ -10,6 +10,7 @@ the design decisions); with
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
 import os
 import warnings
@@ -20,6 +21,8 @@ import xarray as xr
 from xarray.backends.common import AbstractDataStore
 from xarray.core.utils import FrozenDict
 
+from is2grid import _turns
+from is2grid._turns import fetching
 from is2grid.backend.arrays import RaggedArray, RepeatedLabelArray
 from is2grid.errors import (
     CorruptGranuleError,
@@ -32,7 +35,7 @@ from is2grid.errors import (
 from is2grid.io import decode
 from is2grid.io.credentials import Credentials
 from is2grid.io.options import FetchOptions
-from is2grid.io.reader import GranuleReader, Piece, as_text, concurrently
+from is2grid.io.reader import GranuleReader, Piece, Request, as_text, concurrently
 from is2grid.io.sources import describe
 from is2grid.products import ATL10, PRODUCTS, Product, icesat2
 
@@ -41,6 +44,35 @@ ROOT_SCALARS = icesat2.ROOT_SCALARS
 #: many granules turns it off for its own opens; a ContextVar, so threads (a Dask worker's) do not share it,
 #: where warnings.catch_warnings changes the filters of the whole process
 WARN_TRANSITION: contextvars.ContextVar[bool] = contextvars.ContextVar("is2grid_warn_transition", default=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchWithOpen:
+    """What an open in a run in flight will read: its chunks can go in the same round trip as orbit_info's values.
+
+    Which beams are strong is orbit_info's ``sc_orient``; a granule whose structure comes from a DMR++ sidecar
+    also names each beam's type in the beam group's ``atlas_beam_type`` attribute, at no cost. With that guess
+    the chunks of the beams and variables asked for are fetched with orbit_info's values instead of one round
+    trip after them, and ``sc_orient`` still decides: chunks of beams it does not choose are dropped unread.
+    """
+
+    beams: Any = "strong"
+    variables: Any = None
+    drop_variables: Any = None
+
+    def plan(self, granule: Granule) -> tuple[list[str] | None, list[Request], int]:
+        """(the beams guessed, the whole datasets to fetch, their decoded bytes); (None, [], 0) without a guess."""
+        guess = granule.guess_beams(self.beams)
+        if not guess:
+            return None, [], 0
+        try:
+            names = {*_select_names(granule.product, self.variables, self.drop_variables), "latitude"}
+        except ValueError:  # said by the store, as for any open
+            return None, [], 0
+        rows = granule.segment_rows_of(guess, names)
+        found = [(path, layout) for beam in guess for path, layout in rows[beam].values()]
+        nbytes = sum(layout.n_elements * layout.dtype.itemsize for _, layout in found)
+        return guess, [(path, None, None) for path, _ in found], nbytes
 
 
 class Granule:
@@ -52,6 +84,7 @@ class Granule:
         credentials: Credentials | None = None,
         options: FetchOptions | None = None,
         product: Product = ATL10,
+        ahead: FetchWithOpen | None = None,
     ):
         self.product = product
         if isinstance(target, str | os.PathLike):
@@ -70,15 +103,26 @@ class Granule:
                 f"the root; found {sorted(root_groups)}). Open {product.name} granules only ({product.name}-01_* "
                 f"Arctic, {product.name}-02_* Antarctic)."
             )
-        # the next level of the tree at once: every beam's members, and the orbit/ancillary scalars read whole
         scalars = [(path, None, None) for path in ROOT_SCALARS.values()]
-        *beam_links, values = concurrently(
-            *(functools.partial(self.reader.links, beam) for beam in self.beams),
-            functools.partial(_outcome, self.reader.read, scalars),
-            parallel=self.reader.remote,
-        )
-        self._links.update({"links:" + beam: names for beam, names in zip(self.beams, beam_links, strict=True)})
-        self._check_product()  # what kind of file this is says more than a missing scalar would
+        guess: list[str] | None = None
+        if ahead is not None and self.reader.described and _turns.TICKET.get() is not None:
+            # a sidecar gives the tree at no cost, so the chunks of the beams it names can go with the scalars
+            self._links.update({"links:" + beam: self.reader.links(beam) for beam in self.beams})
+            self._check_product()
+            try:
+                guess, requests, nbytes = ahead.plan(self)
+            except Exception:  # the store reads the same and says what is wrong; the scalars come first
+                guess, requests, nbytes = None, [], 0
+            values = _outcome(self._read_with, scalars, requests, nbytes)
+        else:
+            # the next level of the tree at once: every beam's members, and the orbit/ancillary scalars read whole
+            *beam_links, values = concurrently(
+                *(functools.partial(self.reader.links, beam) for beam in self.beams),
+                functools.partial(_outcome, self.reader.read, scalars),
+                parallel=self.reader.remote,
+            )
+            self._links.update({"links:" + beam: names for beam, names in zip(self.beams, beam_links, strict=True)})
+            self._check_product()  # what kind of file this is says more than a missing scalar would
         if isinstance(values, Exception):
             raise values
         values = [  # strings nccopy stored as variable-length ones
@@ -100,6 +144,31 @@ class Granule:
             "product_version": self.release,
             "product_revision": as_text(raw["revision"]),
         }
+        if guess is not None and ahead is not None:
+            chosen = icesat2.beams_for(self.sc_orient, ahead.beams)[0]
+            if set(guess) & set(self.beams) != set(chosen) & set(self.beams):
+                self.reader.drop_ahead()  # the beam groups' attributes and sc_orient disagree: sc_orient decides
+
+    def _read_with(self, scalars: list[Request], requests: list[Request], nbytes: int) -> list[Any]:
+        """The scalars; in a run in flight, with the compressed chunks of ``requests`` fetched in the same requests."""
+        with fetching(nbytes) as ready:
+            return self.reader.read(scalars, ahead=requests if ready else ())
+
+    def guess_beams(self, beams) -> list[str] | None:
+        """The beams ``beams=`` names, before orbit_info is read; None when that needs ``sc_orient``, unknown yet.
+
+        'all' and lists name the same beams in every orientation; 'strong' and 'weak' are guessed from the beam
+        groups' ``atlas_beam_type`` where the structure gives it at no cost (a DMR++ sidecar).
+        """
+        if not (isinstance(beams, str) and beams in ("strong", "weak")):
+            try:
+                return icesat2.beams_for(0, beams)[0]
+            except ValueError:  # said by the store, as for any open
+                return None
+        types = {b: self.reader.group_attributes(b).get("atlas_beam_type", "").strip().lower() for b in self.beams}
+        if not types or not all(t in ("strong", "weak") for t in types.values()):
+            return None
+        return [b for b in self.beams if types[b] == beams]
 
     def _one_value(self, name: str, value: Any) -> Any:
         """The single value of a root scalar dataset (``orbit_info/rgt``...); empty or unreadable is damage."""

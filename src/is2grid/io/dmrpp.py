@@ -59,6 +59,9 @@ _COMPACT = re.compile(rb"<dmrpp:compact>([^<]*)</dmrpp:compact>")
 _FIXED_STRING = re.compile(rf"<dmrpp:FixedLengthStringArray(?=[\s/>])({_ATTRS}?)/>".encode())
 _UNREAD = re.compile(rb"<dmrpp:(?:missingdata|vlsa|specialstructuredata|block)(?=[\s/>])")
 _FULL_NAME = re.compile(rb'<Attribute name="fullnamepath"[^>]*>\s*<Value>([^<]*)</Value>')
+_TEXT_ATTRIBUTE = re.compile(
+    rb'<Attribute\s+name="([^"]*)"\s+type="String"\s*>\s*<Value>([^<]*)</Value>\s*</Attribute>'
+)
 
 
 class SidecarError(ValueError):
@@ -137,6 +140,7 @@ class Sidecar:
             raise SidecarError(f"it describes {described!r}, not {granule!r}")
         self.variables: dict[str, _Variable] = {}
         self.groups: dict[str, set[str]] = {"": set()}
+        self._group_heads: dict[str, tuple[int, int]] = {}  # group -> its attributes: data[start:end]
         self.dimensions: dict[str, int] = {}
         self._parsed: dict[str, Any] = {}
         self.problems: dict[str, str] = {}  # dataset -> what is wrong with its description
@@ -146,7 +150,11 @@ class Sidecar:
         stack: list[tuple[str, str, int]] = []  # (tag, group path or variable path, start)
         group = ""
         flattened = b'name="fullnamepath"' in self.data
+        head: tuple[str, int] | None = None  # the group whose attributes end where the next element begins
         for match in _STRUCTURE.finditer(self.data, start):
+            if head is not None:
+                self._group_heads[head[0]] = (head[1], match.start())
+                head = None
             closing, tag, raw, empty = match[1], match[2].decode(), match[3], match[4]
             if closing:
                 if not stack or stack[-1][0] != tag:
@@ -174,6 +182,7 @@ class Sidecar:
                     group = group.rpartition("/")[0] if "/" in group else ""
                 else:
                     stack.append((tag, group, match.end()))
+                    head = (group, match.end())
                 continue
             path = "/".join(p for p in (group, name) if p)
             if empty:
@@ -204,6 +213,24 @@ class Sidecar:
     def members(self, group: str) -> set[str]:
         """Names of the members (datasets and groups) of ``group``; empty if there is no such group."""
         return set(self.groups.get(group.strip("/"), ()))
+
+    def group_attributes(self, group: str) -> dict[str, str]:
+        """The text attributes a group's element lists before its first member, as ``get_dmrpp`` writes them.
+
+        >>> doc = b'''<Dataset xmlns="http://xml.opendap.org/ns/DAP/4.0#"
+        ...  xmlns:dmrpp="http://xml.opendap.org/dap/dmrpp/1.0.0#" name="g.h5">
+        ...   <Group name="gt1l"><Attribute name="atlas_beam_type" type="String"><Value>strong</Value></Attribute>
+        ...   <Int8 name="x"/></Group></Dataset>'''
+        >>> Sidecar(doc, "g.h5", file_size=10).group_attributes("gt1l")
+        {'atlas_beam_type': 'strong'}
+        """
+        span = self._group_heads.get(group.strip("/"))
+        if span is None:
+            return {}
+        return {
+            html.unescape(k.decode("utf-8", "replace")): html.unescape(v.decode("utf-8", "replace")).strip()
+            for k, v in _TEXT_ATTRIBUTE.findall(self.data, *span)
+        }
 
     def dataset(self, path: str) -> tuple[Layout, ChunkIndex | None] | None:
         """The layout and chunk index (None unless chunked) of dataset ``path``.
@@ -380,6 +407,9 @@ class SidecarHeader:
 
     def members(self, path: str) -> set[str]:
         return self.sidecar.members(path)
+
+    def group_attributes(self, path: str) -> dict[str, str]:
+        return self.sidecar.group_attributes(path)
 
     def trim(self) -> None:
         if self._h5 is not None:

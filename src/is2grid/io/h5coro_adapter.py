@@ -295,6 +295,10 @@ class H5Header:
         self.offset_size: int = self._h5.offsetSize
         self.length_size: int = self._h5.lengthSize
 
+    def group_attributes(self, path: str) -> dict[str, str]:
+        """Nothing: a group's attributes are not read from the HDF5 header (they would cost round trips)."""
+        return {}
+
     def layout(self, path: str) -> Layout | None:
         """The layout of dataset ``path``; None if there is no such dataset.
 

@@ -333,6 +333,22 @@ class GranuleReader:
                 out.append(_global_heap_object(handle, heap, index, size, o, length).decode("utf-8", "replace"))
         return out
 
+    @property
+    def described(self) -> bool:
+        """Whether the granule's structure comes from a DMR++ sidecar (listing it costs no round trip)."""
+        return isinstance(self.handle().h5, dmrpp.SidecarHeader)
+
+    def group_attributes(self, group: str) -> dict[str, str]:
+        """The text attributes of ``group`` where they are known without reading (from a DMR++ sidecar); else {}."""
+        with self._guarded(f"listing the attributes of {group!r}") as handle:
+            return handle.h5.group_attributes(group)
+
+    def drop_ahead(self) -> None:
+        """Forget the compressed chunks fetched ahead and not read yet (fetched for beams not opened after all)."""
+        with self._guarded("dropping chunks fetched ahead") as handle, handle.lock:
+            handle.ahead.clear()
+            handle.ahead_bytes = 0
+
     def links(self, group: str) -> set[str]:
         """Names of the members of ``group`` (datasets and subgroups), without reading their headers."""
         return self.survey(groups=[group])[1][group]

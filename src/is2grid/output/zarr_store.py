@@ -133,6 +133,15 @@ class GridStore:
         self._pending = CellSums.empty()
         self._batch: list[CellSums] = []
 
+    @staticmethod
+    def will_be_new(path: str | os.PathLike, overwrite: bool = False) -> bool:
+        """Whether opening a store at ``path`` would make a new one (nothing to resume), as far as can be seen now.
+
+        Another writer may still make it meanwhile: what the opened store holds is what counts.
+        """
+        path = Path(path)
+        return path.parent.is_dir() and (overwrite or _state(path) == "new")
+
     def _check_target(self, overwrite: bool) -> None:
         if not self.path.parent.is_dir():
             raise OutputError(
