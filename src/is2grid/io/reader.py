@@ -136,7 +136,7 @@ class GranuleHandle:
 
     def close(self) -> None:
         self.h5.clear()
-        self.ahead.clear()
+        self.drop_ahead()
         self.source.close()
 
     def take_ahead(self, key: tuple[str, int]) -> memoryview | None:
@@ -145,6 +145,11 @@ class GranuleHandle:
             if blob is not None:
                 self.ahead_bytes -= len(blob)
             return blob
+
+    def drop_ahead(self) -> None:
+        with self.lock:
+            self.ahead.clear()
+            self.ahead_bytes = 0
 
     def keep_ahead(self, key: tuple[str, int], blob: memoryview) -> None:
         with self.lock:
@@ -345,9 +350,8 @@ class GranuleReader:
 
     def drop_ahead(self) -> None:
         """Forget the compressed chunks fetched ahead and not read yet (fetched for beams not opened after all)."""
-        with self._guarded("dropping chunks fetched ahead") as handle, handle.lock:
-            handle.ahead.clear()
-            handle.ahead_bytes = 0
+        with self._guarded("dropping chunks fetched ahead") as handle:
+            handle.drop_ahead()
 
     def links(self, group: str) -> set[str]:
         """Names of the members of ``group`` (datasets and subgroups), without reading their headers."""
