@@ -114,10 +114,14 @@ def test_a_consumer_that_stops_early_leaves_no_thread_and_closes_what_was_opened
     limit=st.integers(1, 150),
     granules=st.integers(1, 5),
     workers=st.integers(1, 3),
+    lead=st.one_of(st.none(), st.integers(1, 4)),
 )
-def test_the_budget_is_never_exceeded_but_by_a_granule_alone_and_the_run_never_stalls(sizes, limit, granules, workers):
-    """Also with several second stages at once: a full budget frees as each is gridded (this once hung)."""
-    budget = in_flight.ByteBudget(limit)
+def test_the_budget_is_never_exceeded_but_by_a_granule_alone_and_the_run_never_stalls(
+    sizes, limit, granules, workers, lead
+):
+    """Also with several second stages at once (a full budget frees as each is gridded: this once hung), and
+    with any lead, however the run's timings move it."""
+    budget = in_flight.ByteBudget(limit, lead=lead)
     seen: list[tuple[int, int]] = []
     lock = threading.Lock()
 
@@ -134,6 +138,67 @@ def test_the_budget_is_never_exceeded_but_by_a_granule_alone_and_the_run_never_s
     assert got == sizes
     assert budget.in_use == 0
     assert all(in_use <= limit or holders == 1 for in_use, holders in seen)
+
+
+def test_a_granule_fetches_only_within_the_lead_of_the_first_not_yet_gridded():
+    budget = in_flight.ByteBudget(10**9, lead=2)
+    assert budget.acquire(0, 1) and budget.acquire(1, 1)
+    third = threading.Thread(target=budget.acquire, args=(2, 1))
+    third.start()
+    third.join(0.2)
+    assert third.is_alive() and 2 not in budget._held  # two ahead of granule 0, which is not gridded yet
+    budget.release(0)
+    third.join(5)
+    assert not third.is_alive() and 2 in budget._held
+
+
+@pytest.mark.parametrize(
+    ("fetches", "griddings", "gridders", "most", "lead"),
+    [
+        ([0.3], [0.1], 1, None, 5),  # three fetches overlap a gridding, one being gridded, one spare
+        ([0.05], [0.13], 1, None, 3),  # a near link: one fetched while one is gridded, one spare
+        ([0.3], [0.2], 2, None, 6),  # two gridded at once: a granule every 0.1 s
+        ([0.3, 0.3, 9.0], [0.1, 0.1, 0.1], 1, None, 5),  # medians: one slow fetch does not move it
+        ([2.0], [0.1], 1, 8, 8),  # never more than the granules in flight
+    ],
+)
+def test_the_lead_follows_the_runs_fetches_and_griddings(fetches, griddings, gridders, most, lead):
+    budget = in_flight.ByteBudget(100, most=most)
+    budget.gridders = gridders
+    assert budget.lead == in_flight.FETCHES_AT_ONCE  # until the run has timed both
+    for seconds in fetches:
+        budget.observe(fetched=seconds)
+    assert budget.lead == in_flight.FETCHES_AT_ONCE
+    for seconds in griddings:
+        budget.observe(gridded=seconds)
+    assert budget.lead == lead
+    unbounded = in_flight.ByteBudget(100, lead=None)
+    unbounded.observe(fetched=1.0)
+    unbounded.observe(gridded=0.01)
+    assert unbounded.lead is None
+
+
+def test_one_second_stage_at_a_time_runs_in_the_callers_thread_as_a_sequential_run():
+    here = threading.current_thread()
+    got = list(in_flight.in_order(lambda i: i, lambda i, v, e: threading.current_thread(), range(6), granules=3))
+    assert all(thread is here for _, thread in got)
+    elsewhere = in_flight.in_order(lambda i: i, lambda i, v, e: threading.current_thread(), range(6), 3, workers=2)
+    assert all(thread is not here for _, thread in elsewhere)
+
+
+def test_an_error_in_the_second_stage_closes_its_granule_and_the_ones_ahead():
+    closed: list[int] = []
+
+    def then(i, v, e):
+        if i == 2:
+            raise RuntimeError("gridding failed")
+        return v
+
+    results = in_flight.in_order(lambda i: i, then, range(8), granules=4, discard=closed.append)
+    with pytest.raises(RuntimeError, match="gridding failed"):
+        list(results)
+    assert 2 in closed and set(closed) <= set(range(2, 8))
+    assert not [t for t in threading.enumerate() if t.name.startswith("is2grid-granule")]
 
 
 @settings(max_examples=40, deadline=None)

@@ -177,3 +177,58 @@ def test_a_window_without_data_says_so(granule):
     with pytest.warns(is2grid.Is2gridWarning, match=r"nothing was gridded: none of the \d+ segments .*window"):
         empty = ds.is2grid.to_ease2(res=25000, bbox=(0, -60, 1, -59))
     assert int(empty.n_segments.sum()) == 0
+
+
+# ---------------------------------------------------------------- malloc arenas in the command's own process
+ARENAS = textwrap.dedent(
+    """
+    import ctypes, sys, threading
+    from is2grid import _malloc
+
+    capped = _malloc.fewer_arenas() if sys.argv[1] == "cap" else False
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    together = threading.Barrier(8)
+
+    def allocate():  # every thread alive at once: one that ends hands its arena to the next
+        libc.malloc(64 * 1024)
+        together.wait()
+
+    threads = [threading.Thread(target=allocate) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(capped, flush=True)
+    libc.malloc_info(0, ctypes.c_void_p.in_dll(libc, "stdout"))
+    libc.fflush(None)
+    """
+)
+
+
+def _arenas(how: str, **env: str) -> tuple[str, int]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "IS2GRID_MALLOC_TUNING")}
+    out = subprocess.run(
+        [sys.executable, "-c", ARENAS, how], env={**environ, **env}, capture_output=True, text=True, check=True
+    ).stdout
+    return out.splitlines()[0], out.count("<heap nr=")
+
+
+@pytest.mark.skipif(sys.platform != "linux" or os.confstr("CS_GNU_LIBC_VERSION") is None, reason="glibc's malloc")
+def test_the_command_line_caps_its_malloc_arenas_unless_told_otherwise():
+    """Threads that allocate share two arenas, not one each (a run in flight held 1.45x a local run's peak)."""
+    assert _arenas("plain")[1] >= 4
+    assert _arenas("cap") == ("True", 2)
+    assert _arenas("cap", MALLOC_ARENA_MAX="4") == ("False", 4)  # the user's own setting stands
+    assert _arenas("cap", IS2GRID_MALLOC_TUNING="0")[0] == "False"
+
+
+def test_only_the_commands_that_grid_cap_the_arenas(granule, tmp_path, monkeypatch):
+    from is2grid import _malloc, cli
+
+    asked: list[int] = []
+    monkeypatch.setattr(_malloc, "fewer_arenas", lambda arenas=_malloc.ARENAS: asked.append(arenas) or True)
+    assert cli.main(["info", str(granule)]) == 0
+    assert asked == []
+    assert cli.main(["grid", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x.nc")]) == 2
+    assert asked == [_malloc.ARENAS]

@@ -1,15 +1,23 @@
-"""glibc's malloc in Dask workers: arrays of a granule's size from the heap, not a fresh memory map each.
+"""glibc's malloc in processes is2grid owns: few arenas for the command line, the heap for Dask workers' arrays.
 
-glibc serves an allocation above its *mmap threshold* with a memory map of its own, which the kernel
-zero-fills page by page on first touch and which is unmapped again on ``free``. The threshold starts at
-128 KiB and normally rises by itself (up to 32 MiB) as soon as a large block is freed, so a process that
-makes arrays of the same sizes again and again soon takes them from its heap. Setting
-``MALLOC_TRIM_THRESHOLD_``, as Dask's nanny does for every worker process it starts (65536, to give
-memory back to the system sooner), switches that rise off: every array above 128 KiB is then a fresh
-map. Gridding a full-size granule makes a few hundred MB of such arrays; in a Dask worker that cost
-15-23 % of the time per granule (measured in ``benchmarks/bench_scale.py``). In those workers is2grid
-puts the threshold where glibc would have taken it by itself, once per process; the trim threshold stays
-Dask's.
+**Arenas (the command line).** glibc gives each new thread that allocates an arena of its own, up to
+eight per core, and memory freed in one arena serves only that arena's threads. A run with granules in
+flight allocates on many threads (the granules' openers, the HTTP client's runtime, the caller gridding),
+so each arena grows to what its own threads once held, and the process's peak to the sum of those peaks:
+1.45x a local run's peak against 1.2x with two arenas (benchmarks/bench_flight.py, 8 full-size granules
+50-200 ms away), at the same speed. The ``is2grid`` command, whose process is its own, caps the arenas at
+:data:`ARENAS` before it starts any work, as ``MALLOC_ARENA_MAX=2`` would. A library does not change its
+caller's allocator: in a notebook, ``MALLOC_ARENA_MAX=2`` in the kernel's environment does the same.
+
+**The mmap threshold (Dask workers).** glibc serves an allocation above its *mmap threshold* with a memory
+map of its own, which the kernel zero-fills page by page on first touch and which is unmapped again on
+``free``. The threshold starts at 128 KiB and normally rises by itself (up to 32 MiB) as soon as a large
+block is freed, so a process that makes arrays of the same sizes again and again soon takes them from its
+heap. Setting ``MALLOC_TRIM_THRESHOLD_``, as Dask's nanny does for every worker process it starts (65536, to
+give memory back to the system sooner), switches that rise off: every array above 128 KiB is then a fresh
+map. Gridding a full-size granule makes a few hundred MB of such arrays; in a Dask worker that cost 15-23 %
+of the time per granule (measured in ``benchmarks/bench_scale.py``). In those workers is2grid puts the
+threshold where glibc would have taken it by itself, once per process; the trim threshold stays Dask's.
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ import threading
 
 #: where glibc's own dynamic threshold stops rising on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX)
 MMAP_THRESHOLD = 32 * 1024 * 1024
-_M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from <malloc.h>
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter numbers, from <malloc.h>
+_M_ARENA_MAX = -8
+#: malloc arenas in a process the ``is2grid`` command owns
+ARENAS = 2
 
 _done = False
 _lock = threading.Lock()
@@ -68,6 +79,26 @@ def fit_for_dask_worker(in_worker: bool = False) -> bool:
 
         _done = bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
         return _done
+
+
+def fewer_arenas(arenas: int = ARENAS) -> bool:
+    """In a process is2grid owns (the command line), at most ``arenas`` glibc malloc arenas from now on.
+
+    Does nothing where the environment says otherwise (``MALLOC_ARENA_MAX`` set, or
+    ``IS2GRID_MALLOC_TUNING=0``) or without glibc. Arenas made before stay; threads started later share.
+
+    Returns
+    -------
+    bool
+        Whether the cap was set.
+    """
+    if os.environ.get("IS2GRID_MALLOC_TUNING", "1").strip() == "0" or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    import ctypes
+
+    return bool(ctypes.CDLL(None).mallopt(_M_ARENA_MAX, int(arenas)))
 
 
 def _forget_after_fork() -> None:

@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -141,10 +142,14 @@ def fetching(nbytes: int) -> Iterator[bool]:
         yield False
         return
     try:
+        asked = not ticket.holding
         with waiting():
-            if not ticket.holding:
+            if asked:
                 ticket.holding = ticket.budget.acquire(ticket.order, nbytes)
             ready = ticket.holding and ticket.fetches.wait(ticket.order)
+        start = time.perf_counter()
         yield ready
+        if ready and asked:  # the run's lead follows how long a granule's fetch takes
+            ticket.budget.observe(fetched=time.perf_counter() - start)
     finally:
         ticket.fetches.done(ticket.order)

@@ -222,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     info.add_argument("granules", nargs="+", help="granule paths or URLs")
 
     args = parser.parse_args(argv)
+    if args.command in ("demo", "grid"):  # this process is the command's own: few malloc arenas (is2grid._malloc)
+        from is2grid import _malloc
+
+        _malloc.fewer_arenas()
     formatted = warnings.formatwarning
     warnings.formatwarning = _format_warning  # the message, not the source line that raised it
     try:

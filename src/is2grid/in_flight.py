@@ -3,15 +3,16 @@
 A remote granule costs a chain of round trips (superblock, groups, object headers, chunk indexes,
 chunks) during which one process has nothing to compute. :func:`in_order` runs the first stage of
 up to ``granules`` items at once on threads (open a granule, fetch its compressed chunks) and the
-second stage (decode, grid) of ``workers`` of them at once, handing the results on in the order
-given. What is merged, and in what order, does not change: results are identical bit for bit, and
-memory holds what the sequential run holds, plus the compressed bytes of the granules fetched ahead
-and the arrays of the second stages running beside the first.
+second stage (decode, grid) one after another in the caller's thread, handing the results on in the
+order given. What is merged, and in what order, does not change: results are identical bit for bit,
+and memory holds what the sequential run holds, plus the compressed bytes of the granules fetched ahead.
 
 Those bytes are bounded, not only the count: before fetching its chunks a granule asks the run's
 :class:`ByteBudget` (through :func:`fetching`) for their size at most (its arrays' bytes as stored,
-uncompressed), in the order given, and the calling thread gives them back once it has gridded that granule. A granule
-larger than the whole budget waits until it is alone, then goes, so the run never stalls.
+uncompressed), in the order given, and the calling thread gives them back once it has gridded that
+granule. A granule larger than the whole budget waits until it is alone, then goes, so the run never
+stalls. Nor does a granule fetch further ahead than the run needs: the budget's *lead* follows how long
+a fetch takes against a gridding.
 
 The granules in flight share one process's CPU and one link, and the caller waits for the first of
 them: so the earliest go first. Their round trips overlap, but their CPU work (parsing, which takes the
@@ -24,7 +25,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
+import statistics
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -66,10 +70,21 @@ class ByteBudget:
     Taking turns in order means the granule the caller waits for next has always had its turn (or
     is first in line), so a full budget can only wait for granules that will be handed back.
 
+    Bytes are not all that is bounded: a granule fetches only once it is among the next ``lead`` granules
+    not yet gridded, so that no more is fetched ahead than the network's delay needs. The lead follows
+    the run (:meth:`observe`): the time a granule's fetch takes over the time the caller takes to grid
+    one, plus the granule being gridded and one to spare. Over a link 50 ms away that is three; 200 ms
+    away, four or five (full-size granules, benchmarks/bench_flight.py).
+
     Parameters
     ----------
     limit : int
         Bytes. A granule asking for more than ``limit`` waits until nothing is held, then goes.
+    lead : int or None
+        Granules, counted from the first not yet gridded, that may hold bytes, until the run has timed
+        a fetch and a gridding (default: :data:`FETCHES_AT_ONCE`). None: no such bound.
+    most : int, optional
+        The largest lead the run's timings may ask for (default: no bound).
 
     Examples
     --------
@@ -79,16 +94,29 @@ class ByteBudget:
     >>> budget.release(0)
     >>> budget.peak, budget.in_use
     (60, 0)
+
+    A fetch of 0.3 s and a gridding of 0.1 s: three granules fetch while one is gridded, and one to spare.
+
+    >>> budget.observe(fetched=0.3); budget.observe(gridded=0.1)
+    >>> budget.lead
+    5
     """
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, lead: int | None = FETCHES_AT_ONCE, most: int | None = None):
         self.limit = int(limit)
+        self.lead = lead
+        self.most = most
+        self.gridders = 1  # granules gridded at once (set by :func:`in_order`)
         self.in_use = 0
         self.peak = 0
         self.peak_holders = 0
         self._held: dict[int, int] = {}
         self._turn = 0
         self._passed: set[int] = set()
+        self._gridded: set[int] = set()
+        self._low = 0  # the first order not yet gridded
+        self._fetches: list[float] = []
+        self._griddings: list[float] = []
         self._closed = False
         self._cond = threading.Condition()
 
@@ -99,7 +127,11 @@ class ByteBudget:
         """
         nbytes = max(int(nbytes), 0)
         with self._cond:
-            while order != self._turn or (self._held and self.in_use + nbytes > self.limit):
+            while (
+                order != self._turn
+                or (self._held and self.in_use + nbytes > self.limit)
+                or (self.lead is not None and order >= self._low + self.lead)
+            ):
                 if self._closed:
                     return False
                 self._cond.wait()
@@ -119,9 +151,32 @@ class ByteBudget:
                 self._pass(order)
 
     def release(self, order: int) -> None:
-        """Give back what ``order`` holds (nothing if it held nothing)."""
+        """``order`` has been gridded (or will not be): give back what it holds (nothing if it held nothing)."""
         with self._cond:
             self.in_use -= self._held.pop(order, 0)
+            self._gridded.add(order)
+            while self._low in self._gridded:
+                self._gridded.discard(self._low)
+                self._low += 1
+            self._cond.notify_all()
+
+    def observe(self, fetched: float | None = None, gridded: float | None = None) -> None:
+        """A granule's fetch took ``fetched`` seconds, or its gridding ``gridded``: the lead follows.
+
+        The lead is the granules whose fetches overlap one gridding (the medians' ratio, rounded up), the
+        ``gridders`` granules being gridded at once (``gridded`` is shared among them), and one to spare,
+        as fetches vary with what shares the link and the cores. At most ``most``.
+        """
+        with self._cond:
+            if fetched is not None:
+                self._fetches.append(fetched)
+            if gridded is not None:
+                self._griddings.append(gridded)
+            if self.lead is None or not self._fetches or not self._griddings:
+                return
+            pace = statistics.median(self._griddings) / self.gridders  # a granule gridded every ``pace`` seconds
+            lead = self.gridders + max(1, math.ceil(statistics.median(self._fetches) / max(pace, 1e-3))) + 1
+            self.lead = lead if self.most is None else min(lead, self.most)
             self._cond.notify_all()
 
     def close(self) -> None:
@@ -248,8 +303,8 @@ def in_order(
     discard : callable, optional
         Called with the first stage's result of an item never handed on (to close it).
     workers : int
-        Second stages run at once, on threads of their own (1: one after another); their results
-        are still handed on in order.
+        Second stages run at once, on threads of their own; their results are still handed on in
+        order. 1 (the default): one after another in the caller's thread, as a sequential run.
 
     Notes
     -----
@@ -272,7 +327,8 @@ def in_order(
             else:
                 yield item, then(item, value, None)
         return
-    budget = budget or ByteBudget(default_bytes())
+    budget = budget or ByteBudget(default_bytes(), most=granules)
+    budget.gridders = max(1, workers)
     cpu, fetches = _turns.Priority(), Turns(FETCHES_AT_ONCE)
     source = iter(items)
     pending: deque[tuple[int, T, Future[_Ahead[S]]]] = deque()
@@ -290,10 +346,14 @@ def in_order(
             fetches.done(order)
 
     def finish(order: int, item: T, ahead: _Ahead[S]) -> R:
+        start = time.perf_counter()
         try:
-            return then(item, ahead.value, ahead.error)
+            result = then(item, ahead.value, ahead.error)
         finally:  # its bytes are free once it is gridded: the next granule may fetch while this waits its turn
             budget.release(order)
+        if ahead.error is None:
+            budget.observe(gridded=time.perf_counter() - start)
+        return result
 
     def submit(pool: ThreadPoolExecutor) -> bool:
         item = next(source, _END)
@@ -305,12 +365,25 @@ def in_order(
         return True
 
     pool = ThreadPoolExecutor(max_workers=granules, thread_name_prefix="is2grid-granule")
-    second = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="is2grid-second")
+    # one second stage at a time runs here, in the caller's thread, as a run one after another does
+    second = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="is2grid-second") if workers > 1 else None
     started: deque[tuple[int, T, Future[R], _Ahead[S]]] = deque()
     try:
         while len(pending) < granules and submit(pool):
             pass
+        while second is None and pending:
+            order, item, future = pending.popleft()
+            ahead = future.result()
+            submit(pool)
+            try:
+                result = finish(order, item, ahead)
+            except BaseException:
+                if discard is not None and ahead.value is not None:
+                    discard(ahead.value)
+                raise
+            yield item, result
         while pending or started:
+            assert second is not None
             while pending and len(started) < max(1, workers):  # the next second stages, in order
                 order, item, future = pending.popleft()
                 ahead = future.result()
@@ -326,7 +399,8 @@ def in_order(
         for _, _, done, ahead in started:
             if done.cancel() and discard is not None and ahead.value is not None:
                 discard(ahead.value)
-        second.shutdown(wait=True)
+        if second is not None:
+            second.shutdown(wait=True)
         for _, _, future in pending:
             future.cancel()
         budget.close()
@@ -341,10 +415,11 @@ def in_order(
             if discard is not None and left is not None and left.value is not None:
                 discard(left.value)
         log.info(
-            "granules in flight: at most %d fetched ahead at once, %.0f MB held at most (budget %.0f MB)",
+            "granules in flight: at most %d fetched ahead at once, %.0f MB held at most (budget %.0f MB, lead %s)",
             budget.peak_holders,
             budget.peak / 1e6,
             budget.limit / 1e6,
+            budget.lead,
         )
 
 

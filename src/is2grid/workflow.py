@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from is2grid import _threads, memory, products
+from is2grid import memory, products
 from is2grid.backend.entrypoints import entrypoint
 from is2grid.backend.store import WARN_TRANSITION
 from is2grid.errors import AuthenticationError, GranuleError, GridError, Is2gridWarning
@@ -487,10 +487,10 @@ def _here(urls, args, flight: _Flight):
 
         return _settled(url, compute, errors)
 
-    budget = ByteBudget(flight.nbytes)
-    # two granules decoded and gridded at once (one in a Dask worker): their sequential parts overlap
-    second = min(2, _threads.count())
-    yield from in_order(first, then, urls, flight.granules, budget, discard=lambda ds: ds.close(), workers=second)
+    # one granule decoded and gridded at a time, here, as one after another: a second at once was no faster
+    # for the bytes that had to be fetched ahead to feed it, and held twice the arrays (benchmarks.md)
+    budget = ByteBudget(flight.nbytes, most=flight.granules)
+    yield from in_order(first, then, urls, flight.granules, budget, discard=lambda ds: ds.close())
 
 
 def _batch_merged(urls, args, flight: _Flight) -> _Merged:
