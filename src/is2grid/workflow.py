@@ -283,10 +283,12 @@ def grid_granules(
         Granules in flight open (their metadata's round trips) without counting; the earliest goes
         first, and one larger than this goes alone. The earliest also parses first, and three at most
         fetch their chunks at once (:mod:`is2grid.in_flight`), so the first granule is gridded as soon
-        as its own bytes are in. With a DMR++ sidecar naming the strong beams, a granule's chunks come
-        in the same requests as its ``orbit_info`` values (:class:`is2grid.backend.store.FetchWithOpen`).
-        Memory then holds these bytes plus the two granules being gridded and the result
-        (``memory_budget``) or the open bins.
+        as its own bytes are in; and none fetches further ahead than the run's timings need (the lead of
+        :class:`is2grid.in_flight.ByteBudget`). With a DMR++ sidecar naming the strong beams, a granule's
+        chunks come in the same requests as its ``orbit_info`` values
+        (:class:`is2grid.backend.store.FetchWithOpen`). Memory then holds these bytes plus the granule
+        being gridded (one at a time, in the calling thread) and the result (``memory_budget``) or the
+        open bins.
     **options
         The keyword arguments of :meth:`is2grid.grid.request.GridRequest.create`. The grid is EASE-Grid 2.0
         (``grid="ease2"``) at ``res=6250`` unless given; ``hemisphere`` and ``product`` default to the
