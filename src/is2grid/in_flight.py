@@ -74,7 +74,7 @@ class ByteBudget:
     not yet gridded, so that no more is fetched ahead than the network's delay needs. The lead follows
     the run (:meth:`observe`): the time a granule's fetch takes over the time the caller takes to grid
     one, plus the granule being gridded and one to spare. Over a link 50 ms away that is three; 200 ms
-    away, four or five (full-size granules, benchmarks/bench_flight.py).
+    away, four to six (full-size granules, benchmarks/bench_flight.py).
 
     Parameters
     ----------
