@@ -68,12 +68,10 @@ def fit_for_dask_worker(in_worker: bool = False) -> bool:
     with _lock:
         if _done:
             return True
-        if os.environ.get("IS2GRID_MALLOC_TUNING", "1").strip() == "0":
+        if not _tunable():
             return False
         fixed = "MALLOC_TRIM_THRESHOLD_" in os.environ
         if not (fixed and in_worker) and not in_dask_worker_with_fixed_threshold():
-            return False
-        if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
             return False
         import ctypes
 
@@ -92,13 +90,18 @@ def fewer_arenas(arenas: int = ARENAS) -> bool:
     bool
         Whether the cap was set.
     """
-    if os.environ.get("IS2GRID_MALLOC_TUNING", "1").strip() == "0" or "MALLOC_ARENA_MAX" in os.environ:
-        return False
-    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+    if not _tunable() or "MALLOC_ARENA_MAX" in os.environ:
         return False
     import ctypes
 
     return bool(ctypes.CDLL(None).mallopt(_M_ARENA_MAX, int(arenas)))
+
+
+def _tunable() -> bool:
+    """Whether this is glibc's malloc and is2grid may tune it (``IS2GRID_MALLOC_TUNING=0`` says not)."""
+    if os.environ.get("IS2GRID_MALLOC_TUNING", "1").strip() == "0":
+        return False
+    return sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
 
 
 def _forget_after_fork() -> None:
