@@ -186,6 +186,31 @@ def test_one_second_stage_at_a_time_runs_in_the_callers_thread_as_a_sequential_r
     assert all(thread is not here for _, thread in elsewhere)
 
 
+def test_memory_goes_back_to_the_system_after_each_granule_that_fetched_ahead(monkeypatch):
+    """Its chunks were freed into the fetching threads' arenas; a granule that fetched nothing gives nothing back."""
+    from is2grid import _malloc
+
+    gridded: list[int] = []
+    given: list[list[int]] = []
+    monkeypatch.setattr(_malloc, "give_back", lambda: given.append(list(gridded)) or True)
+    sizes = [5, 0, 7, 0, 3]
+
+    def first(i):
+        with in_flight.fetching(sizes[i]):
+            return i
+
+    def then(i, v, e):
+        gridded.append(i)
+        return v
+
+    got = list(in_flight.in_order(first, then, range(5), 3, in_flight.ByteBudget(100)))
+    assert [v for _, v in got] == list(range(5))
+    assert given == [[0], [0, 1, 2], [0, 1, 2, 3, 4]]  # after granules 0, 2 and 4 were gridded, not before
+    given.clear()
+    list(in_flight.in_order(first, lambda i, v, e: v, range(5), granules=1))  # one after another: nothing ahead
+    assert given == []
+
+
 def test_an_error_in_the_second_stage_closes_its_granule_and_the_ones_ahead():
     closed: list[int] = []
 

@@ -232,3 +232,47 @@ def test_only_the_commands_that_grid_cap_the_arenas(granule, tmp_path, monkeypat
     assert asked == []
     assert cli.main(["grid", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x.nc")]) == 2
     assert asked == [_malloc.ARENAS]
+
+
+GIVE_BACK = textwrap.dedent(
+    """
+    import threading
+    from is2grid import _malloc
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+
+    held = []
+
+    def fetch():  # small blocks, in this thread's arena (below the mmap threshold), then one that stays
+        held.extend(bytearray(64 * 1024) for _ in range(3200))
+        held.append(bytearray(64 * 1024))
+
+    thread = threading.Thread(target=fetch)
+    thread.start()
+    thread.join()
+    del held[:-1]  # freed here, into the other thread's arena, under the block that stays
+    before = rss()
+    given = _malloc.give_back()
+    print(given, (before - rss()) // 2**20)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux" or os.confstr("CS_GNU_LIBC_VERSION") is None, reason="glibc's malloc")
+def test_memory_freed_in_another_threads_arena_goes_back_to_the_system():
+    """What a run in flight does after each granule it fetched ahead (see test_in_flight)."""
+
+    def run(**env: str) -> tuple[bool, int]:
+        environ = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "IS2GRID_MALLOC_TUNING")}
+        done = subprocess.run(
+            [sys.executable, "-c", GIVE_BACK], env={**environ, **env}, capture_output=True, text=True, check=True
+        )
+        given, mib = done.stdout.split()
+        return given == "True", int(mib)
+
+    given, mib = run()
+    assert given and mib > 150  # of 200 MiB freed
+    given, mib = run(IS2GRID_MALLOC_TUNING="0")
+    assert not given and mib < 20

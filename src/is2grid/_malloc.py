@@ -1,4 +1,4 @@
-"""glibc's malloc in processes is2grid owns: few arenas for the command line, the heap for Dask workers' arrays.
+"""glibc's malloc: few arenas for the command line, free memory given back in runs in flight, the heap for Dask workers.
 
 **Arenas (the command line).** glibc gives each new thread that allocates an arena of its own, up to
 eight per core, and memory freed in one arena serves only that arena's threads. A run with granules in
@@ -8,6 +8,16 @@ so each arena grows to what its own threads once held, and the process's peak to
 50-200 ms away), at the same speed. The ``is2grid`` command, whose process is its own, caps the arenas at
 :data:`ARENAS` before it starts any work, as ``MALLOC_ARENA_MAX=2`` would. A library does not change its
 caller's allocator: in a notebook, ``MALLOC_ARENA_MAX=2`` in the kernel's environment does the same.
+
+**Giving back (runs in flight).** The chunks a granule fetched ahead are allocated by the threads that
+fetch them, in those threads' arenas, and freed by the thread that grids, back into those arenas, where
+the gridding's own arrays (in its thread's arena) cannot reuse them. Each arena keeps what it once held,
+and the heap fragments around what lives on (the result's arrays), so a remote run's peak grew by more
+than what it had fetched ahead: 16 full-size granules 50 ms away peaked at 1.34x the local run without
+a cap on the arenas, 1.18x with two. :func:`give_back` (glibc's ``malloc_trim``) returns free pages of
+every arena to the system once a granule that fetched ahead has been gridded, which took those peaks to
+1.10x and 0.98x for 2-3 ms a granule (benchmarks/bench_flight.py). It changes no setting, so a library
+call may do it in its caller's process; ``IS2GRID_MALLOC_TUNING=0`` turns it off.
 
 **The mmap threshold (Dask workers).** glibc serves an allocation above its *mmap threshold* with a memory
 map of its own, which the kernel zero-fills page by page on first touch and which is unmapped again on
@@ -22,10 +32,12 @@ threshold where glibc would have taken it by itself, once per process; the trim 
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
 import threading
+from typing import Any
 
 #: where glibc's own dynamic threshold stops rising on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX)
 MMAP_THRESHOLD = 32 * 1024 * 1024
@@ -95,6 +107,29 @@ def fewer_arenas(arenas: int = ARENAS) -> bool:
     import ctypes
 
     return bool(ctypes.CDLL(None).mallopt(_M_ARENA_MAX, int(arenas)))
+
+
+def give_back() -> bool:
+    """Return the free memory of every glibc malloc arena to the system (``malloc_trim(0)``).
+
+    Does nothing without glibc or with ``IS2GRID_MALLOC_TUNING=0``.
+
+    Returns
+    -------
+    bool
+        Whether memory was looked for to give back.
+    """
+    if not _tunable():
+        return False
+    _libc().malloc_trim(0)
+    return True
+
+
+@functools.cache
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None)
 
 
 def _tunable() -> bool:

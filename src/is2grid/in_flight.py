@@ -6,6 +6,8 @@ up to ``granules`` items at once on threads (open a granule, fetch its compresse
 second stage (decode, grid) one after another in the caller's thread, handing the results on in the
 order given. What is merged, and in what order, does not change: results are identical bit for bit,
 and memory holds what the sequential run holds, plus the compressed bytes of the granules fetched ahead.
+Once a granule that held such bytes is gridded, the memory its chunks took goes back to the system
+(:func:`is2grid._malloc.give_back`).
 
 Those bytes are bounded, not only the count: before fetching its chunks a granule asks the run's
 :class:`ByteBudget` (through :func:`fetching`) for their size at most (its arrays' bytes as stored,
@@ -34,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
-from is2grid import _turns, memory
+from is2grid import _malloc, _turns, memory
 from is2grid._turns import fetching
 
 __all__ = [
@@ -92,6 +94,7 @@ class ByteBudget:
     >>> budget.acquire(0, 60), budget.in_use
     (True, 60)
     >>> budget.release(0)
+    60
     >>> budget.peak, budget.in_use
     (60, 0)
 
@@ -150,15 +153,17 @@ class ByteBudget:
             if order >= self._turn and order not in self._held:
                 self._pass(order)
 
-    def release(self, order: int) -> None:
-        """``order`` has been gridded (or will not be): give back what it holds (nothing if it held nothing)."""
+    def release(self, order: int) -> int:
+        """``order`` has been gridded (or will not be): give back what it holds, and say how much (0 if nothing)."""
         with self._cond:
-            self.in_use -= self._held.pop(order, 0)
+            held = self._held.pop(order, 0)
+            self.in_use -= held
             self._gridded.add(order)
             while self._low in self._gridded:
                 self._gridded.discard(self._low)
                 self._low += 1
             self._cond.notify_all()
+            return held
 
     def observe(self, fetched: float | None = None, gridded: float | None = None) -> None:
         """A granule's fetch took ``fetched`` seconds, or its gridding ``gridded``: the lead follows.
@@ -350,7 +355,9 @@ def in_order(
         try:
             result = then(item, ahead.value, ahead.error)
         finally:  # its bytes are free once it is gridded: the next granule may fetch while this waits its turn
-            budget.release(order)
+            held = budget.release(order)
+        if held:  # its chunks were freed in the fetching threads' arenas, where the gridding cannot reuse them
+            _malloc.give_back()
         if ahead.error is None:
             budget.observe(gridded=time.perf_counter() - start)
         return result
