@@ -9,15 +9,16 @@ so each arena grows to what its own threads once held, and the process's peak to
 :data:`ARENAS` before it starts any work, as ``MALLOC_ARENA_MAX=2`` would. A library does not change its
 caller's allocator: in a notebook, ``MALLOC_ARENA_MAX=2`` in the kernel's environment does the same.
 
-**Giving back (runs in flight).** The chunks a granule fetched ahead are allocated by the threads that
-fetch them, in those threads' arenas, and freed by the thread that grids, back into those arenas, where
-the gridding's own arrays (in its thread's arena) cannot reuse them. Each arena keeps what it once held,
-and the heap fragments around what lives on (the result's arrays), so a remote run's peak grew by more
-than what it had fetched ahead: 16 full-size granules 50 ms away peaked at 1.34x the local run without
-a cap on the arenas, 1.18x with two. :func:`give_back` (glibc's ``malloc_trim``) returns free pages of
-every arena to the system once a granule that fetched ahead has been gridded, which took those peaks to
-1.10x and 0.98x for 2-3 ms a granule (benchmarks/bench_flight.py). It changes no setting, so a library
-call may do it in its caller's process; ``IS2GRID_MALLOC_TUNING=0`` turns it off.
+**Giving back (runs in flight).** The threads that open and fetch granules allocate in arenas the thread
+that grids does not take from, and memory freed into an arena serves only its threads. Each arena keeps
+what it once held, and the heap fragments around what lives on (the result's arrays), so a remote run's
+peak grew with the run, well beyond what it had fetched ahead: 16 full-size granules 50 ms away peaked at
+1.31-1.33x the local run. :func:`give_back` (glibc's ``malloc_trim``) returns the free pages of every arena
+to the system once a granule that fetched ahead has been gridded: 1.11-1.15x in five interleaved runs,
+0.98x with two arenas. It costs 2-3 ms a granule, and the next gridding touches again pages that now come
+back zeroed: time went up 5 % (median of the five runs, -3 to +11 %; benchmarks/bench_flight.py,
+docs/benchmarks.md). It changes no setting, so a library call may do it in its caller's process;
+``IS2GRID_MALLOC_TUNING=0`` turns it off.
 
 **The mmap threshold (Dask workers).** glibc serves an allocation above its *mmap threshold* with a memory
 map of its own, which the kernel zero-fills page by page on first touch and which is unmapped again on
