@@ -356,7 +356,7 @@ def in_order(
             result = then(item, ahead.value, ahead.error)
         finally:  # its bytes are free once it is gridded: the next granule may fetch while this waits its turn
             held = budget.release(order)
-        if held:  # its chunks were freed in the fetching threads' arenas, where the gridding cannot reuse them
+        if held:  # what its opening and fetching threads freed sits in arenas the gridding does not take from
             _malloc.give_back()
         if ahead.error is None:
             budget.observe(gridded=time.perf_counter() - start)
