@@ -86,9 +86,7 @@ def fit_for_dask_worker(in_worker: bool = False) -> bool:
         fixed = "MALLOC_TRIM_THRESHOLD_" in os.environ
         if not (fixed and in_worker) and not in_dask_worker_with_fixed_threshold():
             return False
-        import ctypes
-
-        _done = bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+        _done = bool(_libc().mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
         return _done
 
 
@@ -105,9 +103,7 @@ def fewer_arenas(arenas: int = ARENAS) -> bool:
     """
     if not _tunable() or "MALLOC_ARENA_MAX" in os.environ:
         return False
-    import ctypes
-
-    return bool(ctypes.CDLL(None).mallopt(_M_ARENA_MAX, int(arenas)))
+    return bool(_libc().mallopt(_M_ARENA_MAX, int(arenas)))
 
 
 def give_back() -> bool:

@@ -489,8 +489,8 @@ def _here(urls, args, flight: _Flight):
 
         return _settled(url, compute, errors)
 
-    # one granule decoded and gridded at a time, here, as one after another: a second at once was no faster
-    # for the bytes that had to be fetched ahead to feed it, and held twice the arrays (benchmarks.md)
+    # one granule decoded and gridded at a time, here, as one after another: a second at once was 10-15 %
+    # faster but held its arrays and the bytes fetched ahead to feed it, 1.5x the local run's peak (benchmarks.md)
     budget = ByteBudget(flight.nbytes, most=flight.granules)
     yield from in_order(first, then, urls, flight.granules, budget, discard=lambda ds: ds.close())
 
