@@ -211,6 +211,41 @@ def test_memory_goes_back_to_the_system_after_each_granule_that_fetched_ahead(mo
     assert given == []
 
 
+def test_arena_tops_go_back_while_granules_are_in_flight_and_only_then(monkeypatch):
+    """The opening and fetching threads' arenas do not keep a large free top (see test_memory)."""
+    import contextlib
+
+    from is2grid import _malloc
+
+    inside = [False]
+    seen: list[tuple[int, bool]] = []
+
+    @contextlib.contextmanager
+    def tops_trimmed():
+        inside[0] = True
+        try:
+            yield True
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(_malloc, "tops_trimmed", tops_trimmed)
+
+    def then(i, v, e):
+        seen.append((i, inside[0]))
+        return v
+
+    assert [v for _, v in in_flight.in_order(lambda i: i, then, range(4), granules=3)] == [0, 1, 2, 3]
+    assert seen == [(i, True) for i in range(4)] and not inside[0]
+    seen.clear()
+    list(in_flight.in_order(lambda i: i, then, range(4), granules=1))  # one after another: glibc's own thresholds
+    assert seen == [(i, False) for i in range(4)]
+    seen.clear()
+    results = in_flight.in_order(lambda i: i, then, range(8), granules=3)
+    next(results)
+    results.close()  # a consumer that stops early ends the run in flight too
+    assert not inside[0]
+
+
 def test_an_error_in_the_second_stage_closes_its_granule_and_the_ones_ahead():
     closed: list[int] = []
 

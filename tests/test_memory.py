@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from is2grid import memory, tutorial
+from is2grid import _malloc, memory, tutorial
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +276,70 @@ def test_memory_freed_in_another_threads_arena_goes_back_to_the_system():
     assert given and mib > 150  # of 200 MiB freed
     given, mib = run(IS2GRID_MALLOC_TUNING="0")
     assert not given and mib < 20
+
+
+TOPS = textwrap.dedent(
+    """
+    import contextlib, sys, threading
+    from is2grid import _malloc
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+
+    bytearray(16 * 2**20)  # a large array freed: glibc's thresholds rise (mmap 16 MiB, trim 32 MiB), as in any run
+
+    def fetch():  # 24 MiB in this thread's arena (below the mmap threshold), all freed into its top
+        blocks = [bytearray(512 * 1024) for _ in range(48)]
+        del blocks
+
+    before = rss()
+    with _malloc.tops_trimmed() if sys.argv[1] == "in-flight" else contextlib.nullcontext(False) as trimmed:
+        thread = threading.Thread(target=fetch)
+        thread.start()
+        thread.join()
+        _malloc.give_back()
+    print(trimmed, (rss() - before) // 2**20)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux" or os.confstr("CS_GNU_LIBC_VERSION") is None, reason="glibc's malloc")
+def test_the_free_top_of_another_threads_arena_goes_back_while_a_run_is_in_flight():
+    """malloc_trim leaves another arena's top; in flight, the trim threshold gives it back as it is freed."""
+
+    def run(mode: str, **env: str) -> tuple[bool, int]:
+        names = ("MALLOC_ARENA_MAX", "IS2GRID_MALLOC_TUNING", "GLIBC_TUNABLES", *_malloc.THRESHOLD_SETTINGS)
+        environ = {k: v for k, v in os.environ.items() if k not in names}
+        done = subprocess.run(
+            [sys.executable, "-c", TOPS, mode], env={**environ, **env}, capture_output=True, text=True, check=True
+        )
+        trimmed, mib = done.stdout.split()
+        return trimmed == "True", int(mib)
+
+    trimmed, mib = run("one-after-another")
+    assert not trimmed and mib > 12  # of 24 MiB freed: kept, even after giving back
+    trimmed, mib = run("in-flight")
+    assert trimmed and mib < 4
+    assert run("in-flight", IS2GRID_MALLOC_TUNING="0")[0] is False
+    trimmed, mib = run("in-flight", MALLOC_TRIM_THRESHOLD_="65536")  # as a Dask worker's nanny sets it
+    assert not trimmed and mib < 4  # the environment's threshold, not is2grid's, gave it back
+
+
+def test_runs_in_flight_that_overlap_leave_the_thresholds_to_the_last_one(monkeypatch):
+    calls: list[tuple[int, int]] = []
+
+    class Libc:
+        def mallopt(self, param: int, value: int) -> int:
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(_malloc, "_libc", lambda: Libc())
+    monkeypatch.setattr(_malloc, "_thresholds_free", lambda: True)
+    with _malloc.tops_trimmed() as first:
+        with _malloc.tops_trimmed() as second:
+            assert first and second
+        set_once = [(_malloc._M_MMAP_THRESHOLD, _malloc.MMAP_THRESHOLD), (_malloc._M_TRIM_THRESHOLD, _malloc.TOP_KEPT)]
+        assert calls == set_once
+    assert calls[-1] == (_malloc._M_TRIM_THRESHOLD, 2 * _malloc.MMAP_THRESHOLD)  # where glibc's own rise ends
+    assert len(calls) == 3

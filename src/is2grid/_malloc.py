@@ -1,4 +1,4 @@
-"""glibc's malloc: few arenas for the command line, free memory given back in runs in flight, the heap for Dask workers.
+"""glibc's malloc: few arenas for the command line, free memory given back in runs in flight, Dask workers' heap.
 
 **Arenas (the command line).** glibc gives each new thread that allocates an arena of its own, up to
 eight per core, and memory freed in one arena serves only that arena's threads. A run with granules in
@@ -6,8 +6,8 @@ flight allocates on many threads (the granules' openers, the HTTP client's runti
 so each arena grows to what its own threads once held, and the process's peak to the sum of those peaks:
 1.45x a local run's peak against 1.2x with two arenas (benchmarks/bench_flight.py, 8 full-size granules
 50-200 ms away), at the same speed. The ``is2grid`` command, whose process is its own, caps the arenas at
-:data:`ARENAS` before it starts any work, as ``MALLOC_ARENA_MAX=2`` would. A library does not change its
-caller's allocator: in a notebook, ``MALLOC_ARENA_MAX=2`` in the kernel's environment does the same.
+:data:`ARENAS` before it starts any work, as ``MALLOC_ARENA_MAX=2`` would. A library does not cap its
+caller's arenas: in a notebook, ``MALLOC_ARENA_MAX=2`` in the kernel's environment does the same.
 
 **Giving back (runs in flight).** The threads that open and fetch granules allocate in arenas the thread
 that grids does not take from, and memory freed into an arena serves only its threads. Each arena keeps
@@ -19,6 +19,21 @@ to the system once a granule that fetched ahead has been gridded: 1.11-1.15x in 
 back zeroed: time went up 5 % (median of the five runs, -3 to +11 %; benchmarks/bench_flight.py,
 docs/benchmarks.md). It changes no setting, so a library call may do it in its caller's process;
 ``IS2GRID_MALLOC_TUNING=0`` turns it off.
+
+**Arena tops (runs in flight).** ``malloc_trim`` gives back free blocks inside every arena, but not the
+free *top* of an arena other than the main one (glibc's ``mtrim`` trims only the main arena's top). Such a
+top is given back only when a block is freed into it and it exceeds the *trim threshold*, which rises with
+the mmap threshold to 64 MiB, the size of a whole thread heap: so, once a process has freed one large
+array, another thread's arena keeps the top it grew to for good. With granules opened and fetched on a
+dozen threads those tops were most of what a remote run held beyond a local one after giving back. While a
+run is in flight, :func:`tops_trimmed` sets the trim threshold to :data:`TOP_KEPT` and the mmap threshold
+to the 32 MiB where glibc's own rise ends; once the last such run ends the trim threshold goes to the 64
+MiB that rise would have reached. Measured with giving back (side runs on benchmarks/bench_flight.py's
+server, three interleaved repeats, full-size granules with DMR++ sidecars): 8 granules 50 ms away peaked
+at 1.21-1.23x the local run against 1.37-1.40x, 16 granules at 0.99x against 1.15x, and 8 granules 200 ms
+away at 1.22x against 1.36x, at the same speed. Settings the environment gives
+(``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_``, a ``GLIBC_TUNABLES`` malloc
+setting; a Dask worker's nanny sets the first) are left as they are.
 
 **The mmap threshold (Dask workers).** glibc serves an allocation above its *mmap threshold* with a memory
 map of its own, which the kernel zero-fills page by page on first touch and which is unmapped again on
@@ -33,21 +48,29 @@ threshold where glibc would have taken it by itself, once per process; the trim 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 #: where glibc's own dynamic threshold stops rising on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX)
 MMAP_THRESHOLD = 32 * 1024 * 1024
-_M_MMAP_THRESHOLD = -3  # mallopt's parameter numbers, from <malloc.h>
+_M_TRIM_THRESHOLD = -1  # mallopt's parameter numbers, from <malloc.h>
+_M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
+#: free top an arena keeps while a run is in flight (beyond it, the top goes back to the system as it is freed)
+TOP_KEPT = 4 * 1024 * 1024
+#: environment variables that set glibc's thresholds: where one is set, is2grid leaves the thresholds alone
+THRESHOLD_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
 #: malloc arenas in a process the ``is2grid`` command owns
 ARENAS = 2
 
 _done = False
+_runs = 0  # runs in flight inside tops_trimmed
 _lock = threading.Lock()
 
 
@@ -122,6 +145,48 @@ def give_back() -> bool:
     return True
 
 
+@contextlib.contextmanager
+def tops_trimmed() -> Iterator[bool]:
+    """While the block runs, an arena's free top beyond :data:`TOP_KEPT` goes back to the system as it is freed.
+
+    For runs in flight (see the module docs). Runs may nest or overlap: the thresholds go back to where
+    glibc's own rise ends (mmap 32 MiB, trim 64 MiB) once the last one ends. Does nothing without glibc,
+    with ``IS2GRID_MALLOC_TUNING=0``, or where the environment sets a threshold (a Dask worker's nanny does).
+
+    Yields
+    ------
+    bool
+        Whether the thresholds are is2grid's while the block runs.
+
+    Examples
+    --------
+    >>> with tops_trimmed():
+    ...     pass
+    """
+    global _runs
+    with _lock:
+        tuned = _runs > 0 or _thresholds_free()
+        if tuned and _runs == 0:
+            _libc().mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+            _libc().mallopt(_M_TRIM_THRESHOLD, TOP_KEPT)
+        _runs += tuned
+    try:
+        yield tuned
+    finally:
+        if tuned:
+            with _lock:
+                _runs -= 1
+                if _runs == 0:
+                    _libc().mallopt(_M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD)
+
+
+def _thresholds_free() -> bool:
+    """Whether is2grid may set glibc's thresholds: its malloc, and nothing in the environment sets them."""
+    if not _tunable() or any(name in os.environ for name in THRESHOLD_SETTINGS):
+        return False
+    return "glibc.malloc." not in os.environ.get("GLIBC_TUNABLES", "")
+
+
 @functools.cache
 def _libc() -> Any:
     import ctypes
@@ -137,8 +202,8 @@ def _tunable() -> bool:
 
 
 def _forget_after_fork() -> None:
-    global _lock
-    _lock = threading.Lock()
+    global _lock, _runs
+    _lock, _runs = threading.Lock(), 0
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

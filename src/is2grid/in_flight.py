@@ -7,7 +7,8 @@ second stage (decode, grid) one after another in the caller's thread, handing th
 order given. What is merged, and in what order, does not change: results are identical bit for bit,
 and memory holds what the sequential run holds, plus the compressed bytes of the granules fetched ahead.
 Once a granule that held such bytes is gridded, the memory its chunks took goes back to the system
-(:func:`is2grid._malloc.give_back`).
+(:func:`is2grid._malloc.give_back`), and while granules are in flight the arenas of the threads that
+open and fetch them do not keep a large free top (:func:`is2grid._malloc.tops_trimmed`).
 
 Those bytes are bounded, not only the count: before fetching its chunks a granule asks the run's
 :class:`ByteBudget` (through :func:`fetching`) for their size at most (its arrays' bytes as stored,
@@ -332,6 +333,20 @@ def in_order(
             else:
                 yield item, then(item, value, None)
         return
+    with _malloc.tops_trimmed():  # what the opening and fetching threads free goes back, not only to their arenas
+        yield from _ahead(first, then, items, granules, budget, discard, workers)
+
+
+def _ahead(
+    first: Callable[[T], S],
+    then: Callable[[T, S | None, BaseException | None], R],
+    items: Iterable[T],
+    granules: int,
+    budget: ByteBudget | None,
+    discard: Callable[[S], object] | None,
+    workers: int,
+) -> Iterator[tuple[T, R]]:
+    """:func:`in_order` with more than one granule in flight."""
     budget = budget or ByteBudget(default_bytes(), most=granules)
     budget.gridders = max(1, workers)
     cpu, fetches = _turns.Priority(), Turns(FETCHES_AT_ONCE)
