@@ -13,6 +13,10 @@ import pytest
 
 from is2grid import _malloc, memory, tutorial
 
+GLIBC = pytest.mark.skipif(
+    sys.platform != "linux" or os.confstr("CS_GNU_LIBC_VERSION") is None, reason="glibc's malloc"
+)
+
 
 @pytest.fixture(scope="module")
 def granule(tmp_path_factory):
@@ -214,7 +218,7 @@ def _arenas(how: str, **env: str) -> tuple[str, int]:
     return out.splitlines()[0], out.count("<heap nr=")
 
 
-@pytest.mark.skipif(sys.platform != "linux" or os.confstr("CS_GNU_LIBC_VERSION") is None, reason="glibc's malloc")
+@GLIBC
 def test_the_command_line_caps_its_malloc_arenas_unless_told_otherwise():
     """Threads that allocate share two arenas, not one each (a run in flight held 1.45x a local run's peak)."""
     assert _arenas("plain")[1] >= 4
@@ -234,14 +238,33 @@ def test_only_the_commands_that_grid_cap_the_arenas(granule, tmp_path, monkeypat
     assert asked == [_malloc.ARENAS]
 
 
+RSS = textwrap.dedent(
+    """
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+    """
+)
+
+
+def _in_fresh_process(script: str, *args: str, **env: str) -> tuple[bool, int]:
+    """Run ``script`` (after :data:`RSS`) in a fresh interpreter with no allocator settings but ``env``.
+
+    The script prints a boolean and a number of MiB.
+    """
+    names = ("MALLOC_ARENA_MAX", "IS2GRID_MALLOC_TUNING", "GLIBC_TUNABLES", *_malloc.THRESHOLD_SETTINGS)
+    environ = {k: v for k, v in os.environ.items() if k not in names}
+    done = subprocess.run(
+        [sys.executable, "-c", RSS + script, *args], env={**environ, **env}, capture_output=True, text=True, check=True
+    )
+    flag, mib = done.stdout.split()
+    return flag == "True", int(mib)
+
+
 GIVE_BACK = textwrap.dedent(
     """
     import threading
     from is2grid import _malloc
-
-    def rss():
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096
 
     held = []
 
@@ -260,21 +283,12 @@ GIVE_BACK = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(sys.platform != "linux" or os.confstr("CS_GNU_LIBC_VERSION") is None, reason="glibc's malloc")
+@GLIBC
 def test_memory_freed_in_another_threads_arena_goes_back_to_the_system():
     """What a run in flight does after each granule it fetched ahead (see test_in_flight)."""
-
-    def run(**env: str) -> tuple[bool, int]:
-        environ = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "IS2GRID_MALLOC_TUNING")}
-        done = subprocess.run(
-            [sys.executable, "-c", GIVE_BACK], env={**environ, **env}, capture_output=True, text=True, check=True
-        )
-        given, mib = done.stdout.split()
-        return given == "True", int(mib)
-
-    given, mib = run()
+    given, mib = _in_fresh_process(GIVE_BACK)
     assert given and mib > 150  # of 200 MiB freed
-    given, mib = run(IS2GRID_MALLOC_TUNING="0")
+    given, mib = _in_fresh_process(GIVE_BACK, IS2GRID_MALLOC_TUNING="0")
     assert not given and mib < 20
 
 
@@ -282,10 +296,6 @@ TOPS = textwrap.dedent(
     """
     import contextlib, sys, threading
     from is2grid import _malloc
-
-    def rss():
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096
 
     bytearray(16 * 2**20)  # a large array freed: glibc's thresholds rise (mmap 16 MiB, trim 32 MiB), as in any run
 
@@ -304,25 +314,15 @@ TOPS = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(sys.platform != "linux" or os.confstr("CS_GNU_LIBC_VERSION") is None, reason="glibc's malloc")
+@GLIBC
 def test_the_free_top_of_another_threads_arena_goes_back_while_a_run_is_in_flight():
     """malloc_trim leaves another arena's top; in flight, the trim threshold gives it back as it is freed."""
-
-    def run(mode: str, **env: str) -> tuple[bool, int]:
-        names = ("MALLOC_ARENA_MAX", "IS2GRID_MALLOC_TUNING", "GLIBC_TUNABLES", *_malloc.THRESHOLD_SETTINGS)
-        environ = {k: v for k, v in os.environ.items() if k not in names}
-        done = subprocess.run(
-            [sys.executable, "-c", TOPS, mode], env={**environ, **env}, capture_output=True, text=True, check=True
-        )
-        trimmed, mib = done.stdout.split()
-        return trimmed == "True", int(mib)
-
-    trimmed, mib = run("one-after-another")
+    trimmed, mib = _in_fresh_process(TOPS, "one-after-another")
     assert not trimmed and mib > 12  # of 24 MiB freed: kept, even after giving back
-    trimmed, mib = run("in-flight")
+    trimmed, mib = _in_fresh_process(TOPS, "in-flight")
     assert trimmed and mib < 4
-    assert run("in-flight", IS2GRID_MALLOC_TUNING="0")[0] is False
-    trimmed, mib = run("in-flight", MALLOC_TRIM_THRESHOLD_="65536")  # as a Dask worker's nanny sets it
+    assert _in_fresh_process(TOPS, "in-flight", IS2GRID_MALLOC_TUNING="0")[0] is False
+    trimmed, mib = _in_fresh_process(TOPS, "in-flight", MALLOC_TRIM_THRESHOLD_="65536")  # as a Dask worker's nanny
     assert not trimmed and mib < 4  # the environment's threshold, not is2grid's, gave it back
 
 

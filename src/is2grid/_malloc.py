@@ -166,10 +166,11 @@ def tops_trimmed() -> Iterator[bool]:
     global _runs
     with _lock:
         tuned = _runs > 0 or _thresholds_free()
-        if tuned and _runs == 0:
-            _libc().mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-            _libc().mallopt(_M_TRIM_THRESHOLD, TOP_KEPT)
-        _runs += tuned
+        if tuned:
+            if _runs == 0:
+                _libc().mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+                _libc().mallopt(_M_TRIM_THRESHOLD, TOP_KEPT)
+            _runs += 1
     try:
         yield tuned
     finally:
