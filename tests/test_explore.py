@@ -364,3 +364,27 @@ def test_combined_cells_equal_a_brute_force_combination(data, k):
     assert int(combined.count.sum()) == int(counts.sum()) and len(combined) == len(
         {(r // k, c // k) for r, c in zip(*np.nonzero(counts > 0), strict=True)}
     )
+
+
+def test_projection_over_threads_is_exact_and_reuses_the_process_pool(monkeypatch):
+    """Large inputs are split over the process's pool (no pool, and no thread, per call) with the same result."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    lon, lat = rng.uniform(-180, 180, 300_000), rng.uniform(60, 90, 300_000)
+    one = to_xy(lon, lat, "EPSG:6931", threads=1)
+    to_xy(lon, lat, "EPSG:6931", threads=2)
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def spying(self):
+        started.append(self.name)
+        return start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", spying)
+    monkeypatch.setenv("IS2GRID_NUM_THREADS", "2")
+    for _ in range(3):
+        two = to_xy(lon, lat, "EPSG:6931", threads=2)
+        np.testing.assert_array_equal(two[0], one[0])
+        np.testing.assert_array_equal(two[1], one[1])
+    assert started == []

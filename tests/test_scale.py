@@ -414,7 +414,7 @@ def test_decode_work_is_shared_out_once_and_stops_at_the_first_error(monkeypatch
     import threading
     import time
 
-    from is2grid.io import decode
+    from is2grid import _threads
 
     monkeypatch.setenv("IS2GRID_NUM_THREADS", threads)
     done: list[int] = []
@@ -425,7 +425,7 @@ def test_decode_work_is_shared_out_once_and_stops_at_the_first_error(monkeypatch
         who.add(threading.current_thread().name)
         done.append(i)
 
-    decode.each(200, work, caller_works)
+    _threads.each(200, work, caller_works)
     assert sorted(done) == list(range(200))  # every item, once
     assert ("MainThread" in who) == caller_works
 
@@ -437,7 +437,7 @@ def test_decode_work_is_shared_out_once_and_stops_at_the_first_error(monkeypatch
         work(i)
 
     with pytest.raises(RuntimeError, match="chunk 20"):
-        decode.each(200, failing, caller_works)
+        _threads.each(200, failing, caller_works)
     settled = len(done)
     time.sleep(0.05)
     assert len(done) == settled < 200  # the others stopped, and nothing runs after the error is raised

@@ -203,8 +203,6 @@ def to_xy(lon, lat, crs: str, threads: int | None = None) -> tuple[np.ndarray, n
     >>> float(x[0]), float(y[0])
     (0.0, 0.0)
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     lon = np.ascontiguousarray(lon, dtype=np.float64)
     lat = np.ascontiguousarray(lat, dtype=np.float64)
     project = _projector(crs)
@@ -218,8 +216,7 @@ def to_xy(lon, lat, crs: str, threads: int | None = None) -> tuple[np.ndarray, n
         a, b = bounds[i], bounds[i + 1]
         x[a:b], y[a:b] = project(lon[a:b], lat[a:b])
 
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(run, range(threads)))
+    _threads.each(threads, run)  # the process's pool: a pool per call started its threads for every granule
     return x, y
 
 

@@ -1,84 +1,19 @@
 """Decoding fetched chunks into preallocated arrays: Fletcher-32 check, inflate, unshuffle, copy.
 
 Inflate uses libdeflate (the ``deflate`` package), which measured 1.5-2x faster than zlib on ATL10
-chunks and releases the GIL, so a small thread pool decodes chunks in parallel. The pool is made
-on first use and forgotten in a forked child (its threads do not exist there).
+chunks and releases the GIL, so chunks are decoded in parallel on the threads of :func:`is2grid._threads.each`.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
 import struct
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from is2grid import _threads
 from is2grid.errors import CorruptGranuleError
 from is2grid.io.chunks import DEFLATE, FLETCHER32, SHUFFLE, Layout
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def pool() -> ThreadPoolExecutor:
-    """The process's decode pool (:func:`is2grid._threads.count` threads)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=_threads.count(), thread_name_prefix="is2grid-decode")
-        return _POOL
-
-
-def _forget_pool_after_fork() -> None:
-    global _POOL, _POOL_LOCK
-    _POOL, _POOL_LOCK = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
-def each(n: int, work: Callable[[int], None], caller_works: bool = True) -> None:
-    """Run ``work(0)`` .. ``work(n - 1)`` on the decode pool's threads and the calling thread.
-
-    The threads take the next index from one shared counter, so they all finish within one item of
-    each other (fixed batches left one core idle at the end of every read), and the caller works
-    instead of waiting. The first error stops the others at their next item and is raised here.
-    ``caller_works=False`` keeps the work on the pool (for callers that are many threads at once,
-    such as asyncio's: the pool then bounds how many threads decode).
-    """
-    if n <= 0:
-        return
-    threads = min(_threads.count(), n)
-    if threads <= 1 and caller_works:
-        for i in range(n):
-            work(i)
-        return
-    counter = itertools.count()  # next() on it is atomic under the GIL
-    failed = threading.Event()
-
-    def worker() -> None:
-        for i in counter:
-            if i >= n or failed.is_set():
-                return
-            try:
-                work(i)
-            except BaseException:
-                failed.set()
-                raise
-
-    helpers = [pool().submit(worker) for _ in range(max(1, threads - caller_works))]
-    try:
-        if caller_works:
-            worker()
-    finally:
-        wait(helpers)
-    for future in helpers:
-        future.result()
 
 
 def inflate(data: Any, size: int) -> bytearray:

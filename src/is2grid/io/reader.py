@@ -26,7 +26,7 @@ import numpy as np
 from xarray.backends.file_manager import CachingFileManager
 from xarray.backends.locks import SerializableLock
 
-from is2grid import _turns
+from is2grid import _threads, _turns
 from is2grid.errors import CorruptGranuleError, GranuleError, Is2gridWarning
 from is2grid.io import checksum, chunks, decode, dmrpp
 from is2grid.io.credentials import Credentials, redact_url
@@ -595,7 +595,7 @@ class GranuleReader:
                 convert(region)
 
         # one shared counter: the threads end within a chunk of each other, and this thread works too
-        decode.each(len(job.tasks), lambda i: one(job.tasks[i], blobs[i]), caller_works)
+        _threads.each(len(job.tasks), lambda i: one(job.tasks[i], blobs[i]), caller_works)
         return job.outputs
 
 
