@@ -369,7 +369,12 @@ def test_combined_cells_equal_a_brute_force_combination(data, k):
 def test_projection_over_threads_is_exact_and_reuses_the_process_pool(monkeypatch):
     """Large inputs are split over the process's pool (no pool, and no thread, per call) with the same result."""
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
+    from is2grid import _threads
+
+    # a pool of one thread: once started it is full, so no race with its idle count can start another
+    monkeypatch.setattr(_threads, "_POOL", ThreadPoolExecutor(1, thread_name_prefix="is2grid-decode"))
     rng = np.random.default_rng(0)
     lon, lat = rng.uniform(-180, 180, 300_000), rng.uniform(60, 90, 300_000)
     one = to_xy(lon, lat, "EPSG:6931", threads=1)
