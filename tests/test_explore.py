@@ -374,7 +374,8 @@ def test_projection_over_threads_is_exact_and_reuses_the_process_pool(monkeypatc
     from is2grid import _threads
 
     # a pool of one thread: once started it is full, so no race with its idle count can start another
-    monkeypatch.setattr(_threads, "_POOL", ThreadPoolExecutor(1, thread_name_prefix="is2grid-decode"))
+    monkeypatch.setattr(_threads, "_POOL", ThreadPoolExecutor(1, thread_name_prefix="is2grid-cpu"))
+    monkeypatch.setenv("IS2GRID_NUM_THREADS", "2")
     rng = np.random.default_rng(0)
     lon, lat = rng.uniform(-180, 180, 300_000), rng.uniform(60, 90, 300_000)
     one = to_xy(lon, lat, "EPSG:6931", threads=1)
@@ -387,7 +388,6 @@ def test_projection_over_threads_is_exact_and_reuses_the_process_pool(monkeypatc
         return start(self)
 
     monkeypatch.setattr(threading.Thread, "start", spying)
-    monkeypatch.setenv("IS2GRID_NUM_THREADS", "2")
     for _ in range(3):
         two = to_xy(lon, lat, "EPSG:6931", threads=2)
         np.testing.assert_array_equal(two[0], one[0])

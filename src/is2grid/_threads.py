@@ -48,7 +48,7 @@ def pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=count(), thread_name_prefix="is2grid-decode")
+            _POOL = ThreadPoolExecutor(max_workers=count(), thread_name_prefix="is2grid-cpu")
         return _POOL
 
 
