@@ -5,14 +5,17 @@ A. One process, in memory, daily EASE-Grid 2.0 6.25 km, N full-size synthetic gr
    servers) that adds a latency to every request, one granule at a time (``in_flight=1``, what
    grid_granules did before) and with the default granules in flight. The server runs in a process of
    its own, so its work does not share the measured interpreter's GIL (it still shares the 2 cores).
-   Each run is a fresh interpreter that first grids another local granule (imports and first-call
-   costs, as in a session that has run before), then times the call: wall time, peak resident memory
-   (VmHWM), the granules and bytes fetched ahead at most (from is2grid's log), and the requests and
-   bytes the server counted.
+   The server sends files with ``sendfile``, as nginx or S3's front ends do, so that it takes little of
+   the cores the run needs. Each run is a fresh interpreter that first grids another granule from the
+   same place (a local file, or the same server: imports, first-call costs and open connections, as in
+   a session that has run before), then times the call: wall time, peak resident memory (VmHWM), the
+   granules and bytes fetched ahead at most (from is2grid's log), and the requests and bytes the server
+   counted. Ratios are given twice: of the medians, and the median of each interleaved repeat's ratio
+   (this machine's speed drifts over minutes).
 B. The same on a LocalCluster of 2 one-thread workers, local files: one process against two plain
    processes sharing nothing (8 granules each, started together) against the cluster, in memory and
    to a Zarr store, each timed after its start-up; and the cluster over the 50 ms server against one
-   process over the same server.
+   process over the same server. Every run of B warms up on a local granule (the cluster's workers too).
 
 Run: ``python benchmarks/bench_flight.py [--granules 8 16] [--latency 0.05 0.2] [--repeats 3]``
 """
@@ -99,6 +102,8 @@ def _run(spec: str) -> None:
     # what a long-lived session has done already: imports, first-call costs (this machine sets
     # PYTHONDONTWRITEBYTECODE, so a fresh interpreter also compiles every module it imports)
     workflow.grid_granules(args["warm"], res=RES, freq="1D", progress=False)
+    print("warm", flush=True)  # the server's counts start here
+    sys.stdin.readline()
     logging.getLogger("is2grid.in_flight").addHandler(Keep())
     logging.getLogger("is2grid.in_flight").setLevel(logging.INFO)
     start = time.perf_counter()
@@ -118,18 +123,38 @@ def _run(spec: str) -> None:
 
 
 def _measure(
-    paths: list[str], in_flight: int | None, warm: str, in_flight_bytes: int | None = None, env: dict | None = None
+    paths: list[str],
+    in_flight: int | None,
+    warm: str,
+    in_flight_bytes: int | None = None,
+    env: dict | None = None,
+    server: Server | None = None,
 ) -> dict:
-    """One run in a fresh interpreter, after gridding the local granule ``warm`` there (not timed)."""
+    """One run in a fresh interpreter, after gridding the granule ``warm`` there (not timed).
+
+    ``server``: its counts are reset once the warm-up is done, and returned with the run's (``"server"``).
+    """
     spec = json.dumps({"paths": paths, "in_flight": in_flight, "warm": [warm], "in_flight_bytes": in_flight_bytes})
-    out = subprocess.run(
+    with subprocess.Popen(
         [sys.executable, "-W", "ignore", SCRIPT, "--run", spec],
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         text=True,
-        check=True,
         env={**CLEAN_ENVIRON, **(env or {})},
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        if proc.stdout.readline().strip() == "warm":
+            if server is not None:
+                server.ask("reset")
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        out = proc.stdout.read()
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, "bench_flight.py --run")
+    result = json.loads(out.strip().splitlines()[-1])
+    if server is not None:
+        result["server"] = server.stats()
+    return result
 
 
 def _flight_of(log: list[str]) -> tuple[str, str]:
@@ -167,35 +192,34 @@ def one_process(
     repack: bool = False,
 ) -> str:
     granules = repacked(month(n)) if repack else month(n)
+    spare = (repacked if repack else list)(month(17)[-1:])[0]  # the same size, not among them, same folder
     paths = [str(p) for p in granules]
-    warm = str(month(17)[-1])  # a granule of the same size that is not among them
-    folders = {"": Path(paths[0]).parent, ", DMR++ sidecars": with_sidecars(granules)}
+    folders = {"": spare.parent, ", DMR++ sidecars": with_sidecars([*granules, spare])}
     servers = {(latency, kind): Server(folder, latency) for latency in latencies for kind, folder in folders.items()}
     try:
-        configs: dict[str, tuple[list[str], int | None, Server | None, int | None]] = {
-            "local": (paths, None, None, None)
+        # each run warms up on the path it is measured on: a local granule, or one from the same server
+        configs: dict[str, tuple[list[str], int | None, Server | None, int | None, str]] = {
+            "local": (paths, None, None, None, str(spare))
         }
         arena = {"MALLOC_ARENA_MAX": str(arenas)} if arenas else {}
         if arenas:
-            configs[f"local, MALLOC_ARENA_MAX={arenas}"] = (paths, None, None, None)
+            configs[f"local, MALLOC_ARENA_MAX={arenas}"] = (paths, None, None, None, str(spare))
         for (latency, kind), server in servers.items():
             urls = [f"{server.url}/{Path(p).name}" for p in paths]
+            warm = f"{server.url}/{spare.name}"
             if one_at_a_time and not kind:
-                configs[f"{latency * 1000:.0f} ms, one at a time"] = (urls, 1, server, None)
-            configs[f"{latency * 1000:.0f} ms, in flight{kind}"] = (urls, None, server, None)
+                configs[f"{latency * 1000:.0f} ms, one at a time"] = (urls, 1, server, None, warm)
+            configs[f"{latency * 1000:.0f} ms, in flight{kind}"] = (urls, None, server, None, warm)
             for mib in budgets if kind else ():
-                configs[f"{latency * 1000:.0f} ms, in flight{kind}, {mib} MiB"] = (urls, None, server, mib * 2**20)
+                label = f"{latency * 1000:.0f} ms, in flight{kind}, {mib} MiB"
+                configs[label] = (urls, None, server, mib * 2**20, warm)
             if arenas and kind:
                 label = f"{latency * 1000:.0f} ms, in flight{kind}, MALLOC_ARENA_MAX={arenas}"
-                configs[label] = (urls, None, server, None)
+                configs[label] = (urls, None, server, None, warm)
         runs: dict[str, list[dict]] = {k: [] for k in configs}
         for _ in range(repeats):  # interleaved
-            for key, (targets, flight, server, nbytes) in configs.items():
-                if server is not None:
-                    server.ask("reset")
-                result = _measure(targets, flight, warm, nbytes, arena if "MALLOC_ARENA_MAX" in key else None)
-                if server is not None:
-                    result["server"] = server.stats()
+            for key, (targets, flight, server, nbytes, warm) in configs.items():
+                result = _measure(targets, flight, warm, nbytes, arena if "MALLOC_ARENA_MAX" in key else None, server)
                 runs[key].append(result)
     finally:
         for server in servers.values():
@@ -206,6 +230,9 @@ def one_process(
     for key, results in runs.items():
         seconds = median([r["seconds"] for r in results])
         hwm = median([r["hwm"] for r in results])
+        # this machine drifts over minutes: the ratio within each interleaved repeat, then its median
+        paired = median([r["seconds"] / b["seconds"] for r, b in zip(results, runs["local"], strict=True)])
+        paired_hwm = median([r["hwm"] / b["hwm"] for r, b in zip(results, runs["local"], strict=True)])
         granules, held = _flight_of(results[-1]["log"])
         server = results[-1].get("server")
         rows.append(
@@ -213,7 +240,9 @@ def one_process(
                 key,
                 f"{seconds:.2f}",
                 f"**{seconds / base:.2f}x**",
+                f"{paired:.2f}x",
                 f"{hwm / 1e6:.0f} MB ({hwm / base_hwm:.2f}x)",
+                f"{paired_hwm:.2f}x",
                 granules,
                 held,
                 str(server["requests"]) if server else "-",
@@ -227,7 +256,9 @@ def one_process(
             "granules from",
             f"median s of {repeats}",
             "/ local",
+            "/ local, paired",
             "peak RSS (/ local)",
+            "peak / local, paired",
             "granules in flight",
             "MB held in flight",
             "requests",
