@@ -192,7 +192,9 @@ def one_process(
     repack: bool = False,
 ) -> str:
     granules = repacked(month(n)) if repack else month(n)
-    spare = (repacked if repack else list)(month(17)[-1:])[0]  # the same size, not among them, same folder
+    spare = month(17)[-1]  # a granule of the same size, not among them, in the same folder
+    if repack:
+        spare = repacked([spare])[0]
     paths = [str(p) for p in granules]
     folders = {"": spare.parent, ", DMR++ sidecars": with_sidecars([*granules, spare])}
     servers = {(latency, kind): Server(folder, latency) for latency in latencies for kind, folder in folders.items()}
