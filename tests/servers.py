@@ -169,15 +169,15 @@ class ScriptedHandler(SimpleHTTPRequestHandler):
             self.end_headers()
             if head:
                 return
-            faulty = plan.every(plan.reset_every, number) or plan.every(plan.short_every, number) or plan.trickle
-            if not faulty:  # as nginx or S3's front ends: the kernel sends the file's pages, no copy here
+            cut = plan.every(plan.reset_every, number) or plan.every(plan.short_every, number)
+            if not cut and not plan.trickle:  # as nginx or S3's front ends: the kernel sends the file's pages
                 with path.open("rb") as f:
                     sent = self.connection.sendfile(f, start, stop - start + 1)
                 return
             with path.open("rb") as f:
                 f.seek(start)
                 body = f.read(stop - start + 1)
-            if plan.every(plan.reset_every, number) or plan.every(plan.short_every, number):
+            if cut:
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
                 sent = len(body) // 2
