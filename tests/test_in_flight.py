@@ -186,14 +186,18 @@ def test_one_second_stage_at_a_time_runs_in_the_callers_thread_as_a_sequential_r
     assert all(thread is not here for _, thread in elsewhere)
 
 
-def test_memory_goes_back_to_the_system_after_each_granule_that_fetched_ahead(monkeypatch):
-    """Its chunks were freed into the fetching threads' arenas; a granule that fetched nothing gives nothing back."""
+def test_memory_goes_back_to_the_system_once_with_the_last_granule(monkeypatch):
+    """The fetching threads' free memory goes back once the last granule is gridded, not after every one.
+
+    Trimming after every granule also gave back the gridding's own free pages, which the next granule took
+    again zero-filled. A run that fetched nothing ahead gives nothing back.
+    """
     from is2grid import _malloc
 
     gridded: list[int] = []
     given: list[list[int]] = []
     monkeypatch.setattr(_malloc, "give_back", lambda: given.append(list(gridded)) or True)
-    sizes = [5, 0, 7, 0, 3]
+    sizes = [5, 0, 7, 3, 4, 6, 2, 0]
 
     def first(i):
         with in_flight.fetching(sizes[i]):
@@ -203,11 +207,12 @@ def test_memory_goes_back_to_the_system_after_each_granule_that_fetched_ahead(mo
         gridded.append(i)
         return v
 
-    got = list(in_flight.in_order(first, then, range(5), 3, in_flight.ByteBudget(100)))
-    assert [v for _, v in got] == list(range(5))
-    assert given == [[0], [0, 1, 2], [0, 1, 2, 3, 4]]  # after granules 0, 2 and 4 were gridded, not before
+    got = list(in_flight.in_order(first, then, range(8), 3, in_flight.ByteBudget(100)))
+    assert [v for _, v in got] == list(range(8))
+    assert given == [list(range(8))]  # once, after the last, though the last fetched nothing itself
     given.clear()
     list(in_flight.in_order(first, lambda i, v, e: v, range(5), granules=1))  # one after another: nothing ahead
+    list(in_flight.in_order(lambda i: i, lambda i, v, e: v, range(5), granules=3))  # in flight, nothing fetched
     assert given == []
 
 

@@ -14,11 +14,14 @@ that grids does not take from, and memory freed into an arena serves only its th
 what it once held, and the heap fragments around what lives on (the result's arrays), so a remote run's
 peak grew with the run, well beyond what it had fetched ahead: 16 full-size granules 50 ms away peaked at
 1.31-1.33x the local run. :func:`give_back` (glibc's ``malloc_trim``) returns the free pages of every arena
-to the system once a granule that fetched ahead has been gridded: 1.11-1.15x in five interleaved runs,
-0.98x with two arenas. It costs 2-3 ms a granule, and the next gridding touches again pages that now come
-back zeroed: time went up 5 % (median of the five runs, -3 to +11 %; benchmarks/bench_flight.py,
-docs/benchmarks.md). It changes no setting, so a library call may do it in its caller's process;
-``IS2GRID_MALLOC_TUNING=0`` turns it off.
+to the system; a run in flight calls it once, after its last granule, before the caller merges the last
+results, where a long run peaks (16 granules: 1.02-1.03x the local run's peak). It used to run after every
+granule that fetched ahead, which also gave back the free pages of the gridding thread's own arena: the
+next gridding touched them again, zero-filled, in the thread the run waits for (its system CPU time went
+from about 0.2 s to 0.35-0.4 s for 8 granules), and that cost 4-17 % of a remote run's time
+(benchmarks/bench_give_back.py, docs/benchmarks.md). glibc cannot trim one arena and not another. It
+changes no setting, so a library call may do it in its caller's process; ``IS2GRID_MALLOC_TUNING=0`` turns
+it off.
 
 **Arena tops (runs in flight).** ``malloc_trim`` gives back free blocks inside every arena, but not the
 free *top* of an arena other than the main one (glibc's ``mtrim`` trims only the main arena's top). Such a

@@ -6,9 +6,12 @@ up to ``granules`` items at once on threads (open a granule, fetch its compresse
 second stage (decode, grid) one after another in the caller's thread, handing the results on in the
 order given. What is merged, and in what order, does not change: results are identical bit for bit,
 and memory holds what the sequential run holds, plus the compressed bytes of the granules fetched ahead.
-Once a granule that held such bytes is gridded, the memory its chunks took goes back to the system
-(:func:`is2grid._malloc.give_back`), and while granules are in flight the arenas of the threads that
-open and fetch them do not keep a large free top (:func:`is2grid._malloc.tops_trimmed`).
+While granules are in flight, the arenas of the threads that open and fetch them do not keep a large
+free top (:func:`is2grid._malloc.tops_trimmed`), and once the last granule has been gridded the free
+memory those threads left goes back to the system (:func:`is2grid._malloc.give_back`), before the
+caller merges the last results, where a long run peaks. Not after every granule: that also gave back
+the pages the gridding had just freed and would take again, which the next gridding then touched
+afresh, zero-filled (4-17 % of a remote run's time; benchmarks/bench_give_back.py).
 
 Those bytes are bounded, not only the count: before fetching its chunks a granule asks the run's
 :class:`ByteBudget` (through :func:`fetching`) for their size at most (its arrays' bytes as stored,
@@ -365,13 +368,20 @@ def _ahead(
             budget.pass_turn(order)
             fetches.done(order)
 
+    owed = threading.Event()  # a granule that fetched ahead has been gridded since memory last went back
+    exhausted = threading.Event()  # every item has been taken from ``items``
+
     def finish(order: int, item: T, ahead: _Ahead[S]) -> R:
         start = time.perf_counter()
         try:
             result = then(item, ahead.value, ahead.error)
         finally:  # its bytes are free once it is gridded: the next granule may fetch while this waits its turn
-            held = budget.release(order)
-        if held:  # what its opening and fetching threads freed sits in arenas the gridding does not take from
+            if budget.release(order):
+                owed.set()
+        # what the opening and fetching threads freed sits in arenas the gridding does not take from: it goes
+        # back with the last granule, not after each (that gave back the gridding's own free pages too)
+        if owed.is_set() and exhausted.is_set() and not pending:
+            owed.clear()
             _malloc.give_back()
         if ahead.error is None:
             budget.observe(gridded=time.perf_counter() - start)
@@ -380,6 +390,7 @@ def _ahead(
     def submit(pool: ThreadPoolExecutor) -> bool:
         item = next(source, _END)
         if item is _END:
+            exhausted.set()
             return False
         order = next(positions)
         context = contextvars.copy_context()
